@@ -1,0 +1,717 @@
+//! Access tokens (RFC 7519 JWTs): the in-process [`JwtValidator`] and the
+//! hand-built signing input the issuer signs through the key store.
+//!
+//! `jsonwebtoken` 11 verifies signatures and knows the algorithms, but by
+//! itself it ignores `crit`, `kid` and `typ`, has no size cap, accepts
+//! `exp == now` with zero leeway, accepts an `iss` array, reads the system
+//! clock, and builds its verifier from the key on every call. The validator
+//! closes those gaps: it pins each key to one algorithm, refuses unknown and
+//! revoked key ids before any cryptography, caps the size, refuses
+//! duplicate JSON members, any `crit`, a wrong `typ`, and checks the times
+//! against the injected [`Clock`] (`now >= exp + leeway` is expired). The
+//! signature itself is checked by `jsonwebtoken::crypto::verify` with a
+//! `DecodingKey` built once per key.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use security_core::{AccessClaims, Clock, SessionId, TenantId, TokenError, TokenValidator, UserId};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+
+use crate::config::MIN_HS256_KEY_BYTES;
+
+/// The largest token accepted, in bytes (checked before anything else).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The `typ` of the access tokens this crate issues (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// A verification key could not be added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// An HMAC key shorter than the hash output (RFC 7518 §3.2): refused.
+    #[error("HMAC key is too short: at least {min} bytes are required")]
+    WeakHmacKey {
+        /// The minimum length in bytes.
+        min: usize,
+    },
+    /// Not a valid Ed25519 public key.
+    #[error("not a valid Ed25519 public key")]
+    InvalidPublicKey,
+    /// The key id is empty or longer than 256 bytes.
+    #[error("key id must be 1 to 256 bytes")]
+    InvalidKeyId,
+}
+
+struct VerificationKey {
+    algorithm: Algorithm,
+    key: DecodingKey,
+    /// Tokens verified by a tenant's own key must name that tenant.
+    tenant: Option<TenantId>,
+}
+
+/// Revoked token ids, sessions and per-user cutoffs, shared by the
+/// service (which fills it as it revokes) and every validator.
+///
+/// Entries only need to outlive the access tokens they revoke, so they are
+/// dropped `retention` after they were added (the access-token lifetime
+/// plus the leeway is enough).
+pub struct RevocationList {
+    state: RwLock<RevocationState>,
+    retention: chrono::Duration,
+}
+
+#[derive(Default)]
+struct RevocationState {
+    /// jti → the token's expiry (Unix seconds).
+    jtis: HashMap<String, i64>,
+    /// session → when it was revoked.
+    sessions: HashMap<SessionId, DateTime<Utc>>,
+    /// user → tokens issued at or before this whole second are revoked.
+    users: HashMap<UserId, (i64, DateTime<Utc>)>,
+    inserts: u64,
+}
+
+impl fmt::Debug for RevocationList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.read();
+        f.debug_struct("RevocationList")
+            .field("jtis", &state.jtis.len())
+            .field("sessions", &state.sessions.len())
+            .field("users", &state.users.len())
+            .finish()
+    }
+}
+
+impl RevocationList {
+    /// An empty list whose entries are kept for `retention`.
+    pub fn new(retention: Duration) -> Self {
+        Self {
+            state: RwLock::new(RevocationState::default()),
+            retention: chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, RevocationState> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self, now: DateTime<Utc>) -> std::sync::RwLockWriteGuard<'_, RevocationState> {
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.inserts = state.inserts.wrapping_add(1);
+        if state.inserts.is_multiple_of(256) {
+            let cutoff = now - self.retention;
+            let now_secs = now.timestamp();
+            state.jtis.retain(|_, exp| *exp > now_secs);
+            state.sessions.retain(|_, at| *at > cutoff);
+            state.users.retain(|_, (_, at)| *at > cutoff);
+        }
+        state
+    }
+
+    /// Revokes one access token until it expires.
+    pub fn revoke_jti(&self, jti: &str, exp: i64, now: DateTime<Utc>) {
+        self.write(now).jtis.insert(jti.to_owned(), exp);
+    }
+
+    /// Revokes every access token of a session.
+    pub fn revoke_session(&self, session_id: SessionId, now: DateTime<Utc>) {
+        self.write(now).sessions.insert(session_id, now);
+    }
+
+    /// Revokes every access token of a user issued at or before `at`.
+    ///
+    /// `iat` has one-second resolution, so every token whose `iat` is the
+    /// second of `at` or earlier is refused; the issuer gives tokens it
+    /// issues later in that same second the next second as `iat`.
+    pub fn revoke_user(&self, user_id: UserId, at: DateTime<Utc>, now: DateTime<Utc>) {
+        let mut state = self.write(now);
+        let entry = state.users.entry(user_id).or_insert((at.timestamp(), now));
+        if at.timestamp() >= entry.0 {
+            *entry = (at.timestamp(), now);
+        }
+    }
+
+    /// The whole second at or before which a user's tokens are revoked.
+    pub fn user_cutoff(&self, user_id: UserId) -> Option<i64> {
+        self.read().users.get(&user_id).map(|(secs, _)| *secs)
+    }
+
+    fn check(
+        &self,
+        jti: Option<&str>,
+        session: Option<SessionId>,
+        user: Option<UserId>,
+        iat: Option<i64>,
+    ) -> Result<(), TokenError> {
+        let state = self.read();
+        if jti.is_some_and(|j| state.jtis.contains_key(j))
+            || session.is_some_and(|s| state.sessions.contains_key(&s))
+        {
+            return Err(TokenError::Revoked);
+        }
+        if let Some(user) = user
+            && let Some((cutoff, _)) = state.users.get(&user)
+            && iat.is_none_or(|iat| iat <= *cutoff)
+        {
+            return Err(TokenError::Revoked);
+        }
+        Ok(())
+    }
+}
+
+/// Validates JWTs in-process against a fixed set of keys, each pinned to
+/// one algorithm.
+///
+/// Checks, in order (each failure is a distinct [`TokenError`]): size cap;
+/// exactly three base64url segments (no padding, no whitespace); a header
+/// that is a JSON object without duplicate members; `alg` a string in the
+/// allow-list; no `crit`; `typ` as configured; `kid` present, not revoked
+/// (before any cryptography), known, and bound to the header's `alg`; the
+/// signature; a payload that is a JSON object without duplicate members;
+/// `exp` required (`now >= exp + leeway` is expired, so `exp == now` is
+/// refused with zero leeway); `nbf` (`now < nbf - leeway`); `iat` not in
+/// the future beyond the leeway; `iss` a single string among the accepted
+/// ones; `aud` present and accepted when audiences are configured, absent
+/// otherwise; a tenant key's tokens name its tenant; revoked `jti`,
+/// session and user cutoffs.
+pub struct JwtValidator {
+    keys: RwLock<HashMap<String, Arc<VerificationKey>>>,
+    revoked_kids: RwLock<HashSet<String>>,
+    algorithms: Vec<Algorithm>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    typ: Option<String>,
+    leeway: i64,
+    max_bytes: usize,
+    clock: Arc<dyn Clock>,
+    revocations: Arc<RevocationList>,
+}
+
+impl fmt::Debug for JwtValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtValidator")
+            .field("keys", &self.keys.read().map_or(0, |k| k.len()))
+            .field("algorithms", &self.algorithms)
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .field("typ", &self.typ)
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`JwtValidator`].
+pub struct JwtValidatorBuilder {
+    algorithms: Vec<Algorithm>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    typ: Option<String>,
+    leeway: Duration,
+    max_bytes: usize,
+    revocations: Option<Arc<RevocationList>>,
+    revoked_kids: Vec<String>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for JwtValidatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtValidatorBuilder")
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtValidatorBuilder {
+    /// Accepts only these algorithms (default: `EdDSA` and `HS256`).
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// Accepts tokens from this issuer (may be called several times). With
+    /// none, `iss` is not checked.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens for this audience (may be called several times).
+    /// With none, a token that names an audience is refused.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Requires this `typ` header (compared case-insensitively, with or
+    /// without the `application/` prefix). Default: not checked.
+    pub fn typ(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The largest token accepted (default [`DEFAULT_MAX_TOKEN_BYTES`]).
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Shares a revocation list (default: a new one keeping entries 1 h).
+    pub fn revocations(mut self, revocations: Arc<RevocationList>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// Refuses tokens whose `kid` is this one, before any cryptography.
+    pub fn revoked_kid(mut self, kid: impl Into<String>) -> Self {
+        self.revoked_kids.push(kid.into());
+        self
+    }
+
+    /// The validator.
+    pub fn build(self) -> JwtValidator {
+        JwtValidator {
+            keys: RwLock::new(HashMap::new()),
+            revoked_kids: RwLock::new(self.revoked_kids.into_iter().collect()),
+            algorithms: self.algorithms,
+            issuers: self.issuers,
+            audiences: self.audiences,
+            typ: self.typ,
+            leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+            max_bytes: self.max_bytes,
+            clock: self.clock,
+            revocations: self
+                .revocations
+                .unwrap_or_else(|| Arc::new(RevocationList::new(Duration::from_secs(3600)))),
+        }
+    }
+}
+
+/// The header members the validator reads. Unknown members are ignored
+/// (RFC 7515 §4); duplicates of these are refused by the derived
+/// deserializer (also when the name is escaped, as in `"\u0061lg"`).
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    typ: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    crit: Present,
+}
+
+/// Whether a member was there at all (whatever its value, `null` included).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer)?;
+        Ok(Self(true))
+    }
+}
+
+/// The registered claims, typed strictly: `iss` one string, times whole
+/// numbers that fit an `i64`.
+#[derive(Deserialize)]
+struct Registered<'a> {
+    #[serde(default, borrow)]
+    iss: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    aud: Option<AudienceClaim>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default, borrow)]
+    jti: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    tenant_id: Option<TenantId>,
+    #[serde(default)]
+    user_id: Option<UserId>,
+    #[serde(default)]
+    session_id: Option<SessionId>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AudienceClaim {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl AudienceClaim {
+    fn any_in(&self, accepted: &[String]) -> bool {
+        match self {
+            Self::One(a) => accepted.contains(a),
+            Self::Many(list) => list.iter().any(|a| accepted.contains(a)),
+        }
+    }
+}
+
+fn algorithm_named(name: &str) -> Option<Algorithm> {
+    // Case-sensitive, allow-list: only the two algorithms this family uses.
+    match name {
+        "EdDSA" => Some(Algorithm::EdDSA),
+        "HS256" => Some(Algorithm::HS256),
+        _ => None,
+    }
+}
+
+fn is_json_object(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+}
+
+fn typ_matches(expected: &str, actual: &str) -> bool {
+    let strip = |t: &str| {
+        let lower = t.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map_or_else(|| lower.clone(), str::to_owned)
+    };
+    strip(expected) == strip(actual)
+}
+
+impl JwtValidator {
+    /// A builder; times are read from `clock`.
+    pub fn builder(clock: Arc<dyn Clock>) -> JwtValidatorBuilder {
+        JwtValidatorBuilder {
+            algorithms: vec![Algorithm::EdDSA, Algorithm::HS256],
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            typ: None,
+            leeway: Duration::from_secs(60),
+            max_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            revocations: None,
+            revoked_kids: Vec::new(),
+            clock,
+        }
+    }
+
+    /// The shared revocation list.
+    pub fn revocations(&self) -> &Arc<RevocationList> {
+        &self.revocations
+    }
+
+    fn insert(&self, kid: &str, key: VerificationKey) -> Result<(), KeyError> {
+        if kid.is_empty() || kid.len() > 256 {
+            return Err(KeyError::InvalidKeyId);
+        }
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(kid.to_owned(), Arc::new(key));
+        Ok(())
+    }
+
+    /// Adds an HS256 key (at least 32 bytes).
+    pub fn add_hs256_key(&self, kid: &str, secret: &[u8]) -> Result<(), KeyError> {
+        if secret.len() < MIN_HS256_KEY_BYTES {
+            return Err(KeyError::WeakHmacKey {
+                min: MIN_HS256_KEY_BYTES,
+            });
+        }
+        self.insert(
+            kid,
+            VerificationKey {
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(secret),
+                tenant: None,
+            },
+        )
+    }
+
+    /// Adds an Ed25519 public key (32 raw bytes). With a tenant, tokens
+    /// verified by it must carry that `tenant_id`.
+    pub fn add_ed25519_key(
+        &self,
+        kid: &str,
+        public_key: &[u8],
+        tenant: Option<TenantId>,
+    ) -> Result<(), KeyError> {
+        let bytes: &[u8; 32] = public_key
+            .try_into()
+            .map_err(|_| KeyError::InvalidPublicKey)?;
+        // Refuse keys that are not points of the curve now, not at the first token.
+        security_crypto::Ed25519PublicKey::from_bytes(bytes)
+            .map_err(|_| KeyError::InvalidPublicKey)?;
+        self.insert(
+            kid,
+            VerificationKey {
+                algorithm: Algorithm::EdDSA,
+                key: DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(bytes))
+                    .map_err(|_| KeyError::InvalidPublicKey)?,
+                tenant,
+            },
+        )
+    }
+
+    /// Whether a key id is known (and not revoked).
+    pub fn has_key(&self, kid: &str) -> bool {
+        !self.is_revoked_kid(kid)
+            && self
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains_key(kid)
+    }
+
+    /// Refuses every token signed by this key from now on.
+    pub fn revoke_kid(&self, kid: &str) {
+        self.revoked_kids
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(kid.to_owned());
+    }
+
+    fn is_revoked_kid(&self, kid: &str) -> bool {
+        let revoked = self
+            .revoked_kids
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !revoked.is_empty() && revoked.contains(kid)
+    }
+
+    /// Validates `token` and returns its claims as `T` (any type that
+    /// deserializes from the payload; [`AccessClaims`] for this family's
+    /// access tokens).
+    pub fn validate_as<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        if token.len() > self.max_bytes {
+            return Err(TokenError::TooLarge);
+        }
+        // At most four parts: a longer split is never needed to refuse.
+        let mut parts = token.splitn(4, '.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        if !is_json_object(&header_bytes) {
+            return Err(TokenError::Malformed);
+        }
+        let header: Header<'_> =
+            serde_json::from_slice(&header_bytes).map_err(|_| TokenError::Malformed)?;
+        let algorithm = algorithm_named(&header.alg)
+            .filter(|a| self.algorithms.contains(a))
+            .ok_or(TokenError::Algorithm)?;
+        if header.crit.0 {
+            // No extension is understood, so any `crit` is refused (RFC 7515 §4.1.11).
+            return Err(TokenError::Header);
+        }
+        if let Some(expected) = &self.typ
+            && !header
+                .typ
+                .as_deref()
+                .is_some_and(|t| typ_matches(expected, t))
+        {
+            return Err(TokenError::Header);
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        if self.is_revoked_kid(kid) {
+            return Err(TokenError::RevokedKey);
+        }
+        let key = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(kid)
+            .cloned()
+            .ok_or(TokenError::UnknownKey)?;
+        if key.algorithm != algorithm {
+            return Err(TokenError::Algorithm);
+        }
+        let signing_input_len = header_b64.len() + 1 + payload_b64.len();
+        let signing_input = token
+            .as_bytes()
+            .get(..signing_input_len)
+            .ok_or(TokenError::Malformed)?;
+        match jsonwebtoken::crypto::verify(signature_b64, signing_input, &key.key, algorithm) {
+            Ok(true) => {}
+            Ok(false) => return Err(TokenError::Signature),
+            Err(_) => return Err(TokenError::Malformed),
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        if !is_json_object(&payload) {
+            return Err(TokenError::Malformed);
+        }
+        let registered: Registered<'_> =
+            serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        self.check_registered(&registered, key.tenant)?;
+        serde_json::from_slice(&payload).map_err(|_| TokenError::MissingClaim)
+    }
+
+    fn check_registered(
+        &self,
+        claims: &Registered<'_>,
+        tenant: Option<TenantId>,
+    ) -> Result<(), TokenError> {
+        let now = self.clock.now().timestamp();
+        let exp = claims.exp.ok_or(TokenError::MissingClaim)?;
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| now < nbf.saturating_sub(self.leeway))
+            || claims
+                .iat
+                .is_some_and(|iat| iat > now.saturating_add(self.leeway))
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        if !self.issuers.is_empty() {
+            let iss = claims.iss.as_deref().ok_or(TokenError::MissingClaim)?;
+            if !self.issuers.iter().any(|i| i == iss) {
+                return Err(TokenError::Issuer);
+            }
+        }
+        match (&claims.aud, self.audiences.is_empty()) {
+            (None, true) => {}
+            (Some(aud), false) if aud.any_in(&self.audiences) => {}
+            (None, false) => return Err(TokenError::MissingClaim),
+            (Some(_), _) => return Err(TokenError::Audience),
+        }
+        if let Some(tenant) = tenant
+            && claims.tenant_id != Some(tenant)
+        {
+            return Err(TokenError::Signature);
+        }
+        self.revocations.check(
+            claims.jti.as_deref(),
+            claims.session_id,
+            claims.user_id,
+            claims.iat,
+        )
+    }
+}
+
+impl TokenValidator for JwtValidator {
+    fn validate(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.validate_as(token)
+    }
+}
+
+/// The JWS signing input `base64url(header) "." base64url(claims)` of an
+/// access token, built by hand: the issuer signs it through
+/// [`KeyStore::sign`](security_core::KeyStore::sign) because the private key
+/// never leaves the key store, and `jsonwebtoken::encode` would need the
+/// private key in an `EncodingKey`.
+pub(crate) fn signing_input(
+    alg: &str,
+    kid: &str,
+    claims: &AccessClaims,
+) -> Result<String, serde_json::Error> {
+    let header = serde_json::json!({ "alg": alg, "typ": ACCESS_TOKEN_TYP, "kid": kid });
+    let header = serde_json::to_vec(&header)?;
+    let claims = serde_json::to_vec(claims)?;
+    let mut input = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 4);
+    URL_SAFE_NO_PAD.encode_string(header, &mut input);
+    input.push('.');
+    URL_SAFE_NO_PAD.encode_string(claims, &mut input);
+    Ok(input)
+}
+
+/// Appends the signature segment.
+pub(crate) fn finish(mut signing_input: String, signature: &[u8]) -> String {
+    signing_input.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut signing_input);
+    signing_input
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use security_core::ManualClock;
+
+    use super::*;
+
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(
+            Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn weak_hmac_keys_and_bad_public_keys_are_refused() {
+        let v = JwtValidator::builder(clock()).build();
+        assert_eq!(
+            v.add_hs256_key("k", b"secret"),
+            Err(KeyError::WeakHmacKey { min: 32 })
+        );
+        assert_eq!(
+            v.add_ed25519_key("k", &[1; 31], None),
+            Err(KeyError::InvalidPublicKey)
+        );
+        assert_eq!(v.add_hs256_key("", &[7; 32]), Err(KeyError::InvalidKeyId));
+        assert!(v.add_hs256_key("k", &[7; 32]).is_ok());
+        assert!(v.has_key("k"));
+        v.revoke_kid("k");
+        assert!(!v.has_key("k"));
+    }
+
+    #[test]
+    fn typ_comparison_is_case_insensitive_and_prefix_tolerant() {
+        assert!(typ_matches("at+jwt", "AT+JWT"));
+        assert!(typ_matches("at+jwt", "application/at+jwt"));
+        assert!(!typ_matches("at+jwt", "JWT"));
+        assert!(!typ_matches("at+jwt", "rt+jwt"));
+    }
+
+    #[test]
+    fn revocation_list_prunes_and_orders_cutoffs() {
+        let list = RevocationList::new(Duration::from_secs(60));
+        let t0 = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        let user = UserId::from_uuid(uuid::Uuid::from_u128(1));
+        list.revoke_user(user, t0 + chrono::Duration::seconds(5), t0);
+        list.revoke_user(user, t0, t0);
+        assert_eq!(list.user_cutoff(user), Some(1_700_000_005));
+        assert_eq!(
+            list.check(None, None, Some(user), Some(1_700_000_005)),
+            Err(TokenError::Revoked)
+        );
+        assert_eq!(
+            list.check(None, None, Some(user), Some(1_700_000_006)),
+            Ok(())
+        );
+        for i in 0..300 {
+            list.revoke_jti(
+                &format!("j{i}"),
+                1_700_000_010,
+                t0 + chrono::Duration::seconds(120),
+            );
+        }
+        // Expired jtis and old user cutoffs were swept.
+        assert_eq!(list.user_cutoff(user), None);
+        assert!(list.read().jtis.len() < 300);
+    }
+}

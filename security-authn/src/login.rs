@@ -1,0 +1,1034 @@
+//! The login flows: password (then MFA, then a forced password change),
+//! API key, public-key challenge/response.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use security_core::{
+    Account, Actor, AuthMethod, ClientInfo, CommandContext, Credential, CredentialType,
+    FailureReason, MfaProof, TenantId, User, UserCommand, UserId, UserStatus, fold_username,
+};
+
+use crate::audit::{AuthAuditEvent, ThrottleScope, audit_key_owner};
+use crate::backup::{self, SealedCodes};
+use crate::challenge::{Challenge, ChallengeKind};
+use crate::error::AuthnError;
+use crate::service::{
+    API_KEY_PREFIX, AuthenticationService, TokenPair, blocking, parse_opaque_token,
+};
+use crate::totp::TotpSecret;
+
+/// Prefix of MFA challenges.
+const MFA_CHALLENGE_PREFIX: &str = "sec_mfa_";
+/// Prefix of password-change tickets.
+const PASSWORD_TICKET_PREFIX: &str = "sec_pwc_";
+/// Prefix of public-key challenges.
+const PUBLIC_KEY_CHALLENGE_PREFIX: &str = "sec_pkc_";
+
+/// What a login step led to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// The user is in: a session started.
+    Authenticated(TokenPair),
+    /// The password was right; a second factor is needed
+    /// ([`AuthenticationService::verify_mfa`]).
+    MfaRequired(MfaChallenge),
+    /// The credentials were right but the password is temporary or
+    /// expired: it must be changed
+    /// ([`AuthenticationService::complete_password_change`]).
+    PasswordChangeRequired(PasswordChangeTicket),
+}
+
+impl LoginOutcome {
+    /// The tokens, if the user is in.
+    pub fn into_tokens(self) -> Option<TokenPair> {
+        match self {
+            Self::Authenticated(tokens) => Some(tokens),
+            _ => None,
+        }
+    }
+}
+
+/// A short-lived, single-use MFA challenge. `Debug` hides it.
+pub struct MfaChallenge {
+    /// The challenge to send back with the code.
+    pub challenge: SecretString,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for MfaChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MfaChallenge")
+            .field("challenge", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A short-lived, single-use ticket to set a new password and finish the
+/// login. `Debug` hides it.
+pub struct PasswordChangeTicket {
+    /// The ticket to send back with the new password.
+    pub ticket: SecretString,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for PasswordChangeTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChangeTicket")
+            .field("ticket", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A nonce to sign with the user's key, and the challenge it belongs to.
+pub struct PublicKeyChallenge {
+    /// The challenge to send back with the signature. Secret.
+    pub challenge: SecretString,
+    /// The nonce (unpadded base64url of 32 random bytes): the client signs
+    /// the UTF-8 bytes of this text with its Ed25519 / nkey seed.
+    pub nonce: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for PublicKeyChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKeyChallenge")
+            .field("challenge", &"[REDACTED]")
+            .field("nonce", &self.nonce)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+fn remaining(now: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Option<Duration> {
+    until.map(|u| (u - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+fn lock_error(user: &User, now: DateTime<Utc>) -> AuthnError {
+    let until = match &user.status {
+        UserStatus::Locked { until, .. } => *until,
+        _ => None,
+    };
+    AuthnError::UserLocked {
+        retry_after: remaining(now, until),
+    }
+}
+
+/// The longest username looked at, in bytes: no user has a longer one
+/// (usernames are at most 256 characters), and a longer input is cut before
+/// it reaches a rate-limiter key, a lockout entry or an audit event.
+const MAX_USERNAME_BYTES: usize = 1024;
+
+fn bounded(username: &str) -> &str {
+    if username.len() <= MAX_USERNAME_BYTES {
+        return username;
+    }
+    let mut end = MAX_USERNAME_BYTES;
+    while !username.is_char_boundary(end) {
+        end -= 1;
+    }
+    &username[..end]
+}
+
+fn ip_key(kind: &str, client: &ClientInfo) -> Option<String> {
+    client.ip.map(|ip| format!("{kind}:ip:{ip}"))
+}
+
+/// An attempt that failed without (or before) a user stream.
+struct Attempt<'a> {
+    user_id: Option<UserId>,
+    username: Option<&'a str>,
+    method: AuthMethod,
+    reason: FailureReason,
+    throttled: Option<(ThrottleScope, Duration)>,
+}
+
+impl AuthenticationService {
+    async fn audit_attempt(
+        &self,
+        ctx: &CommandContext,
+        attempt: Attempt<'_>,
+        client: &ClientInfo,
+    ) -> Result<(), AuthnError> {
+        let username = match attempt.username {
+            Some(name) => Some(
+                self.inner
+                    .keys
+                    .store()
+                    .seal(audit_key_owner(ctx.tenant_id), name.as_bytes())
+                    .await?,
+            ),
+            None => None,
+        };
+        let event = AuthAuditEvent::AuthenticationAttemptFailed {
+            user_id: attempt.user_id,
+            username,
+            method: attempt.method,
+            reason: attempt.reason,
+            throttled: attempt.throttled.map(|(scope, _)| scope),
+            retry_after_secs: attempt.throttled.map(|(_, d)| d.as_secs()),
+            client: client.clone(),
+            failed_at: ctx.now,
+        };
+        self.record_audit(ctx, &event).await
+    }
+
+    async fn record_failure(
+        &self,
+        ctx: &CommandContext,
+        user_id: UserId,
+        reason: FailureReason,
+        lockout: bool,
+        client: &ClientInfo,
+    ) -> Result<(), AuthnError> {
+        let command = UserCommand::RecordAuthenticationFailure {
+            reason,
+            client: client.clone(),
+            lockout: lockout.then_some(self.inner.config.lockout),
+        };
+        self.user_command(ctx, user_id, command).await.map(|_| ())
+    }
+
+    async fn active_account(
+        &self,
+        ctx: &CommandContext,
+        user_id: Option<UserId>,
+        username: Option<&str>,
+        method: AuthMethod,
+        client: &ClientInfo,
+    ) -> Result<Option<Account>, AuthnError> {
+        let account = self.account(ctx.tenant_id).await?;
+        if account.id.is_none() {
+            return Ok(None);
+        }
+        if let Err(e) = account.check_active(ctx.now) {
+            let attempt = Attempt {
+                user_id,
+                username: if user_id.is_some() { None } else { username },
+                method,
+                reason: FailureReason::AccountInactive,
+                throttled: None,
+            };
+            self.audit_attempt(ctx, attempt, client).await?;
+            return Err(e.into());
+        }
+        Ok(Some(account))
+    }
+
+    /// Logs a user in with a username and password.
+    ///
+    /// Throttled per client IP and per username (`AUTH_RATE_LIMIT`); a
+    /// refusal carries `retry_after`. An unknown username costs the same
+    /// hashing work as a known one and gets the same error
+    /// ([`AuthnError::InvalidCredentials`]); it also "locks" like a real
+    /// user, so a lockout does not reveal that a username exists. A locked
+    /// user is refused whatever the password (no password oracle during a
+    /// lock). Consecutive failures lock the user for a growing time.
+    ///
+    /// Every attempt is an event: in the user's stream when the username
+    /// matches a user, in the tenant's auth-audit stream otherwise.
+    pub async fn authenticate(
+        &self,
+        tenant: TenantId,
+        username: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, AuthnError> {
+        let username = bounded(username);
+        let ctx = self.context(tenant, None);
+        let now = ctx.now;
+        let folded = fold_username(username);
+        let keys = [
+            ip_key("login", client),
+            Some(format!("login:user:{tenant}:{folded}")),
+        ];
+        if let Some((which, retry_after)) = self
+            .throttle(&keys, self.inner.config.login_rate, now)
+            .await?
+        {
+            let scope = if which == 0 {
+                ThrottleScope::Ip
+            } else {
+                ThrottleScope::User
+            };
+            let attempt = Attempt {
+                user_id: None,
+                username: Some(username),
+                method: AuthMethod::Password,
+                reason: FailureReason::Throttled,
+                throttled: Some((scope, retry_after)),
+            };
+            self.audit_attempt(&ctx, attempt, client).await?;
+            return Err(AuthnError::Throttled { retry_after });
+        }
+        let Some(account) = self
+            .active_account(&ctx, None, Some(username), AuthMethod::Password, client)
+            .await?
+        else {
+            // No such tenant: same work, same answer, nowhere to record.
+            self.dummy_verify(password).await?;
+            return Err(AuthnError::InvalidCredentials);
+        };
+        let user = match account.user_by_name(username) {
+            Some(user_id) => self.user(tenant, user_id).await?,
+            None => None,
+        };
+        match user {
+            Some(user) => {
+                self.password_login(ctx, account, user, password, client)
+                    .await
+            }
+            None => {
+                self.unknown_user_login(&ctx, username, &folded, password, client)
+                    .await
+            }
+        }
+    }
+
+    fn too_long(&self, password: &SecretString) -> bool {
+        password.expose_secret().len() > self.inner.config.password_policy.max_bytes
+    }
+
+    async fn dummy_verify(&self, password: &SecretString) -> Result<(), AuthnError> {
+        if self.too_long(password) {
+            return Ok(());
+        }
+        let hasher = std::sync::Arc::clone(&self.inner.hasher);
+        let password = password.clone();
+        blocking(move || hasher.dummy_verify(&password)).await
+    }
+
+    /// Whether `password` matches the sealed PHC hash. Exactly one hasher
+    /// call (a dummy one when there is no hash), none for an over-long
+    /// password, whatever the outcome.
+    pub(crate) async fn verify_password(
+        &self,
+        sealed: Option<&security_core::SealedSecret>,
+        password: &SecretString,
+    ) -> Result<bool, AuthnError> {
+        if self.too_long(password) {
+            return Ok(false);
+        }
+        let Some(sealed) = sealed else {
+            self.dummy_verify(password).await?;
+            return Ok(false);
+        };
+        let phc = self.unseal_text(sealed).await?;
+        let hasher = std::sync::Arc::clone(&self.inner.hasher);
+        let password = password.clone();
+        match blocking(move || hasher.verify(&password, &phc)).await? {
+            Ok(matches) => Ok(matches),
+            Err(error) => {
+                tracing::warn!(%error, "stored password hash could not be checked");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn unknown_user_login(
+        &self,
+        ctx: &CommandContext,
+        username: &str,
+        folded: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, AuthnError> {
+        self.verify_password(None, password).await?;
+        let locked_until = self
+            .inner
+            .phantoms
+            .locked_until(ctx.tenant_id, folded, ctx.now);
+        self.inner
+            .phantoms
+            .record_failure(ctx.tenant_id, folded, ctx.now);
+        let attempt = Attempt {
+            user_id: None,
+            username: Some(username),
+            method: AuthMethod::Password,
+            reason: if locked_until.is_some() {
+                FailureReason::UserLocked
+            } else {
+                FailureReason::BadPassword
+            },
+            throttled: None,
+        };
+        self.audit_attempt(ctx, attempt, client).await?;
+        match locked_until {
+            Some(until) => Err(AuthnError::UserLocked {
+                retry_after: remaining(ctx.now, Some(until)),
+            }),
+            None => Err(AuthnError::InvalidCredentials),
+        }
+    }
+
+    async fn password_login(
+        &self,
+        ctx: CommandContext,
+        account: Account,
+        user: User,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, AuthnError> {
+        let now = ctx.now;
+        let Some(user_id) = user.id else {
+            return Err(AuthnError::InvalidCredentials);
+        };
+        let verified = self.verify_password(user.password_hash(), password).await?;
+        if user.is_locked_at(now) {
+            self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
+                .await?;
+            return Err(lock_error(&user, now));
+        }
+        if user.status == UserStatus::Expired {
+            // No lockout: a lock would replace the expired status.
+            let reason = if verified {
+                FailureReason::UserExpired
+            } else {
+                FailureReason::BadPassword
+            };
+            self.record_failure(&ctx, user_id, reason, false, client)
+                .await?;
+            return Err(if verified {
+                AuthnError::UserExpired
+            } else {
+                AuthnError::InvalidCredentials
+            });
+        }
+        if !verified {
+            self.record_failure(&ctx, user_id, FailureReason::BadPassword, true, client)
+                .await?;
+            return Err(AuthnError::InvalidCredentials);
+        }
+        let ctx = ctx.with_actor(Actor::user(user_id));
+        self.rehash_if_needed(&ctx, &user, password).await;
+        let mut must_change = user.password_must_change;
+        if !must_change && self.password_too_old(&user, now) {
+            self.user_command(&ctx, user_id, UserCommand::ExpirePassword)
+                .await?;
+            must_change = true;
+        }
+        if user.mfa.enabled {
+            return self
+                .issue_mfa_challenge(&ctx, user_id, must_change, client)
+                .await;
+        }
+        if must_change {
+            return self
+                .issue_password_ticket(&ctx, user_id, AuthMethod::Password, client)
+                .await;
+        }
+        self.finish_login(&ctx, &account, user_id, AuthMethod::Password, client)
+            .await
+            .map(LoginOutcome::Authenticated)
+    }
+
+    fn password_too_old(&self, user: &User, now: DateTime<Utc>) -> bool {
+        let Some(max_age) = self.inner.config.password_policy.max_age else {
+            return false;
+        };
+        let max_age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+        user.password_hash().is_some()
+            && user
+                .password_changed_at
+                .is_some_and(|changed| now >= changed + max_age)
+    }
+
+    /// Replaces a hash made with weaker parameters (never fails the login).
+    async fn rehash_if_needed(&self, ctx: &CommandContext, user: &User, password: &SecretString) {
+        let (Some(user_id), Some(sealed)) = (user.id, user.password_hash()) else {
+            return;
+        };
+        let result = async {
+            let phc = self.unseal_text(sealed).await?;
+            if !self.inner.hasher.needs_rehash(&phc) {
+                return Ok(());
+            }
+            let new_hash = self.seal_password(ctx.tenant_id, user_id, password).await?;
+            self.user_command(ctx, user_id, UserCommand::RehashPassword { new_hash })
+                .await
+                .map(|_| ())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "password rehash failed; the old hash stays");
+        }
+    }
+
+    /// Hashes a password and seals the PHC string with the user's data key.
+    pub(crate) async fn seal_password(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+        password: &SecretString,
+    ) -> Result<security_core::SealedSecret, AuthnError> {
+        let hasher = std::sync::Arc::clone(&self.inner.hasher);
+        let password = password.clone();
+        let phc = blocking(move || hasher.hash(&password))
+            .await?
+            .map_err(AuthnError::crypto)?;
+        self.seal_for(tenant, user_id.as_uuid(), phc.expose_secret().as_bytes())
+            .await
+    }
+
+    async fn issue_mfa_challenge(
+        &self,
+        ctx: &CommandContext,
+        user_id: UserId,
+        then_change_password: bool,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, AuthnError> {
+        let expires_at = ctx.now + self.challenge_ttl();
+        let challenge = self.inner.challenges.issue(
+            MFA_CHALLENGE_PREFIX,
+            Challenge {
+                tenant: ctx.tenant_id,
+                user_id: Some(user_id),
+                kind: ChallengeKind::Mfa {
+                    then_change_password,
+                },
+                expires_at,
+                failures: 0,
+            },
+            ctx.now,
+        )?;
+        let event = AuthAuditEvent::MfaChallenged {
+            user_id,
+            client: client.clone(),
+            expires_at,
+            challenged_at: ctx.now,
+        };
+        self.record_audit(ctx, &event).await?;
+        Ok(LoginOutcome::MfaRequired(MfaChallenge {
+            challenge,
+            expires_at,
+        }))
+    }
+
+    async fn issue_password_ticket(
+        &self,
+        ctx: &CommandContext,
+        user_id: UserId,
+        method: AuthMethod,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, AuthnError> {
+        let expires_at = ctx.now + self.challenge_ttl();
+        let ticket = self.inner.challenges.issue(
+            PASSWORD_TICKET_PREFIX,
+            Challenge {
+                tenant: ctx.tenant_id,
+                user_id: Some(user_id),
+                kind: ChallengeKind::PasswordChange { method },
+                expires_at,
+                failures: 0,
+            },
+            ctx.now,
+        )?;
+        let event = AuthAuditEvent::PasswordChangeRequired {
+            user_id,
+            client: client.clone(),
+            required_at: ctx.now,
+        };
+        self.record_audit(ctx, &event).await?;
+        Ok(LoginOutcome::PasswordChangeRequired(PasswordChangeTicket {
+            ticket,
+            expires_at,
+        }))
+    }
+
+    fn challenge_ttl(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.inner.config.challenge_ttl)
+            .unwrap_or(chrono::Duration::minutes(5))
+    }
+
+    /// Records the authentication and opens a session.
+    async fn finish_login(
+        &self,
+        ctx: &CommandContext,
+        account: &Account,
+        user_id: UserId,
+        method: AuthMethod,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthnError> {
+        let outcome = self
+            .user_command(
+                ctx,
+                user_id,
+                UserCommand::RecordAuthentication {
+                    method,
+                    client: client.clone(),
+                },
+            )
+            .await?;
+        self.open_session(ctx, &outcome.state, account, method, client)
+            .await
+    }
+
+    /// Completes a login with a second factor: a TOTP code (each time step
+    /// works once: a replayed code is refused) or a backup code (each works
+    /// once). Throttled per IP and per user (`MFA_RATE_LIMIT`); wrong codes
+    /// count towards the user's lockout, and a challenge allows
+    /// `challenge_max_attempts` wrong codes.
+    pub async fn verify_mfa(
+        &self,
+        challenge: &SecretString,
+        code: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, AuthnError> {
+        let now = self.now();
+        let mut pending = self
+            .inner
+            .challenges
+            .take(challenge, now)
+            .ok_or(AuthnError::InvalidChallenge)?;
+        let (
+            ChallengeKind::Mfa {
+                then_change_password,
+            },
+            Some(user_id),
+        ) = (pending.kind.clone(), pending.user_id)
+        else {
+            self.inner.challenges.put_back(challenge, pending);
+            return Err(AuthnError::InvalidChallenge);
+        };
+        let tenant = pending.tenant;
+        let ctx = self.context(tenant, Some(Actor::user(user_id)));
+        let keys = [
+            ip_key("mfa", client),
+            Some(format!("mfa:user:{tenant}:{user_id}")),
+        ];
+        if let Some((which, retry_after)) = self
+            .throttle(&keys, self.inner.config.mfa_rate, now)
+            .await?
+        {
+            self.inner.challenges.put_back(challenge, pending);
+            let attempt = Attempt {
+                user_id: Some(user_id),
+                username: None,
+                method: AuthMethod::PasswordTotp,
+                reason: FailureReason::Throttled,
+                throttled: Some((
+                    if which == 0 {
+                        ThrottleScope::Ip
+                    } else {
+                        ThrottleScope::User
+                    },
+                    retry_after,
+                )),
+            };
+            self.audit_attempt(&ctx, attempt, client).await?;
+            return Err(AuthnError::Throttled { retry_after });
+        }
+        let user = self
+            .user(tenant, user_id)
+            .await?
+            .ok_or(AuthnError::InvalidChallenge)?;
+        if user.is_locked_at(now) {
+            return Err(lock_error(&user, now));
+        }
+        user.check_can_authenticate(now)?;
+        let Some(account) = self
+            .active_account(&ctx, Some(user_id), None, AuthMethod::PasswordTotp, client)
+            .await?
+        else {
+            return Err(AuthnError::InvalidChallenge);
+        };
+        let proof = self.second_factor(&user, code, now).await?;
+        let verified = match proof {
+            Some(proof) => {
+                let command = UserCommand::RecordMfaSuccess {
+                    proof,
+                    client: client.clone(),
+                };
+                match self.user_command(&ctx, user_id, command).await {
+                    Ok(_) => Some(proof),
+                    // A concurrent login used the same step or code first.
+                    Err(AuthnError::Rejected(_)) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => None,
+        };
+        let Some(proof) = verified else {
+            let command = UserCommand::RecordMfaFailure {
+                client: client.clone(),
+                lockout: Some(self.inner.config.lockout),
+            };
+            self.user_command(&ctx, user_id, command).await?;
+            pending.failures += 1;
+            if pending.failures < self.inner.config.challenge_max_attempts {
+                self.inner.challenges.put_back(challenge, pending);
+            }
+            return Err(AuthnError::InvalidMfaCode);
+        };
+        let method = match proof {
+            MfaProof::Totp { .. } => AuthMethod::PasswordTotp,
+            MfaProof::BackupCode { .. } => AuthMethod::PasswordBackupCode,
+        };
+        if then_change_password {
+            return self
+                .issue_password_ticket(&ctx, user_id, method, client)
+                .await;
+        }
+        self.finish_login(&ctx, &account, user_id, method, client)
+            .await
+            .map(LoginOutcome::Authenticated)
+    }
+
+    /// What a code proves for this user, if anything: a TOTP step newer than
+    /// the last one used, or an unused backup code.
+    async fn second_factor(
+        &self,
+        user: &User,
+        code: &SecretString,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MfaProof>, AuthnError> {
+        let Some(user_id) = user.id else {
+            return Ok(None);
+        };
+        let text: String = code
+            .expose_secret()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let text = zeroize::Zeroizing::new(text);
+        let totp = &self.inner.config.totp;
+        if text.len() == usize::from(totp.digits) && text.bytes().all(|b| b.is_ascii_digit()) {
+            let Some(sealed) = &user.mfa.secret else {
+                return Ok(None);
+            };
+            let secret = TotpSecret::from_bytes(self.unseal(sealed).await?.expose_secret());
+            return Ok(match totp.verify(&secret, &text, now) {
+                Some(step) if user.mfa.last_step.is_none_or(|last| step > last) => {
+                    Some(MfaProof::Totp { step })
+                }
+                _ => None,
+            });
+        }
+        let (Some(normalized), Some(sealed)) = (backup::normalize(&text), &user.mfa.backup_codes)
+        else {
+            return Ok(None);
+        };
+        let codes: SealedCodes = serde_json::from_slice(self.unseal(sealed).await?.expose_secret())
+            .map_err(|_| AuthnError::KeyStore(security_core::KeyStoreError::Unseal))?;
+        let message = backup::hash_input(user_id, &normalized);
+        let tag = self
+            .inner
+            .keys
+            .lookup_hash_with(codes.kid, &message)
+            .await?;
+        let mut found = None;
+        for (index, hash) in codes.hashes.iter().enumerate() {
+            let Ok(index) = u8::try_from(index) else {
+                break;
+            };
+            if user.mfa.backup_codes_used.contains(&index) {
+                continue;
+            }
+            let Ok(stored) = URL_SAFE_NO_PAD.decode(hash) else {
+                continue;
+            };
+            let matches = match &tag {
+                Some(tag) => tag.len() == stored.len() && bool::from(tag.ct_eq(&stored)),
+                None => {
+                    self.inner
+                        .keys
+                        .store()
+                        .verify(codes.kid, &message, &stored)
+                        .await?
+                }
+            };
+            if matches && found.is_none() {
+                found = Some(MfaProof::BackupCode { index });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Sets the new password demanded by a
+    /// [`LoginOutcome::PasswordChangeRequired`] and finishes the login. The
+    /// password must meet the policy (including the history); on a
+    /// violation the ticket stays valid for another try.
+    pub async fn complete_password_change(
+        &self,
+        ticket: &SecretString,
+        new_password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthnError> {
+        let now = self.now();
+        let pending = self
+            .inner
+            .challenges
+            .take(ticket, now)
+            .ok_or(AuthnError::InvalidChallenge)?;
+        let (ChallengeKind::PasswordChange { method }, Some(user_id)) =
+            (pending.kind.clone(), pending.user_id)
+        else {
+            self.inner.challenges.put_back(ticket, pending);
+            return Err(AuthnError::InvalidChallenge);
+        };
+        let tenant = pending.tenant;
+        let ctx = self.context(tenant, Some(Actor::user(user_id)));
+        let user = self
+            .user(tenant, user_id)
+            .await?
+            .ok_or(AuthnError::InvalidChallenge)?;
+        if user.is_locked_at(now) {
+            return Err(lock_error(&user, now));
+        }
+        user.check_can_authenticate(now)?;
+        let Some(account) = self
+            .active_account(&ctx, Some(user_id), None, method, client)
+            .await?
+        else {
+            return Err(AuthnError::InvalidChallenge);
+        };
+        if let Err(violation) = self.check_new_password(&user, new_password).await {
+            self.inner.challenges.put_back(ticket, pending);
+            return Err(violation);
+        }
+        self.set_password(&ctx, user_id, new_password, false)
+            .await?;
+        self.finish_login(&ctx, &account, user_id, method, client)
+            .await
+    }
+
+    /// Logs in with an API key alone. Throttled per IP (`API_RATE_LIMIT_PER_MINUTE`).
+    pub async fn authenticate_api_key(
+        &self,
+        api_key: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthnError> {
+        let now = self.now();
+        if let Some((_, retry_after)) = self
+            .throttle(&[ip_key("apikey", client)], self.inner.config.api_rate, now)
+            .await?
+        {
+            return Err(AuthnError::Throttled { retry_after });
+        }
+        let Some(parsed) = parse_opaque_token(API_KEY_PREFIX, api_key) else {
+            return Err(AuthnError::InvalidCredentials);
+        };
+        let tenant = parsed.tenant;
+        let user_id = UserId::from_uuid(parsed.id);
+        let ctx = self.context(tenant, None);
+        let Some(account) = self
+            .active_account(&ctx, Some(user_id), None, AuthMethod::ApiToken, client)
+            .await?
+        else {
+            return Err(AuthnError::InvalidCredentials);
+        };
+        let Some(user) = self.user(tenant, user_id).await? else {
+            let attempt = Attempt {
+                user_id: None,
+                username: None,
+                method: AuthMethod::ApiToken,
+                reason: FailureReason::BadToken,
+                throttled: None,
+            };
+            self.audit_attempt(&ctx, attempt, client).await?;
+            return Err(AuthnError::InvalidCredentials);
+        };
+        let valid = match user.credential(CredentialType::Token) {
+            Some(Credential::Token {
+                token_hash,
+                expires_at,
+            }) if expires_at.is_none_or(|e| now < e) => {
+                self.api_key_matches(token_hash, api_key).await?
+            }
+            _ => false,
+        };
+        if !valid {
+            self.record_failure(&ctx, user_id, FailureReason::BadToken, false, client)
+                .await?;
+            return Err(AuthnError::InvalidCredentials);
+        }
+        if user.is_locked_at(now) {
+            self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
+                .await?;
+            return Err(lock_error(&user, now));
+        }
+        if user.status == UserStatus::Expired {
+            self.record_failure(&ctx, user_id, FailureReason::UserExpired, false, client)
+                .await?;
+            return Err(AuthnError::UserExpired);
+        }
+        let ctx = ctx.with_actor(Actor::user(user_id));
+        self.finish_login(&ctx, &account, user_id, AuthMethod::ApiToken, client)
+            .await
+    }
+
+    async fn api_key_matches(
+        &self,
+        stored: &str,
+        api_key: &SecretString,
+    ) -> Result<bool, AuthnError> {
+        let Some((kid, hash)) = stored.split_once('.') else {
+            return Ok(false);
+        };
+        let (Ok(kid), Ok(hash)) = (kid.parse(), URL_SAFE_NO_PAD.decode(hash)) else {
+            return Ok(false);
+        };
+        match self
+            .inner
+            .keys
+            .store()
+            .verify(kid, api_key.expose_secret().as_bytes(), &hash)
+            .await
+        {
+            Ok(matches) => Ok(matches),
+            Err(
+                security_core::KeyStoreError::Revoked(_)
+                | security_core::KeyStoreError::Destroyed(_),
+            ) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts a public-key login: returns a nonce for the user's key to
+    /// sign. An unknown username gets a challenge too (that can never
+    /// succeed), so the answer does not reveal whether it exists.
+    pub async fn start_public_key_login(
+        &self,
+        tenant: TenantId,
+        username: &str,
+        client: &ClientInfo,
+    ) -> Result<PublicKeyChallenge, AuthnError> {
+        let username = bounded(username);
+        let ctx = self.context(tenant, None);
+        let now = ctx.now;
+        let folded = fold_username(username);
+        let keys = [
+            ip_key("login", client),
+            Some(format!("login:user:{tenant}:{folded}")),
+        ];
+        if let Some((which, retry_after)) = self
+            .throttle(&keys, self.inner.config.login_rate, now)
+            .await?
+        {
+            let attempt = Attempt {
+                user_id: None,
+                username: Some(username),
+                method: AuthMethod::PublicKey,
+                reason: FailureReason::Throttled,
+                throttled: Some((
+                    if which == 0 {
+                        ThrottleScope::Ip
+                    } else {
+                        ThrottleScope::User
+                    },
+                    retry_after,
+                )),
+            };
+            self.audit_attempt(&ctx, attempt, client).await?;
+            return Err(AuthnError::Throttled { retry_after });
+        }
+        let user_id = self
+            .active_account(&ctx, None, Some(username), AuthMethod::PublicKey, client)
+            .await?
+            .and_then(|account| account.user_by_name(username));
+        let random = security_crypto::random_bytes::<32>().map_err(AuthnError::crypto)?;
+        let nonce = URL_SAFE_NO_PAD.encode(random.as_ref());
+        let expires_at = now + self.challenge_ttl();
+        let challenge = self.inner.challenges.issue(
+            PUBLIC_KEY_CHALLENGE_PREFIX,
+            Challenge {
+                tenant,
+                user_id,
+                kind: ChallengeKind::PublicKey {
+                    nonce: zeroize::Zeroizing::new(nonce.as_bytes().to_vec()),
+                    username: zeroize::Zeroizing::new(username.to_owned()),
+                },
+                expires_at,
+                failures: 0,
+            },
+            now,
+        )?;
+        Ok(PublicKeyChallenge {
+            challenge,
+            nonce,
+            expires_at,
+        })
+    }
+
+    /// Completes a public-key login with the signature of the nonce (64
+    /// bytes, Ed25519) by the user's registered public key or nkey.
+    pub async fn complete_public_key_login(
+        &self,
+        challenge: &SecretString,
+        signature: &[u8],
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthnError> {
+        let now = self.now();
+        let pending = self
+            .inner
+            .challenges
+            .take(challenge, now)
+            .ok_or(AuthnError::InvalidChallenge)?;
+        let ChallengeKind::PublicKey { nonce, username } = pending.kind.clone() else {
+            self.inner.challenges.put_back(challenge, pending);
+            return Err(AuthnError::InvalidChallenge);
+        };
+        let tenant = pending.tenant;
+        let ctx = self.context(tenant, None);
+        let user = match pending.user_id {
+            Some(user_id) => self.user(tenant, user_id).await?,
+            None => None,
+        };
+        let Some(user) = user else {
+            let attempt = Attempt {
+                user_id: None,
+                username: Some(&username),
+                method: AuthMethod::PublicKey,
+                reason: FailureReason::BadSignature,
+                throttled: None,
+            };
+            self.audit_attempt(&ctx, attempt, client).await?;
+            return Err(AuthnError::InvalidCredentials);
+        };
+        let Some(user_id) = user.id else {
+            return Err(AuthnError::InvalidCredentials);
+        };
+        let valid = match user.credential(CredentialType::PublicKey) {
+            Some(Credential::PublicKey { key }) => {
+                security_crypto::Ed25519PublicKey::from_public_key(key)
+                    .is_ok_and(|key| key.verify(&nonce, signature))
+            }
+            _ => false,
+        };
+        if !valid {
+            self.record_failure(&ctx, user_id, FailureReason::BadSignature, false, client)
+                .await?;
+            return Err(AuthnError::InvalidCredentials);
+        }
+        if user.is_locked_at(now) {
+            self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
+                .await?;
+            return Err(lock_error(&user, now));
+        }
+        if user.status == UserStatus::Expired {
+            self.record_failure(&ctx, user_id, FailureReason::UserExpired, false, client)
+                .await?;
+            return Err(AuthnError::UserExpired);
+        }
+        let Some(account) = self
+            .active_account(&ctx, Some(user_id), None, AuthMethod::PublicKey, client)
+            .await?
+        else {
+            return Err(AuthnError::InvalidCredentials);
+        };
+        let ctx = ctx.with_actor(Actor::user(user_id));
+        self.finish_login(&ctx, &account, user_id, AuthMethod::PublicKey, client)
+            .await
+    }
+}

@@ -1,0 +1,465 @@
+//! Managing credentials: passwords (create, change, reset), TOTP
+//! enrolment, backup codes, API keys, public keys.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use security_core::{
+    AccountId, Actor, ClientInfo, CommandContext, Credential, FailureReason, NewUser, PublicKey,
+    Request, TenantId, User, UserCommand, UserId,
+};
+
+use crate::backup::{self, BackupCodes, SealedCodes};
+use crate::error::AuthnError;
+use crate::policy::{PasswordRule, PolicyViolation};
+use crate::service::{API_KEY_PREFIX, AuthenticationService, blocking, new_opaque_token};
+use crate::totp::{TotpEnrollment, TotpSecret};
+
+/// Characters of generated temporary passwords, by class (no look-alikes).
+const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+const DIGITS: &[u8] = b"23456789";
+const SPECIAL: &[u8] = b"!#%+-=?@^_";
+
+/// A uniformly random index below `n` (rejection sampling, no modulo bias).
+fn random_below(n: usize) -> Result<usize, AuthnError> {
+    let n = u8::try_from(n).map_err(|_| AuthnError::crypto(std::fmt::Error))?;
+    let limit = u8::MAX - (u8::MAX % n);
+    loop {
+        let byte = security_crypto::random_bytes::<1>().map_err(AuthnError::crypto)?[0];
+        if byte < limit {
+            return Ok(usize::from(byte % n));
+        }
+    }
+}
+
+/// A random password that meets any policy with a minimum length up to 24
+/// (every character class present).
+pub(crate) fn temporary_password(min_length: usize) -> Result<SecretString, AuthnError> {
+    let length = min_length.max(20);
+    let all: Vec<u8> = [UPPER, LOWER, DIGITS, SPECIAL].concat();
+    let mut chars = zeroize::Zeroizing::new(Vec::with_capacity(length));
+    for class in [UPPER, LOWER, DIGITS, SPECIAL] {
+        chars.push(class[random_below(class.len())?]);
+    }
+    while chars.len() < length {
+        chars.push(all[random_below(all.len())?]);
+    }
+    // Fisher-Yates, so the guaranteed characters are not always first.
+    for i in (1..chars.len()).rev() {
+        let j = random_below(i + 1)?;
+        chars.swap(i, j);
+    }
+    let text = String::from_utf8(chars.to_vec()).map_err(AuthnError::crypto)?;
+    Ok(SecretString::from(text))
+}
+
+impl AuthenticationService {
+    /// Every rule of the password policy `new` breaks for this user,
+    /// including the history (the current password and the ones before it).
+    pub(crate) async fn check_new_password(
+        &self,
+        user: &User,
+        new: &SecretString,
+    ) -> Result<(), AuthnError> {
+        let policy = &self.inner.config.password_policy;
+        let mut rules = policy.violations(new);
+        if policy.history > 0 && new.expose_secret().len() <= policy.max_bytes {
+            let recent = user
+                .password_hash()
+                .into_iter()
+                .chain(user.password_history.iter())
+                .take(policy.history);
+            for sealed in recent {
+                let phc = self.unseal_text(sealed).await?;
+                let hasher = std::sync::Arc::clone(&self.inner.hasher);
+                let candidate = new.clone();
+                if blocking(move || hasher.verify(&candidate, &phc))
+                    .await?
+                    .unwrap_or(false)
+                {
+                    rules.push(PasswordRule::RecentlyUsed {
+                        history: policy.history,
+                    });
+                    break;
+                }
+            }
+        }
+        if rules.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyViolation { rules }.into())
+        }
+    }
+
+    /// Hashes, seals and stores a new password (every session is revoked).
+    pub(crate) async fn set_password(
+        &self,
+        ctx: &CommandContext,
+        user_id: UserId,
+        password: &SecretString,
+        must_change: bool,
+    ) -> Result<crate::service::UserOutcome, AuthnError> {
+        let hash = self.seal_password(ctx.tenant_id, user_id, password).await?;
+        self.user_command(
+            ctx,
+            user_id,
+            UserCommand::UpdateCredentials {
+                new_credentials: Credential::Password { hash },
+                must_change,
+            },
+        )
+        .await
+    }
+
+    async fn existing_user(&self, tenant: TenantId, user_id: UserId) -> Result<User, AuthnError> {
+        self.user(tenant, user_id)
+            .await?
+            .ok_or(AuthnError::Rejected(security_core::DomainError::NotFound {
+                kind: "user",
+            }))
+    }
+
+    /// Creates a user with a password (checked against the policy, hashed
+    /// with argon2id, sealed with the new user's data key) through the
+    /// admin API. With an idempotency key in the request, the user's id
+    /// derives from it, so repeating the request creates nothing twice.
+    pub async fn create_user_with_password(
+        &self,
+        request: &Request,
+        account_id: AccountId,
+        username: &str,
+        password: &SecretString,
+        metadata: BTreeMap<String, Value>,
+        must_change_password: bool,
+    ) -> Result<UserId, AuthnError> {
+        self.inner.config.password_policy.check(password)?;
+        let admin = &self.inner.admin;
+        let user_id = admin.user_id_for(request, account_id);
+        let hash = self
+            .seal_password(account_id.tenant(), user_id, password)
+            .await?;
+        let new_user = NewUser {
+            username: username.to_owned(),
+            credential: Credential::Password { hash },
+            metadata,
+            must_change_password,
+        };
+        Ok(admin
+            .create_user_with_id(request, account_id, user_id, new_user)
+            .await?)
+    }
+
+    /// Changes a user's own password: needs the current one (a wrong one
+    /// counts as a failed login, throttled and locking like one), and the
+    /// new one must meet the policy and not be one of the last passwords.
+    /// Every session of the user is revoked.
+    pub async fn change_password(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+        current: &SecretString,
+        new: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), AuthnError> {
+        let user = self.existing_user(tenant, user_id).await?;
+        let now = self.now();
+        let key = format!(
+            "login:user:{tenant}:{}",
+            security_core::fold_username(&user.username)
+        );
+        if let Some((_, retry_after)) = self
+            .throttle(&[Some(key)], self.inner.config.login_rate, now)
+            .await?
+        {
+            return Err(AuthnError::Throttled { retry_after });
+        }
+        user.check_can_authenticate(now)?;
+        let ctx = self.context(tenant, Some(Actor::user(user_id)));
+        if !self.verify_password(user.password_hash(), current).await? {
+            let command = UserCommand::RecordAuthenticationFailure {
+                reason: FailureReason::BadPassword,
+                client: client.clone(),
+                lockout: Some(self.inner.config.lockout),
+            };
+            self.user_command(&ctx, user_id, command).await?;
+            return Err(AuthnError::InvalidCredentials);
+        }
+        self.check_new_password(&user, new).await?;
+        self.set_password(&ctx, user_id, new, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// An admin resets a user's password to a random temporary one, which
+    /// must be changed at the next login. Returns it, to hand to the user
+    /// over a secure channel. Every session of the user is revoked.
+    pub async fn reset_password(
+        &self,
+        request: &Request,
+        tenant: TenantId,
+        user_id: UserId,
+    ) -> Result<SecretString, AuthnError> {
+        self.existing_user(tenant, user_id).await?;
+        let temporary = temporary_password(self.inner.config.password_policy.min_length)?;
+        let hash = self.seal_password(tenant, user_id, &temporary).await?;
+        let outcome = self
+            .inner
+            .admin
+            .user_command(
+                request,
+                tenant,
+                user_id,
+                UserCommand::UpdateCredentials {
+                    new_credentials: Credential::Password { hash },
+                    must_change: true,
+                },
+            )
+            .await?;
+        if let Some(revoked_at) = outcome.state.sessions_revoked_at {
+            self.inner
+                .validator
+                .revocations()
+                .revoke_user(user_id, revoked_at, self.now());
+        }
+        Ok(temporary)
+    }
+
+    /// Starts TOTP enrolment: a new secret, sealed in the user's stream, and
+    /// what the user needs to add it to an authenticator app. MFA is
+    /// enabled only by [`confirm_totp_enrollment`](Self::confirm_totp_enrollment)
+    /// with a first valid code. Disable MFA first to enrol again.
+    pub async fn start_totp_enrollment(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+    ) -> Result<TotpEnrollment, AuthnError> {
+        let user = self.existing_user(tenant, user_id).await?;
+        let secret = TotpSecret::generate()?;
+        let enrollment = self.inner.config.totp.enrollment(&secret, &user.username)?;
+        let sealed = self
+            .seal_for(tenant, user_id.as_uuid(), secret.expose_secret())
+            .await?;
+        let ctx = self.context(tenant, Some(Actor::user(user_id)));
+        self.user_command(
+            &ctx,
+            user_id,
+            UserCommand::StartMfaEnrollment { secret: sealed },
+        )
+        .await?;
+        Ok(enrollment)
+    }
+
+    /// Confirms TOTP enrolment with a first valid code (its time step is
+    /// used up), enables MFA and returns the first set of backup codes,
+    /// shown once. Throttled like MFA logins.
+    pub async fn confirm_totp_enrollment(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+        code: &SecretString,
+    ) -> Result<BackupCodes, AuthnError> {
+        let user = self.existing_user(tenant, user_id).await?;
+        let now = self.now();
+        let key = format!("mfa:enroll:{tenant}:{user_id}");
+        if let Some((_, retry_after)) = self
+            .throttle(&[Some(key)], self.inner.config.mfa_rate, now)
+            .await?
+        {
+            return Err(AuthnError::Throttled { retry_after });
+        }
+        let Some(sealed) = &user.mfa.pending_secret else {
+            return Err(AuthnError::Rejected(
+                security_core::DomainError::InvalidState("no MFA enrolment was started"),
+            ));
+        };
+        let secret = TotpSecret::from_bytes(self.unseal(sealed).await?.expose_secret());
+        let step = self
+            .inner
+            .config
+            .totp
+            .verify(&secret, code.expose_secret(), now)
+            .ok_or(AuthnError::InvalidMfaCode)?;
+        let ctx = self.context(tenant, Some(Actor::user(user_id)));
+        self.user_command(&ctx, user_id, UserCommand::ConfirmMfaEnrollment { step })
+            .await?;
+        self.new_backup_codes(&ctx, user_id).await
+    }
+
+    /// Turns MFA off (the secret and backup codes are forgotten).
+    pub async fn disable_mfa(&self, tenant: TenantId, user_id: UserId) -> Result<(), AuthnError> {
+        let ctx = self.context(tenant, Some(Actor::user(user_id)));
+        self.user_command(&ctx, user_id, UserCommand::DisableMfa)
+            .await
+            .map(|_| ())
+    }
+
+    /// Replaces the user's backup codes with a new set, shown once.
+    pub async fn regenerate_backup_codes(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+    ) -> Result<BackupCodes, AuthnError> {
+        let user = self.existing_user(tenant, user_id).await?;
+        if !user.mfa.enabled {
+            return Err(AuthnError::Rejected(
+                security_core::DomainError::InvalidState("MFA is not enabled"),
+            ));
+        }
+        let ctx = self.context(tenant, Some(Actor::user(user_id)));
+        self.new_backup_codes(&ctx, user_id).await
+    }
+
+    /// How many unused backup codes the user has.
+    pub async fn backup_codes_remaining(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+    ) -> Result<u8, AuthnError> {
+        Ok(self
+            .existing_user(tenant, user_id)
+            .await?
+            .mfa
+            .backup_codes_remaining())
+    }
+
+    async fn new_backup_codes(
+        &self,
+        ctx: &CommandContext,
+        user_id: UserId,
+    ) -> Result<BackupCodes, AuthnError> {
+        let count = self.inner.config.backup_code_count.max(1);
+        let codes = backup::generate(count)?;
+        let mut hashes = Vec::with_capacity(codes.len());
+        let mut kid = None;
+        for code in codes.codes() {
+            let normalized = backup::normalize(code.expose_secret())
+                .ok_or_else(|| AuthnError::crypto(std::fmt::Error))?;
+            let message = backup::hash_input(user_id, &normalized);
+            let (key_id, tag) = self.inner.keys.lookup_hash(ctx.tenant_id, &message).await?;
+            if kid.is_some_and(|k| k != key_id) {
+                // The key rotated mid-way: start over with the new one.
+                return Box::pin(self.new_backup_codes(ctx, user_id)).await;
+            }
+            kid = Some(key_id);
+            hashes.push(URL_SAFE_NO_PAD.encode(tag));
+        }
+        let kid = kid.ok_or_else(|| AuthnError::crypto(std::fmt::Error))?;
+        let plaintext =
+            serde_json::to_vec(&SealedCodes { kid, hashes }).map_err(AuthnError::crypto)?;
+        let sealed = self
+            .seal_for(ctx.tenant_id, user_id.as_uuid(), &plaintext)
+            .await?;
+        self.user_command(
+            ctx,
+            user_id,
+            UserCommand::RegenerateBackupCodes {
+                codes: sealed,
+                count,
+            },
+        )
+        .await?;
+        Ok(codes)
+    }
+
+    /// Issues an API key for a user (replacing any previous one): shown
+    /// once; only its keyed hash is stored. It authenticates alone
+    /// ([`authenticate_api_key`](Self::authenticate_api_key)) until
+    /// `expires_at`.
+    pub async fn issue_api_key(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<SecretString, AuthnError> {
+        self.existing_user(tenant, user_id).await?;
+        let key = new_opaque_token(API_KEY_PREFIX, tenant, user_id.as_uuid())?;
+        let (kid, tag) = self
+            .inner
+            .keys
+            .lookup_hash(tenant, key.expose_secret().as_bytes())
+            .await?;
+        let ctx = self.context(tenant, None);
+        self.user_command(
+            &ctx,
+            user_id,
+            UserCommand::UpdateCredentials {
+                new_credentials: Credential::Token {
+                    token_hash: format!("{kid}.{}", URL_SAFE_NO_PAD.encode(tag)),
+                    expires_at,
+                },
+                must_change: false,
+            },
+        )
+        .await?;
+        Ok(key)
+    }
+
+    /// Makes the user's API key stop working.
+    pub async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+    ) -> Result<(), AuthnError> {
+        self.existing_user(tenant, user_id).await?;
+        let ctx = self.context(tenant, None);
+        self.user_command(
+            &ctx,
+            user_id,
+            UserCommand::UpdateCredentials {
+                new_credentials: Credential::Token {
+                    token_hash: "revoked".to_owned(),
+                    expires_at: Some(ctx.now),
+                },
+                must_change: false,
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Registers the user's public key (an Ed25519 key as an nkey `U…` or
+    /// base64url) for public-key logins.
+    pub async fn set_public_key(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+        key: PublicKey,
+    ) -> Result<(), AuthnError> {
+        security_crypto::Ed25519PublicKey::from_public_key(&key).map_err(AuthnError::crypto)?;
+        self.existing_user(tenant, user_id).await?;
+        let ctx = self.context(tenant, None);
+        self.user_command(
+            &ctx,
+            user_id,
+            UserCommand::UpdateCredentials {
+                new_credentials: Credential::PublicKey { key },
+                must_change: false,
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PasswordPolicy;
+
+    #[test]
+    fn temporary_passwords_meet_the_policy_and_differ() {
+        let policy = PasswordPolicy::default();
+        let a = temporary_password(12).unwrap();
+        let b = temporary_password(12).unwrap();
+        assert_eq!(policy.check(&a), Ok(()));
+        assert_eq!(a.expose_secret().len(), 20);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert_eq!(temporary_password(30).unwrap().expose_secret().len(), 30);
+    }
+}

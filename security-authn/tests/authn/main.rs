@@ -1,0 +1,20 @@
+//! Integration tests of authentication (issue 4): one binary, one module
+//! per area.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails by panicking"
+)]
+
+mod common;
+mod identity;
+mod jwt_vectors;
+mod login;
+mod mfa;
+mod secrets;
+mod session;
+mod throttling;
+mod tokens;
+mod totp_vectors;

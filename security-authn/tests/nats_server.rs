@@ -1,0 +1,454 @@
+//! NATS decentralized auth against a real `nats-server` (Debian's package,
+//! v2.9) in operator mode, started by each test on a free loopback port:
+//! the server must accept the JWTs this crate issues and enforce the
+//! domain's policies. Clients are `async-nats`, connecting with the
+//! `.creds` files this crate writes.
+//!
+//! These tests FAIL (never skip) when `nats-server` is missing.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails by panicking"
+)]
+
+mod nats_common;
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use nats_common::*;
+use security_authn::{UserJwtOptions, UserSigner, decode_user_jwt};
+use security_core::{
+    Permissions, ResourceLimits, ResponsePermission, SubjectPermissions, UserScope,
+};
+
+/// Receives the next message of a subscription, or panics after 5 s.
+async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("no message within 5 s")
+        .expect("subscription closed")
+}
+
+#[tokio::test]
+async fn allowed_publish_is_received_and_denied_publish_is_a_permissions_violation() {
+    let fx = Fixture::new().await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let server = NatsServer::start(&fx.config().await);
+    let mut c = connect(&server, "alice", &fx.creds(alice).await)
+        .await
+        .unwrap();
+
+    let mut orders = c.client.subscribe("orders.>").await.unwrap();
+    c.client.flush().await.unwrap();
+    c.client
+        .publish("orders.created", "order 1".into())
+        .await
+        .unwrap();
+    let msg = next(&mut orders).await;
+    assert_eq!(msg.subject.as_str(), "orders.created");
+    assert_eq!(&msg.payload[..], b"order 1");
+
+    // Denied by the policy's deny list: the server reports a permissions
+    // violation on the connection and drops the message.
+    c.client
+        .publish("orders.delete", "order 1".into())
+        .await
+        .unwrap();
+    c.client.flush().await.unwrap();
+    let error = expect_server_error(&mut c, "permissions violation for publish").await;
+    assert!(error.contains("orders.delete"), "{error}");
+
+    // The connection stays open; the denied message was never delivered.
+    c.client
+        .publish("orders.updated", "order 1".into())
+        .await
+        .unwrap();
+    let msg = next(&mut orders).await;
+    assert_eq!(msg.subject.as_str(), "orders.updated");
+}
+
+#[tokio::test]
+async fn subscription_outside_the_allow_list_receives_nothing() {
+    let fx = Fixture::new().await;
+    let billing = fx
+        .policy(
+            "billing",
+            Permissions {
+                publish: SubjectPermissions::from_patterns(
+                    ["billing.>", "orders.>"],
+                    Vec::<String>::new(),
+                )
+                .unwrap(),
+                ..Permissions::default()
+            },
+        )
+        .await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let bob = fx.user("bob", &[billing]).await;
+    let server = NatsServer::start(&fx.config().await);
+    let mut a = connect(&server, "alice", &fx.creds(alice).await)
+        .await
+        .unwrap();
+    let b = connect(&server, "bob", &fx.creds(bob).await).await.unwrap();
+
+    let mut denied = a.client.subscribe("billing.>").await.unwrap();
+    let mut allowed = a.client.subscribe("orders.>").await.unwrap();
+    a.client.flush().await.unwrap();
+    let error = expect_server_error(&mut a, "permissions violation for subscription").await;
+    assert!(error.contains("billing.>"), "{error}");
+
+    b.client
+        .publish("billing.created", "invoice".into())
+        .await
+        .unwrap();
+    b.client
+        .publish("orders.created", "order".into())
+        .await
+        .unwrap();
+    b.client.flush().await.unwrap();
+    // The allowed message arrives; the billing one, published first on the
+    // same connection, would have arrived before it.
+    assert_eq!(next(&mut allowed).await.subject.as_str(), "orders.created");
+    let nothing = tokio::time::timeout(Duration::from_millis(300), denied.next()).await;
+    assert!(
+        !matches!(nothing, Ok(Some(_))),
+        "a denied subscription received a message"
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_permissions_may_do_nothing() {
+    // Default deny: no policy and no account defaults means no right at
+    // all, though NATS reads "no permissions" as "everything".
+    let fx = Fixture::new().await;
+    let nobody = fx.user("nobody", &[]).await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let jwt = fx
+        .nats
+        .user_jwt(
+            fx.account,
+            nobody,
+            UserSigner::Default,
+            &UserJwtOptions::default(),
+        )
+        .await
+        .unwrap();
+    let claims = decode_user_jwt(&jwt.jwt).unwrap();
+    assert_eq!(claims.nats.publish.deny, vec![">".to_owned()]);
+    assert_eq!(claims.nats.subscribe.deny, vec![">".to_owned()]);
+
+    let server = NatsServer::start(&fx.config().await);
+    let mut n = connect(&server, "nobody", &fx.creds(nobody).await)
+        .await
+        .unwrap();
+    let a = connect(&server, "alice", &fx.creds(alice).await)
+        .await
+        .unwrap();
+    let mut alice_orders = a.client.subscribe("orders.>").await.unwrap();
+    a.client.flush().await.unwrap();
+
+    n.client
+        .publish("orders.created", "x".into())
+        .await
+        .unwrap();
+    n.client.flush().await.unwrap();
+    expect_server_error(&mut n, "permissions violation for publish").await;
+    let _sub = n.client.subscribe("orders.>").await.unwrap();
+    n.client.flush().await.unwrap();
+    expect_server_error(&mut n, "permissions violation for subscription").await;
+
+    a.client
+        .publish("orders.created", "from alice".into())
+        .await
+        .unwrap();
+    let msg = next(&mut alice_orders).await;
+    assert_eq!(
+        &msg.payload[..],
+        b"from alice",
+        "nobody's message got through"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_user_jwt_is_refused_at_connect() {
+    let fx = Fixture::at(real_now() - chrono::Duration::hours(2)).await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let options = UserJwtOptions {
+        lifetime: Some(chrono::Duration::hours(1)),
+        ..UserJwtOptions::default()
+    };
+    let expired = fx.creds_with(alice, UserSigner::Default, &options).await;
+    fx.clock.set(real_now());
+    let fresh = fx.creds(alice).await;
+    let server = NatsServer::start(&fx.config().await);
+    assert_refused(connect(&server, "expired", &expired).await);
+    connect(&server, "fresh", &fresh).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_revoked_user_is_refused_at_connect() {
+    let fx = Fixture::new().await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let bob = fx.user("bob", &[fx.orders_policy]).await;
+    let alice_creds = fx.creds(alice).await;
+    let bob_creds = fx.creds(bob).await;
+    {
+        let server = NatsServer::start(&fx.config().await);
+        connect(&server, "alice", &alice_creds).await.unwrap();
+    }
+
+    fx.advance(1);
+    fx.nats
+        .revoke_user(&req(), fx.account, alice, "laptop stolen")
+        .await
+        .unwrap();
+    let server = NatsServer::start(&fx.config().await);
+    assert_refused(connect(&server, "alice", &alice_creds).await);
+    connect(&server, "bob", &bob_creds).await.unwrap();
+
+    // A JWT issued after the revocation (from the next second) is valid.
+    fx.advance(1);
+    let reissued = fx.creds(alice).await;
+    connect(&server, "alice-again", &reissued).await.unwrap();
+}
+
+#[tokio::test]
+async fn users_of_a_suspended_account_are_refused_until_it_is_reactivated() {
+    let fx = Fixture::new().await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let creds = fx.creds(alice).await;
+
+    fx.advance(1);
+    fx.nats
+        .suspend_account(&req(), fx.account, "unpaid invoices")
+        .await
+        .unwrap();
+    {
+        let server = NatsServer::start(&fx.config().await);
+        assert_refused(connect(&server, "alice", &creds).await);
+    }
+    // No new JWT for a suspended account's users.
+    assert!(
+        fx.nats
+            .user_jwt(
+                fx.account,
+                alice,
+                UserSigner::Default,
+                &UserJwtOptions::default()
+            )
+            .await
+            .is_err()
+    );
+
+    fx.advance(1);
+    fx.nats
+        .reactivate_account(&req(), fx.account)
+        .await
+        .unwrap();
+    let server = NatsServer::start(&fx.config().await);
+    connect(&server, "alice", &creds).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_out_account_key_still_signs_until_revoked() {
+    let fx = Fixture::new().await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let bob = fx.user("bob", &[fx.orders_policy]).await;
+    let (first, _) = fx
+        .nats
+        .add_account_signing_key(&req(), fx.account, None)
+        .await
+        .unwrap();
+    let alice_creds = fx.creds(alice).await;
+    let alice_claims = decode_user_jwt(alice_creds.jwt()).unwrap();
+    assert_eq!(alice_claims.nats.issuer_account, account_key(&fx).await);
+
+    fx.advance(1);
+    let (second, _) = fx
+        .nats
+        .rotate_account_signing_key(&req(), fx.account)
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    let bob_creds = fx.creds(bob).await;
+    assert_ne!(
+        decode_user_jwt(bob_creds.jwt()).unwrap().iss,
+        alice_claims.iss,
+        "the new key signs new users"
+    );
+    {
+        let server = NatsServer::start(&fx.config().await);
+        connect(&server, "alice", &alice_creds).await.unwrap();
+        connect(&server, "bob", &bob_creds).await.unwrap();
+    }
+
+    fx.advance(1);
+    fx.nats
+        .revoke_account_signing_key(&req(), fx.account, first)
+        .await
+        .unwrap();
+    let server = NatsServer::start(&fx.config().await);
+    assert_refused(connect(&server, "alice", &alice_creds).await);
+    connect(&server, "bob", &bob_creds).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_out_operator_key_still_signs_accounts_until_revoked() {
+    let fx = Fixture::new().await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let creds = fx.creds(alice).await;
+    let (old_key, _) = fx
+        .nats
+        .rotate_operator_key(&req(), fx.operator)
+        .await
+        .unwrap();
+    // Rotate once more, so that the key to revoke is a rotated-out signing
+    // key and not the identity.
+    let account_by_old_key = fx.nats.account_jwt(fx.account).await.unwrap();
+    fx.advance(1);
+    fx.nats
+        .rotate_operator_key(&req(), fx.operator)
+        .await
+        .unwrap();
+
+    // The account JWT signed by the rotated-out key is still trusted.
+    let mut config = fx.config().await;
+    let account_key = account_key(&fx).await;
+    config
+        .accounts
+        .insert(account_key.clone(), account_by_old_key.clone());
+    {
+        let server = NatsServer::start(&config);
+        connect(&server, "alice", &creds).await.unwrap();
+    }
+
+    fx.advance(1);
+    fx.nats
+        .revoke_operator_key(&req(), fx.operator, old_key, "retired")
+        .await
+        .unwrap();
+    let mut config = fx.config().await;
+    config.accounts.insert(account_key, account_by_old_key);
+    let server = NatsServer::start(&config);
+    assert_refused(connect(&server, "alice", &creds).await);
+
+    // Reissued by the active key, the account works again.
+    let server = NatsServer::start(&fx.config().await);
+    connect(&server, "alice", &creds).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_scoped_signing_key_applies_its_template() {
+    let fx = Fixture::new().await;
+    let scope = UserScope {
+        role: "telemetry".into(),
+        permissions: Permissions {
+            publish: SubjectPermissions::from_patterns(["telemetry.>"], Vec::<String>::new())
+                .unwrap(),
+            subscribe: SubjectPermissions::from_patterns(["telemetry.>"], Vec::<String>::new())
+                .unwrap(),
+            allow_responses: None,
+        },
+        limits: ResourceLimits::default(),
+        description: "devices".into(),
+    };
+    let (scoped, _) = fx
+        .nats
+        .add_account_signing_key(&req(), fx.account, Some(scope))
+        .await
+        .unwrap();
+    // Carol holds the orders policy, but the scope decides.
+    let carol = fx.user("carol", &[fx.orders_policy]).await;
+    let creds = fx
+        .creds_with(
+            carol,
+            UserSigner::SigningKey(scoped),
+            &UserJwtOptions::default(),
+        )
+        .await;
+    let claims = decode_user_jwt(creds.jwt()).unwrap();
+    assert!(claims.nats.has_no_permissions_or_limits());
+    assert!(!claims.nats.issuer_account.is_empty());
+
+    let server = NatsServer::start(&fx.config().await);
+    let mut c = connect(&server, "carol", &creds).await.unwrap();
+    let mut telemetry = c.client.subscribe("telemetry.>").await.unwrap();
+    c.client.flush().await.unwrap();
+    c.client
+        .publish("telemetry.cpu", "42".into())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut telemetry).await.subject.as_str(), "telemetry.cpu");
+    c.client
+        .publish("orders.created", "x".into())
+        .await
+        .unwrap();
+    c.client.flush().await.unwrap();
+    expect_server_error(&mut c, "permissions violation for publish").await;
+}
+
+#[tokio::test]
+async fn a_policy_change_reissues_the_users_jwts() {
+    let fx = Fixture::new().await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let server = NatsServer::start(&fx.config().await);
+    {
+        let mut c = connect(&server, "alice", &fx.creds(alice).await)
+            .await
+            .unwrap();
+        c.client
+            .publish("billing.created", "x".into())
+            .await
+            .unwrap();
+        c.client.flush().await.unwrap();
+        expect_server_error(&mut c, "permissions violation for publish").await;
+    }
+
+    let mut widened = orders_permissions();
+    widened
+        .publish
+        .allow
+        .push(security_core::SubjectPattern::new("billing.>").unwrap());
+    widened
+        .subscribe
+        .allow
+        .push(security_core::SubjectPattern::new("billing.>").unwrap());
+    widened.allow_responses = Some(ResponsePermission {
+        max_messages: 1,
+        ttl_ms: 60_000,
+    });
+    let reissued = fx
+        .nats
+        .update_policy_permissions(&req(), fx.account, fx.orders_policy, widened)
+        .await
+        .unwrap();
+    assert_eq!(reissued.len(), 1);
+    assert_eq!(reissued[0].user_id, alice);
+
+    let seed = fx.creds(alice).await.seed().clone();
+    let creds = security_authn::UserCreds::new(reissued[0].jwt.jwt.clone(), seed).unwrap();
+    let mut c = connect(&server, "alice-reissued", &creds).await.unwrap();
+    let mut billing = c.client.subscribe("billing.>").await.unwrap();
+    c.client.flush().await.unwrap();
+    c.client
+        .publish("billing.created", "invoice".into())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut billing).await.subject.as_str(), "billing.created");
+    c.client.publish("orders.delete", "x".into()).await.unwrap();
+    c.client.flush().await.unwrap();
+    expect_server_error(&mut c, "permissions violation for publish").await;
+}
+
+async fn account_key(fx: &Fixture) -> String {
+    fx.admin
+        .account(fx.account)
+        .await
+        .unwrap()
+        .public_key
+        .unwrap()
+        .encoded
+}

@@ -1,0 +1,163 @@
+//! A `tower` layer that requires a Bearer token, validates it, checks a
+//! permission and puts the claims in the request extensions (feature
+//! `tower`).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use secrecy::ExposeSecret;
+use security_core::{AccessClaims, Permission, TokenValidator};
+
+use crate::claims_policy::ClaimsPolicy;
+use crate::secure::bearer_token;
+
+/// Requires a valid Bearer token whose holder has a permission.
+///
+/// - no `Authorization` header, or not `Bearer <token>`: `401` with
+///   `WWW-Authenticate: Bearer`;
+/// - a token the [`TokenValidator`] refuses: `401` with
+///   `WWW-Authenticate: Bearer error="invalid_token"`;
+/// - a holder the [`ClaimsPolicy`] denies: `403` with
+///   `WWW-Authenticate: Bearer error="insufficient_scope"`;
+/// - otherwise the request goes on with the [`AccessClaims`] in its
+///   extensions (axum: `Extension<AccessClaims>`).
+///
+/// Error responses have an empty body and never say why beyond the status.
+#[derive(Clone)]
+pub struct RequirePermissionLayer {
+    validator: Arc<dyn TokenValidator>,
+    policy: Arc<dyn ClaimsPolicy>,
+    permission: Permission,
+}
+
+impl fmt::Debug for RequirePermissionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequirePermissionLayer")
+            .field("permission", &self.permission)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequirePermissionLayer {
+    /// A layer that validates tokens with `validator` and requires
+    /// `permission` according to `policy`.
+    pub fn new(
+        validator: Arc<dyn TokenValidator>,
+        policy: Arc<dyn ClaimsPolicy>,
+        permission: Permission,
+    ) -> Self {
+        Self {
+            validator,
+            policy,
+            permission,
+        }
+    }
+
+    fn check<B>(&self, request: &Request<B>) -> Result<AccessClaims, Refusal> {
+        let header = request
+            .headers()
+            .get(AUTHORIZATION)
+            .ok_or(Refusal::NoToken)?;
+        let value = header.to_str().map_err(|_| Refusal::NoToken)?;
+        let token = bearer_token(value).map_err(|_| Refusal::NoToken)?;
+        let claims = self
+            .validator
+            .validate(token.expose_secret())
+            .map_err(|_| Refusal::InvalidToken)?;
+        if self.policy.check(&claims, &self.permission).is_allowed() {
+            Ok(claims)
+        } else {
+            Err(Refusal::Forbidden)
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RequirePermissionLayer {
+    type Service = RequirePermission<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequirePermission {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    NoToken,
+    InvalidToken,
+    Forbidden,
+}
+
+impl Refusal {
+    fn response<B: Default>(self) -> Response<B> {
+        let (status, challenge) = match self {
+            Self::NoToken => (StatusCode::UNAUTHORIZED, "Bearer"),
+            Self::InvalidToken => (StatusCode::UNAUTHORIZED, "Bearer error=\"invalid_token\""),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "Bearer error=\"insufficient_scope\""),
+        };
+        let mut response = Response::new(B::default());
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        response
+    }
+}
+
+/// The service [`RequirePermissionLayer`] wraps around an inner one.
+#[derive(Clone)]
+pub struct RequirePermission<S> {
+    inner: S,
+    layer: RequirePermissionLayer,
+}
+
+impl<S> fmt::Debug for RequirePermission<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequirePermission")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for RequirePermission<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        match self.layer.check(&request) {
+            Err(refusal) => Box::pin(async move { Ok(refusal.response()) }),
+            Ok(claims) => {
+                request.extensions_mut().insert(claims);
+                // The ready service is the one `poll_ready` was called on:
+                // take it and leave a fresh clone in its place.
+                let clone = self.inner.clone();
+                let mut ready = std::mem::replace(&mut self.inner, clone);
+                Box::pin(ready.call(request))
+            }
+        }
+    }
+}

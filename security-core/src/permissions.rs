@@ -1,0 +1,304 @@
+//! Subject permissions (NATS style) and resource limits.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::AccountId;
+use crate::subject::{self, SubjectError};
+
+/// A validated subject pattern, optionally bound to a queue group
+/// (subscribe permissions only).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawPattern", into = "RawPattern")]
+pub struct SubjectPattern {
+    pattern: String,
+    queue_group: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawPattern {
+    pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queue_group: Option<String>,
+}
+
+impl TryFrom<RawPattern> for SubjectPattern {
+    type Error = SubjectError;
+
+    fn try_from(raw: RawPattern) -> Result<Self, Self::Error> {
+        match raw.queue_group {
+            Some(queue) => Self::with_queue(raw.pattern, queue),
+            None => Self::new(raw.pattern),
+        }
+    }
+}
+
+impl From<SubjectPattern> for RawPattern {
+    fn from(p: SubjectPattern) -> Self {
+        Self {
+            pattern: p.pattern,
+            queue_group: p.queue_group,
+        }
+    }
+}
+
+impl SubjectPattern {
+    /// A pattern such as `orders.>` or `users.*.created`.
+    pub fn new(pattern: impl Into<String>) -> Result<Self, SubjectError> {
+        let pattern = pattern.into();
+        subject::validate_pattern(&pattern)?;
+        Ok(Self {
+            pattern,
+            queue_group: None,
+        })
+    }
+
+    /// A pattern that only applies to subscriptions in `queue`.
+    pub fn with_queue(
+        pattern: impl Into<String>,
+        queue: impl Into<String>,
+    ) -> Result<Self, SubjectError> {
+        let pattern = pattern.into();
+        let queue = queue.into();
+        subject::validate_pattern(&pattern)?;
+        subject::validate_queue(&queue)?;
+        Ok(Self {
+            pattern,
+            queue_group: Some(queue),
+        })
+    }
+
+    /// The subject pattern.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The queue group, if the pattern is bound to one.
+    pub fn queue_group(&self) -> Option<&str> {
+        self.queue_group.as_deref()
+    }
+
+    /// Whether this pattern matches `subject` (ignoring the queue group).
+    pub fn matches(&self, subject: &str) -> bool {
+        subject::matches(&self.pattern, subject)
+    }
+
+    /// The NATS JWT form: `"subject"` or `"subject queue"`.
+    pub fn to_nats_string(&self) -> String {
+        match &self.queue_group {
+            Some(q) => format!("{} {q}", self.pattern),
+            None => self.pattern.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for SubjectPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_nats_string())
+    }
+}
+
+impl fmt::Display for SubjectPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_nats_string())
+    }
+}
+
+/// Allow and deny lists for one direction (publish or subscribe).
+///
+/// Default deny: a subject must match an `allow` pattern, and no `deny`
+/// pattern (deny wins). An empty `allow` list allows nothing in-process;
+/// when these lists are written into a NATS user JWT (where no permissions
+/// means everything is allowed) the issuer makes the server deny too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectPermissions {
+    /// Patterns that are allowed (empty: nothing is allowed).
+    #[serde(default)]
+    pub allow: Vec<SubjectPattern>,
+    /// Patterns that are refused, whatever the allow list says.
+    #[serde(default)]
+    pub deny: Vec<SubjectPattern>,
+}
+
+impl SubjectPermissions {
+    /// Builds lists from pattern strings, validating each.
+    pub fn from_patterns<A, D>(allow: A, deny: D) -> Result<Self, SubjectError>
+    where
+        A: IntoIterator,
+        A::Item: Into<String>,
+        D: IntoIterator,
+        D::Item: Into<String>,
+    {
+        Ok(Self {
+            allow: allow
+                .into_iter()
+                .map(SubjectPattern::new)
+                .collect::<Result<_, _>>()?,
+            deny: deny
+                .into_iter()
+                .map(SubjectPattern::new)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Whether both lists are empty.
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+}
+
+/// How a client may answer requests (`allow_responses`, NATS `resp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponsePermission {
+    /// How many replies per request (negative: unlimited).
+    pub max_messages: i64,
+    /// How long after the request, in milliseconds (negative: unlimited).
+    pub ttl_ms: i64,
+}
+
+impl Default for ResponsePermission {
+    /// One reply within two minutes, the NATS default.
+    fn default() -> Self {
+        Self {
+            max_messages: 1,
+            ttl_ms: 120_000,
+        }
+    }
+}
+
+/// Publish and subscribe permissions, plus the right to answer requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permissions {
+    /// Subjects the holder may publish to.
+    #[serde(default)]
+    pub publish: SubjectPermissions,
+    /// Subjects the holder may subscribe to.
+    #[serde(default)]
+    pub subscribe: SubjectPermissions,
+    /// `Some` if the holder may reply to requests it receives, with limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_responses: Option<ResponsePermission>,
+}
+
+impl Permissions {
+    /// Whether no list is set and responses are not allowed.
+    pub fn is_empty(&self) -> bool {
+        self.publish.is_empty() && self.subscribe.is_empty() && self.allow_responses.is_none()
+    }
+}
+
+/// A data-rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRate {
+    /// Bytes allowed per second.
+    pub bytes_per_second: u64,
+}
+
+/// Resource limits of a policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceLimits {
+    /// Largest message payload, in bytes (`None`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payload_size: Option<u64>,
+    /// Most subscriptions at once (`None`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_subscriptions: Option<u32>,
+    /// Data-rate limit (`None`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_rate: Option<DataRate>,
+    /// When the policy stops granting anything (`None`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Whether an export or import carries a stream of messages or a service
+/// (request/reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportKind {
+    /// A stream of messages.
+    Stream,
+    /// Request/reply.
+    Service,
+}
+
+/// Subjects an account makes available to other accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Export {
+    /// The exported subjects.
+    pub subject: SubjectPattern,
+    /// Stream or service.
+    pub kind: ExportKind,
+}
+
+/// Subjects an account takes from another account's exports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Import {
+    /// The imported subjects.
+    pub subject: SubjectPattern,
+    /// The exporting account.
+    pub account: AccountId,
+    /// Stream or service.
+    pub kind: ExportKind,
+}
+
+/// Limits of an account (tenant). `None` means no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountLimits {
+    /// Most users in the account; enforced when a user is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_users: Option<u32>,
+    /// Most client connections at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Most subscriptions at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_subscriptions: Option<u32>,
+    /// Largest message payload, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payload_size: Option<u64>,
+    /// Data-rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_data_rate: Option<DataRate>,
+    /// Subjects the account may export.
+    #[serde(default)]
+    pub allowed_exports: Vec<Export>,
+    /// Subjects the account may import.
+    #[serde(default)]
+    pub allowed_imports: Vec<Import>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_are_validated_on_the_way_in_including_serde() {
+        assert!(SubjectPattern::new("orders.>").is_ok());
+        assert_eq!(
+            SubjectPattern::new("orders.>.x"),
+            Err(SubjectError::FullWildcardNotLast)
+        );
+        assert!(SubjectPattern::with_queue("jobs.*", "workers").is_ok());
+        assert!(SubjectPattern::with_queue("jobs.*", "").is_err());
+        let bad = serde_json::json!({"pattern": "a..b"});
+        assert!(serde_json::from_value::<SubjectPattern>(bad).is_err());
+        let good = SubjectPattern::with_queue("jobs.*", "w").unwrap();
+        let json = serde_json::to_value(&good).unwrap();
+        assert_eq!(
+            serde_json::from_value::<SubjectPattern>(json).unwrap(),
+            good
+        );
+        assert_eq!(good.to_nats_string(), "jobs.* w");
+    }
+
+    #[test]
+    fn permission_lists_from_strings() {
+        let p = SubjectPermissions::from_patterns(["orders.>"], ["orders.delete"]).unwrap();
+        assert_eq!(p.allow.len(), 1);
+        assert!(p.deny[0].matches("orders.delete"));
+        assert!(SubjectPermissions::from_patterns(["ok", "bad..x"], Vec::<String>::new()).is_err());
+    }
+}

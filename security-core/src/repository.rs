@@ -1,0 +1,373 @@
+//! The command bus: load an aggregate by replaying its stream, handle a
+//! command, append with the expected version, publish what was stored.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::aggregate::{Aggregate, CommandContext};
+use crate::event::{
+    DomainEvent, EventDecodeError, EventEncodeError, NewEvent, StoredEvent, StreamId,
+};
+use crate::ids::{EventId, TenantId};
+use crate::ports::{IdGenerator, Publisher};
+use crate::store::{
+    AppendRequest, AppendResult, EventStore, ExpectedVersion, StoreError, StreamQuery, Until,
+};
+
+/// How many times a command is retried after a concurrency conflict before
+/// [`CommandError::Conflict`] is returned.
+pub const DEFAULT_MAX_RETRIES: u32 = 5;
+
+/// An aggregate rebuilt from its stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The stream's version the state reflects (0: no events).
+    pub version: u64,
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct CommandOutcome<A> {
+    /// The aggregate after the command.
+    pub state: A,
+    /// The stream's version after the command.
+    pub version: u64,
+    /// The events the command stored (for a repeated idempotency key: the
+    /// events the first run stored). Empty when the command changed nothing.
+    pub events: Vec<StoredEvent>,
+    /// Whether this is the first run's result returned again for a
+    /// repeated idempotency key.
+    pub deduplicated: bool,
+    /// Whether the events were handed to the publisher (`false` when it
+    /// failed or none is configured; the events are stored either way).
+    pub published: bool,
+}
+
+/// A command could not be carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The aggregate's rules refused the command. The caller's fault: do
+    /// not retry unchanged.
+    #[error(transparent)]
+    Rejected(E),
+    /// Other writers kept changing the stream; the command was retried and
+    /// gave up. Retrying later may succeed.
+    #[error("too much contention on stream {stream_id}: gave up after {attempts} attempts")]
+    Conflict {
+        /// The stream.
+        stream_id: StreamId,
+        /// How many times the command ran.
+        attempts: u32,
+    },
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event could not be decoded: the stream holds an event this
+    /// build does not understand.
+    #[error(transparent)]
+    Decode(#[from] EventDecodeError),
+    /// An event could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EventEncodeError),
+}
+
+impl<E: std::error::Error + 'static> CommandError<E> {
+    /// Whether retrying the same command later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Conflict { .. } => true,
+            Self::Store(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// The rejection, if the aggregate refused the command.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            Self::Rejected(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Loads aggregates and runs commands against an [`EventStore`].
+#[derive(Debug, Clone)]
+pub struct Repository {
+    store: Arc<dyn EventStore>,
+    publisher: Option<Arc<dyn Publisher>>,
+    ids: Arc<dyn IdGenerator>,
+    max_retries: u32,
+}
+
+impl Repository {
+    /// A repository over a store; new event ids come from `ids`.
+    pub fn new(store: Arc<dyn EventStore>, ids: Arc<dyn IdGenerator>) -> Self {
+        Self {
+            store,
+            publisher: None,
+            ids,
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+
+    /// Hands every stored event to `publisher` after the append. Leave it
+    /// unset when a transactional outbox publishes instead.
+    pub fn with_publisher(mut self, publisher: Arc<dyn Publisher>) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// Sets how many times a command is retried after a conflict.
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The id generator.
+    pub fn ids(&self) -> &Arc<dyn IdGenerator> {
+        &self.ids
+    }
+
+    /// The publisher, if one is configured (services that append through
+    /// the store directly publish through it too).
+    pub fn publisher(&self) -> Option<&Arc<dyn Publisher>> {
+        self.publisher.as_ref()
+    }
+
+    /// How many times a command is retried after a conflict.
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// The stream of aggregate `A` with this id in this tenant.
+    pub fn stream_id<A: Aggregate>(tenant_id: TenantId, id: impl Into<Uuid>) -> StreamId {
+        StreamId::new(tenant_id, A::TYPE, id.into())
+    }
+
+    /// Rebuilds an aggregate from its whole stream.
+    pub async fn load<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        id: impl Into<Uuid> + Send,
+    ) -> Result<Loaded<A>, CommandError<A::Error>> {
+        self.load_until(tenant_id, id, Until::End).await
+    }
+
+    /// Rebuilds an aggregate as it was at a version, position or time.
+    pub async fn load_until<A: Aggregate>(
+        &self,
+        tenant_id: TenantId,
+        id: impl Into<Uuid> + Send,
+        until: Until,
+    ) -> Result<Loaded<A>, CommandError<A::Error>> {
+        let stream_id = Self::stream_id::<A>(tenant_id, id);
+        let events = self
+            .store
+            .read_stream(&stream_id, StreamQuery::until(until))
+            .await?;
+        replay::<A>(&stream_id, &events).map_err(CommandError::from)
+    }
+
+    /// Runs a command against the aggregate `id` in the context's tenant.
+    ///
+    /// Loads the aggregate, handles the command, appends the events
+    /// expecting the version it loaded, and retries from the load on a
+    /// conflict (at most the configured number of times). With an
+    /// idempotency key in the context, a command already run with that key
+    /// returns the first run's outcome and appends nothing.
+    pub async fn execute<A: Aggregate>(
+        &self,
+        id: impl Into<Uuid> + Send,
+        command: &A::Command,
+        ctx: &CommandContext,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
+        let stream_id = Self::stream_id::<A>(ctx.tenant_id, id);
+        if let Some(key) = &ctx.idempotency_key
+            && let Some(original) = self.store.idempotent_result(ctx.tenant_id, key).await?
+        {
+            return self.replayed(&stream_id, original).await;
+        }
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let stored = self
+                .store
+                .read_stream(&stream_id, StreamQuery::all())
+                .await?;
+            let Loaded { mut state, version } = replay::<A>(&stream_id, &stored)?;
+            let events = state.handle(command, ctx).map_err(CommandError::Rejected)?;
+            if events.is_empty() {
+                return Ok(CommandOutcome {
+                    state,
+                    version,
+                    events: Vec::new(),
+                    deduplicated: false,
+                    published: false,
+                });
+            }
+            let new_events = self.encode(&events, ctx)?;
+            let expected = if version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(version)
+            };
+            let request = AppendRequest {
+                stream_id: stream_id.clone(),
+                expected,
+                events: new_events,
+                idempotency_key: ctx.idempotency_key.clone(),
+            };
+            match self.store.append(request).await {
+                Ok(result) if result.deduplicated => {
+                    return self.replayed(&stream_id, result).await;
+                }
+                Ok(result) => {
+                    for event in &events {
+                        state.apply(event);
+                    }
+                    let stored = self.read_range(&stream_id, &result).await?;
+                    let published = self.publish(&stored).await;
+                    return Ok(CommandOutcome {
+                        state,
+                        version: result.last_version,
+                        events: stored,
+                        deduplicated: false,
+                        published,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) if attempts <= self.max_retries => {
+                    tracing::debug!(stream = %stream_id, attempts, "concurrency conflict, retrying");
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(CommandError::Conflict {
+                        stream_id,
+                        attempts,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn encode<E: DomainEvent, X: std::error::Error + 'static>(
+        &self,
+        events: &[E],
+        ctx: &CommandContext,
+    ) -> Result<Vec<NewEvent>, CommandError<X>> {
+        Ok(new_events(events, ctx, &*self.ids)?)
+    }
+
+    async fn read_range<X: std::error::Error + 'static>(
+        &self,
+        stream_id: &StreamId,
+        result: &AppendResult,
+    ) -> Result<Vec<StoredEvent>, CommandError<X>> {
+        let query = StreamQuery {
+            from_version: result.first_version,
+            until: Until::Version(result.last_version),
+            limit: usize::MAX,
+        };
+        Ok(self.store.read_stream(stream_id, query).await?)
+    }
+
+    async fn replayed<A: Aggregate>(
+        &self,
+        stream_id: &StreamId,
+        original: AppendResult,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
+        if original.stream_id != *stream_id {
+            return Err(StoreError::DuplicateIdempotencyKey {
+                original: Box::new(original),
+            }
+            .into());
+        }
+        let events = self.read_range(stream_id, &original).await?;
+        let upto = self
+            .store
+            .read_stream(
+                stream_id,
+                StreamQuery::until(Until::Version(original.last_version)),
+            )
+            .await?;
+        let Loaded { state, version } = replay::<A>(stream_id, &upto)?;
+        Ok(CommandOutcome {
+            state,
+            version,
+            events,
+            deduplicated: true,
+            published: false,
+        })
+    }
+
+    async fn publish(&self, stored: &[StoredEvent]) -> bool {
+        let Some(publisher) = &self.publisher else {
+            return false;
+        };
+        let published: Vec<_> = stored.iter().map(StoredEvent::to_published).collect();
+        match publisher.publish(&published).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, count = published.len(), "events stored but not published");
+                false
+            }
+        }
+    }
+}
+
+/// Turns domain events into events to append: a new id each (from `ids`),
+/// the context's time and metadata, the stable type name, schema version
+/// and encoded payload.
+pub fn new_events<E: DomainEvent>(
+    events: &[E],
+    ctx: &CommandContext,
+    ids: &dyn IdGenerator,
+) -> Result<Vec<NewEvent>, EventEncodeError> {
+    let metadata = Arc::new(ctx.metadata());
+    events
+        .iter()
+        .map(|event| {
+            Ok(NewEvent {
+                event_id: EventId::from_uuid(ids.new_id()),
+                event_type: Arc::from(event.event_type()),
+                schema_version: event.schema_version(),
+                occurred_at: ctx.now,
+                payload: Arc::new(event.encode()?),
+                metadata: Arc::clone(&metadata),
+            })
+        })
+        .collect()
+}
+
+/// Folds stored events into a fresh aggregate, checking that they belong
+/// to the stream and come in version order.
+pub fn replay<A: Aggregate>(
+    stream_id: &StreamId,
+    events: &[StoredEvent],
+) -> Result<Loaded<A>, EventDecodeError> {
+    let mut state = A::default();
+    let mut version = 0;
+    for stored in events {
+        debug_assert_eq!(
+            &stored.stream_id, stream_id,
+            "store returned an event of another stream"
+        );
+        debug_assert_eq!(
+            stored.version,
+            version + 1,
+            "store returned events out of order"
+        );
+        let event: A::Event = stored.decode()?;
+        state.apply(&event);
+        version = stored.version;
+    }
+    Ok(Loaded { state, version })
+}

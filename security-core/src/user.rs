@@ -1,0 +1,1183 @@
+//! The User: belongs to exactly one account; holds credentials, policies,
+//! roles, MFA state and its authentication history.
+//!
+//! Secrets arrive sealed ([`SealedSecret`]): the password hash, the TOTP
+//! secret and the backup-code hashes are encrypted with the user's data key
+//! before a command is built, so the aggregate and its events never hold
+//! them in clear, and published events carry none of them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::account::validate_username;
+use crate::aggregate::{Aggregate, CommandContext};
+use crate::error::{DomainError, validate_name};
+use crate::ids::{AccountId, PolicyId, UserId};
+use crate::impl_domain_event;
+use crate::keys::PublicKey;
+use crate::role::RoleName;
+use crate::sealed::SealedSecret;
+
+/// How many past password hashes a user keeps (the password policy checks
+/// the newest of them).
+pub const PASSWORD_HISTORY_KEPT: usize = 24;
+
+/// The longest user agent recorded, in bytes; longer ones are cut.
+pub const MAX_USER_AGENT_LEN: usize = 512;
+
+/// A credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Credential {
+    /// A password: its argon2id PHC string, sealed.
+    Password {
+        /// The sealed hash.
+        hash: SealedSecret,
+    },
+    /// A public key (e.g. an nkey) that proves identity by signing a nonce.
+    PublicKey {
+        /// The key (its algorithm is inside).
+        key: PublicKey,
+    },
+    /// An API token, stored as a keyed hash (useless without the hashing
+    /// key, and the token is 256 random bits).
+    Token {
+        /// Keyed hash of the token.
+        token_hash: String,
+        /// When it stops working (`None`: never).
+        expires_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// The kind of a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialType {
+    /// A password.
+    Password,
+    /// A public key.
+    PublicKey,
+    /// An API token.
+    Token,
+}
+
+impl Credential {
+    /// Its kind.
+    pub fn credential_type(&self) -> CredentialType {
+        match self {
+            Self::Password { .. } => CredentialType::Password,
+            Self::PublicKey { .. } => CredentialType::PublicKey,
+            Self::Token { .. } => CredentialType::Token,
+        }
+    }
+}
+
+/// The status of a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum UserStatus {
+    /// May authenticate.
+    #[default]
+    Active,
+    /// May not authenticate (until `until`, if set).
+    Locked {
+        /// Why.
+        reason: String,
+        /// Since when.
+        since: DateTime<Utc>,
+        /// When the lock lifts by itself (`None`: only by an unlock).
+        until: Option<DateTime<Utc>>,
+    },
+    /// May never authenticate again.
+    Expired,
+}
+
+/// Where an authentication attempt came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// The client's IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// The client's user agent (cut to [`MAX_USER_AGENT_LEN`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// A client with an IP and a user agent (cut to a safe length, control
+    /// characters replaced).
+    pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        let user_agent = user_agent.map(|ua| {
+            let mut cut: String = ua
+                .chars()
+                .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                .collect();
+            if cut.len() > MAX_USER_AGENT_LEN {
+                let mut end = MAX_USER_AGENT_LEN;
+                while !cut.is_char_boundary(end) {
+                    end -= 1;
+                }
+                cut.truncate(end);
+            }
+            cut
+        });
+        Self { ip, user_agent }
+    }
+}
+
+/// How a user proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// Password alone.
+    Password,
+    /// Password, then a TOTP code.
+    PasswordTotp,
+    /// Password, then a backup code.
+    PasswordBackupCode,
+    /// An API token.
+    ApiToken,
+    /// A signature over a server nonce by a public-key credential.
+    PublicKey,
+    /// A refresh token.
+    RefreshToken,
+}
+
+/// Why an authentication attempt failed (recorded; never shown to the
+/// client, which always sees the same error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// The password did not match.
+    BadPassword,
+    /// The MFA code did not match, or was replayed.
+    BadMfaCode,
+    /// The API token did not match or expired.
+    BadToken,
+    /// The signature over the nonce did not verify.
+    BadSignature,
+    /// The user is locked.
+    UserLocked,
+    /// The user has expired.
+    UserExpired,
+    /// The account is suspended or expired.
+    AccountInactive,
+    /// Too many attempts: throttled.
+    Throttled,
+}
+
+/// How a second factor was proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum MfaProof {
+    /// A TOTP code of this time step.
+    Totp {
+        /// The RFC 6238 time step (Unix time / period) of the accepted code.
+        step: u64,
+    },
+    /// The backup code at this index of the current set.
+    BackupCode {
+        /// Its index.
+        index: u8,
+    },
+}
+
+/// When consecutive failures lock a user, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock the user.
+    pub max_failures: u32,
+    /// The first lock's length, in seconds; each later lock doubles it.
+    pub base_lock_secs: u64,
+    /// The longest lock, in seconds.
+    pub max_lock_secs: u64,
+}
+
+impl LockoutPolicy {
+    /// The lock length after `previous_lockouts` earlier lockouts.
+    pub fn lock_duration(&self, previous_lockouts: u32) -> Duration {
+        let factor = 1_u64
+            .checked_shl(previous_lockouts.min(32))
+            .unwrap_or(u64::MAX);
+        let secs = self
+            .base_lock_secs
+            .saturating_mul(factor)
+            .min(self.max_lock_secs);
+        Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+}
+
+/// The MFA state of a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MfaState {
+    /// Whether MFA is enabled (enrolment confirmed).
+    pub enabled: bool,
+    /// The TOTP secret of an enrolment started but not yet confirmed.
+    pub pending_secret: Option<SealedSecret>,
+    /// The confirmed TOTP secret.
+    pub secret: Option<SealedSecret>,
+    /// The newest TOTP time step accepted: codes of this step or older are
+    /// refused (each code works once).
+    pub last_step: Option<u64>,
+    /// The sealed hashes of the current backup codes.
+    pub backup_codes: Option<SealedSecret>,
+    /// How many backup codes the current set has.
+    pub backup_code_count: u8,
+    /// Indexes of the current set already used.
+    pub backup_codes_used: BTreeSet<u8>,
+}
+
+impl MfaState {
+    /// How many backup codes are left.
+    pub fn backup_codes_remaining(&self) -> u8 {
+        let used = u8::try_from(self.backup_codes_used.len()).unwrap_or(u8::MAX);
+        self.backup_code_count.saturating_sub(used)
+    }
+}
+
+/// Commands of a user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserCommand {
+    /// Creates the user. The account must have taken it into its roster
+    /// first (`AccountCommand::AddUser`), which enforces status, limits and
+    /// unique usernames.
+    CreateUser {
+        /// The new user's id.
+        user_id: UserId,
+        /// Its account.
+        account_id: AccountId,
+        /// Its username.
+        username: String,
+        /// Its first credential.
+        credentials: Credential,
+        /// Free-form metadata.
+        metadata: BTreeMap<String, Value>,
+        /// Whether the password must be changed at the next login.
+        must_change_password: bool,
+    },
+    /// Gives the user a policy (which must exist in the tenant: the caller checks).
+    AssignPolicy {
+        /// The policy.
+        policy_id: PolicyId,
+    },
+    /// Takes a policy away.
+    RemovePolicy {
+        /// The policy.
+        policy_id: PolicyId,
+    },
+    /// Replaces the credential of the same type (a password change keeps
+    /// the old hash in the history and revokes every session).
+    UpdateCredentials {
+        /// The new credential.
+        new_credentials: Credential,
+        /// Whether it must be changed at the next login (temporary password).
+        must_change: bool,
+    },
+    /// Locks the user and revokes its sessions.
+    LockUser {
+        /// Why.
+        reason: String,
+        /// When the lock lifts by itself (`None`: only by an unlock).
+        until: Option<DateTime<Utc>>,
+    },
+    /// Lifts a lock.
+    UnlockUser,
+    /// Expires the user for good.
+    ExpireUser,
+    /// Gives the user a role (a custom one must be defined: the caller checks).
+    AssignRole {
+        /// The role.
+        role: RoleName,
+    },
+    /// Takes a role away.
+    RemoveRole {
+        /// The role.
+        role: RoleName,
+    },
+    /// Starts TOTP enrolment with a new sealed secret.
+    StartMfaEnrollment {
+        /// The sealed TOTP secret.
+        secret: SealedSecret,
+    },
+    /// Confirms enrolment after a first valid code of `step`.
+    ConfirmMfaEnrollment {
+        /// The time step of the code that proved the enrolment.
+        step: u64,
+    },
+    /// Disables MFA.
+    DisableMfa,
+    /// Replaces the backup codes.
+    RegenerateBackupCodes {
+        /// The sealed list of code hashes.
+        codes: SealedSecret,
+        /// How many codes it holds.
+        count: u8,
+    },
+    /// Records a second factor proved (refuses a replayed TOTP step or a
+    /// used backup code).
+    RecordMfaSuccess {
+        /// What was proved.
+        proof: MfaProof,
+        /// Where from.
+        client: ClientInfo,
+    },
+    /// Records a wrong second factor.
+    RecordMfaFailure {
+        /// Where from.
+        client: ClientInfo,
+        /// Locks the user when failures reach the policy's limit.
+        lockout: Option<LockoutPolicy>,
+    },
+    /// Records a successful authentication (resets the failure count).
+    RecordAuthentication {
+        /// How.
+        method: AuthMethod,
+        /// Where from.
+        client: ClientInfo,
+    },
+    /// Records a failed authentication; may lock the user.
+    RecordAuthenticationFailure {
+        /// Why.
+        reason: FailureReason,
+        /// Where from.
+        client: ClientInfo,
+        /// Locks the user when failures reach the policy's limit.
+        lockout: Option<LockoutPolicy>,
+    },
+    /// Marks the password expired: it must be changed at the next login.
+    ExpirePassword,
+    /// Revokes every session and refresh-token family of the user.
+    RevokeSessions {
+        /// Why.
+        reason: String,
+    },
+    /// Replaces the password hash with a hash of the same password made
+    /// with stronger parameters (after a successful login): not a password
+    /// change, so no history entry and no session revocation.
+    RehashPassword {
+        /// The new sealed hash.
+        new_hash: SealedSecret,
+    },
+}
+
+/// Events of a user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(clippy::enum_variant_names, reason = "the domain names these events")]
+pub enum UserEvent {
+    /// The user was created.
+    UserCreated {
+        /// Its id.
+        user_id: UserId,
+        /// Its account.
+        account_id: AccountId,
+        /// Its username.
+        username: String,
+        /// The kind of its first credential.
+        credential_type: CredentialType,
+        /// The credential (secret parts sealed).
+        credential: Credential,
+        /// Free-form metadata.
+        #[serde(default)]
+        metadata: BTreeMap<String, Value>,
+        /// Whether the password must be changed at the next login.
+        #[serde(default)]
+        must_change_password: bool,
+        /// When.
+        created_at: DateTime<Utc>,
+    },
+    /// A policy was assigned.
+    PolicyAssigned {
+        /// The user.
+        user_id: UserId,
+        /// The policy.
+        policy_id: PolicyId,
+        /// When.
+        assigned_at: DateTime<Utc>,
+    },
+    /// A policy was removed.
+    PolicyRemoved {
+        /// The user.
+        user_id: UserId,
+        /// The policy.
+        policy_id: PolicyId,
+        /// When.
+        removed_at: DateTime<Utc>,
+    },
+    /// A credential was replaced.
+    CredentialsUpdated {
+        /// The user.
+        user_id: UserId,
+        /// Its kind.
+        credential_type: CredentialType,
+        /// The credential (secret parts sealed).
+        credential: Credential,
+        /// Whether it must be changed at the next login.
+        #[serde(default)]
+        must_change: bool,
+        /// When.
+        updated_at: DateTime<Utc>,
+    },
+    /// The user was locked.
+    UserLocked {
+        /// The user.
+        user_id: UserId,
+        /// Why.
+        reason: String,
+        /// When.
+        locked_at: DateTime<Utc>,
+        /// When the lock lifts by itself.
+        #[serde(default)]
+        until: Option<DateTime<Utc>>,
+    },
+    /// The user was unlocked.
+    UserUnlocked {
+        /// The user.
+        user_id: UserId,
+        /// When.
+        unlocked_at: DateTime<Utc>,
+    },
+    /// The user expired.
+    UserExpired {
+        /// The user.
+        user_id: UserId,
+        /// When.
+        expired_at: DateTime<Utc>,
+    },
+    /// A role was assigned.
+    RoleAssigned {
+        /// The user.
+        user_id: UserId,
+        /// The role.
+        role: RoleName,
+        /// When.
+        assigned_at: DateTime<Utc>,
+    },
+    /// A role was removed.
+    RoleRemoved {
+        /// The user.
+        user_id: UserId,
+        /// The role.
+        role: RoleName,
+        /// When.
+        removed_at: DateTime<Utc>,
+    },
+    /// TOTP enrolment started.
+    MfaEnrollmentStarted {
+        /// The user.
+        user_id: UserId,
+        /// The sealed secret.
+        secret: SealedSecret,
+        /// When.
+        started_at: DateTime<Utc>,
+    },
+    /// TOTP enrolment confirmed: MFA is on.
+    MfaEnrollmentConfirmed {
+        /// The user.
+        user_id: UserId,
+        /// The time step of the confirming code (used up).
+        step: u64,
+        /// When.
+        confirmed_at: DateTime<Utc>,
+    },
+    /// MFA was disabled.
+    MfaDisabled {
+        /// The user.
+        user_id: UserId,
+        /// When.
+        disabled_at: DateTime<Utc>,
+    },
+    /// A new set of backup codes replaced the old one.
+    BackupCodesGenerated {
+        /// The user.
+        user_id: UserId,
+        /// The sealed code hashes.
+        codes: SealedSecret,
+        /// How many.
+        count: u8,
+        /// When.
+        generated_at: DateTime<Utc>,
+    },
+    /// A second factor was proved.
+    MfaVerified {
+        /// The user.
+        user_id: UserId,
+        /// What was proved.
+        proof: MfaProof,
+        /// Where from.
+        client: ClientInfo,
+        /// When.
+        verified_at: DateTime<Utc>,
+    },
+    /// A backup code was used up.
+    BackupCodeUsed {
+        /// The user.
+        user_id: UserId,
+        /// Its index.
+        index: u8,
+        /// How many are left.
+        remaining: u8,
+        /// When.
+        used_at: DateTime<Utc>,
+    },
+    /// A wrong second factor was given.
+    MfaFailed {
+        /// The user.
+        user_id: UserId,
+        /// Where from.
+        client: ClientInfo,
+        /// Failures in a row, this one included.
+        consecutive_failures: u32,
+        /// When.
+        failed_at: DateTime<Utc>,
+    },
+    /// The user authenticated.
+    UserAuthenticated {
+        /// The user.
+        user_id: UserId,
+        /// How.
+        method: AuthMethod,
+        /// Where from.
+        client: ClientInfo,
+        /// When.
+        authenticated_at: DateTime<Utc>,
+    },
+    /// An authentication attempt failed.
+    AuthenticationFailed {
+        /// The user.
+        user_id: UserId,
+        /// Why.
+        reason: FailureReason,
+        /// Where from.
+        client: ClientInfo,
+        /// Failures in a row, this one included.
+        consecutive_failures: u32,
+        /// When.
+        failed_at: DateTime<Utc>,
+    },
+    /// The password expired.
+    PasswordExpired {
+        /// The user.
+        user_id: UserId,
+        /// When.
+        expired_at: DateTime<Utc>,
+    },
+    /// Every session and refresh-token family issued up to now was revoked.
+    SessionsRevoked {
+        /// The user.
+        user_id: UserId,
+        /// Why.
+        reason: String,
+        /// When.
+        revoked_at: DateTime<Utc>,
+    },
+    /// The password hash was remade with stronger parameters (same password).
+    PasswordRehashed {
+        /// The user.
+        user_id: UserId,
+        /// The new sealed hash.
+        hash: SealedSecret,
+        /// When.
+        rehashed_at: DateTime<Utc>,
+    },
+}
+
+impl_domain_event!(
+    UserEvent,
+    version = 1,
+    types = [
+        UserCreated,
+        PolicyAssigned,
+        PolicyRemoved,
+        CredentialsUpdated,
+        UserLocked,
+        UserUnlocked,
+        UserExpired,
+        RoleAssigned,
+        RoleRemoved,
+        MfaEnrollmentStarted,
+        MfaEnrollmentConfirmed,
+        MfaDisabled,
+        BackupCodesGenerated,
+        MfaVerified,
+        BackupCodeUsed,
+        MfaFailed,
+        UserAuthenticated,
+        AuthenticationFailed,
+        PasswordExpired,
+        SessionsRevoked,
+        PasswordRehashed,
+    ]
+);
+
+/// The user's state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct User {
+    /// Its id (`None` before creation).
+    pub id: Option<UserId>,
+    /// Its account.
+    pub account_id: Option<AccountId>,
+    /// Its username.
+    pub username: String,
+    /// Its credentials, at most one of each type.
+    pub credentials: Vec<Credential>,
+    /// Its policies, in assignment order.
+    pub policies: Vec<PolicyId>,
+    /// Its roles.
+    pub roles: BTreeSet<RoleName>,
+    /// Free-form metadata.
+    pub metadata: BTreeMap<String, Value>,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it last authenticated.
+    pub last_active: Option<DateTime<Utc>>,
+    /// Active, locked or expired.
+    pub status: UserStatus,
+    /// MFA enrolment, secret, replay guard and backup codes.
+    pub mfa: MfaState,
+    /// Past password hashes, newest first (at most [`PASSWORD_HISTORY_KEPT`]).
+    pub password_history: Vec<SealedSecret>,
+    /// When the password was last set.
+    pub password_changed_at: Option<DateTime<Utc>>,
+    /// Whether the password must be changed at the next login.
+    pub password_must_change: bool,
+    /// Failed attempts in a row (password or MFA).
+    pub consecutive_failures: u32,
+    /// How many times failures locked the user (grows the next lock).
+    pub lockouts: u32,
+    /// Sessions and tokens issued at or before this instant are revoked.
+    pub sessions_revoked_at: Option<DateTime<Utc>>,
+}
+
+impl User {
+    /// The credential of a type.
+    pub fn credential(&self, kind: CredentialType) -> Option<&Credential> {
+        self.credentials
+            .iter()
+            .find(|c| c.credential_type() == kind)
+    }
+
+    /// The sealed password hash.
+    pub fn password_hash(&self) -> Option<&SealedSecret> {
+        match self.credential(CredentialType::Password) {
+            Some(Credential::Password { hash }) => Some(hash),
+            _ => None,
+        }
+    }
+
+    /// Whether the user is locked at `now` (a timed lock lifts by itself).
+    pub fn is_locked_at(&self, now: DateTime<Utc>) -> bool {
+        matches!(&self.status, UserStatus::Locked { until, .. } if until.is_none_or(|u| now < u))
+    }
+
+    /// Whether the user may authenticate at `now`.
+    pub fn check_can_authenticate(&self, now: DateTime<Utc>) -> Result<(), DomainError> {
+        if self.id.is_none() {
+            return Err(DomainError::NotFound { kind: "user" });
+        }
+        match self.status {
+            UserStatus::Expired => Err(DomainError::UserExpired),
+            _ if self.is_locked_at(now) => Err(DomainError::UserLocked),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a session or token issued at `issued_at` was revoked since.
+    pub fn is_session_revoked(&self, issued_at: DateTime<Utc>) -> bool {
+        self.sessions_revoked_at.is_some_and(|r| issued_at <= r)
+    }
+
+    fn revoke(user_id: UserId, reason: &str, ctx: &CommandContext) -> UserEvent {
+        UserEvent::SessionsRevoked {
+            user_id,
+            reason: reason.to_owned(),
+            revoked_at: ctx.now,
+        }
+    }
+
+    fn failure_lock(
+        &self,
+        user_id: UserId,
+        failures: u32,
+        lockout: Option<&LockoutPolicy>,
+        ctx: &CommandContext,
+    ) -> Vec<UserEvent> {
+        match lockout {
+            // An expired user stays expired: a lock would replace that status.
+            Some(policy)
+                if failures >= policy.max_failures
+                    && !self.is_locked_at(ctx.now)
+                    && self.status != UserStatus::Expired =>
+            {
+                let until = ctx.now + policy.lock_duration(self.lockouts);
+                vec![
+                    UserEvent::UserLocked {
+                        user_id,
+                        reason: "too many failed attempts".to_owned(),
+                        locked_at: ctx.now,
+                        until: Some(until),
+                    },
+                    Self::revoke(user_id, "user locked", ctx),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per command reads best as one match"
+    )]
+    fn handle_existing(
+        &self,
+        user_id: UserId,
+        command: &UserCommand,
+        ctx: &CommandContext,
+    ) -> Result<Vec<UserEvent>, DomainError> {
+        let now = ctx.now;
+        let events = match command {
+            UserCommand::CreateUser { .. } => {
+                return Err(DomainError::AlreadyExists { kind: "user" });
+            }
+            UserCommand::AssignPolicy { policy_id } => {
+                if self.policies.contains(policy_id) {
+                    return Err(DomainError::PolicyAlreadyAssigned(*policy_id));
+                }
+                vec![UserEvent::PolicyAssigned {
+                    user_id,
+                    policy_id: *policy_id,
+                    assigned_at: now,
+                }]
+            }
+            UserCommand::RemovePolicy { policy_id } => {
+                if !self.policies.contains(policy_id) {
+                    return Err(DomainError::PolicyNotAssigned(*policy_id));
+                }
+                vec![UserEvent::PolicyRemoved {
+                    user_id,
+                    policy_id: *policy_id,
+                    removed_at: now,
+                }]
+            }
+            UserCommand::UpdateCredentials {
+                new_credentials,
+                must_change,
+            } => {
+                if self.status == UserStatus::Expired {
+                    return Err(DomainError::UserExpired);
+                }
+                let kind = new_credentials.credential_type();
+                let mut events = vec![UserEvent::CredentialsUpdated {
+                    user_id,
+                    credential_type: kind,
+                    credential: new_credentials.clone(),
+                    must_change: *must_change,
+                    updated_at: now,
+                }];
+                if kind == CredentialType::Password {
+                    events.push(Self::revoke(user_id, "password changed", ctx));
+                }
+                events
+            }
+            UserCommand::LockUser { reason, until } => {
+                validate_name("reason", reason)?;
+                if until.is_some_and(|u| u <= now) {
+                    return Err(DomainError::invalid("until", "must be in the future"));
+                }
+                if self.status == UserStatus::Expired {
+                    return Err(DomainError::UserExpired);
+                }
+                if self.is_locked_at(now) {
+                    return Err(DomainError::UserLocked);
+                }
+                vec![
+                    UserEvent::UserLocked {
+                        user_id,
+                        reason: reason.clone(),
+                        locked_at: now,
+                        until: *until,
+                    },
+                    Self::revoke(user_id, "user locked", ctx),
+                ]
+            }
+            UserCommand::UnlockUser => {
+                if !matches!(self.status, UserStatus::Locked { .. }) {
+                    return Err(DomainError::UserNotLocked);
+                }
+                vec![UserEvent::UserUnlocked {
+                    user_id,
+                    unlocked_at: now,
+                }]
+            }
+            UserCommand::ExpireUser => {
+                if self.status == UserStatus::Expired {
+                    return Ok(Vec::new());
+                }
+                vec![
+                    UserEvent::UserExpired {
+                        user_id,
+                        expired_at: now,
+                    },
+                    Self::revoke(user_id, "user expired", ctx),
+                ]
+            }
+            UserCommand::AssignRole { role } => {
+                if self.roles.contains(role) {
+                    return Err(DomainError::RoleAlreadyAssigned(role.to_string()));
+                }
+                vec![
+                    UserEvent::RoleAssigned {
+                        user_id,
+                        role: role.clone(),
+                        assigned_at: now,
+                    },
+                    Self::revoke(user_id, "roles changed", ctx),
+                ]
+            }
+            UserCommand::RemoveRole { role } => {
+                if !self.roles.contains(role) {
+                    return Err(DomainError::RoleNotAssigned(role.to_string()));
+                }
+                vec![
+                    UserEvent::RoleRemoved {
+                        user_id,
+                        role: role.clone(),
+                        removed_at: now,
+                    },
+                    Self::revoke(user_id, "roles changed", ctx),
+                ]
+            }
+            UserCommand::StartMfaEnrollment { secret } => {
+                if self.mfa.enabled {
+                    return Err(DomainError::InvalidState(
+                        "MFA is already enabled; disable it to enrol again",
+                    ));
+                }
+                vec![UserEvent::MfaEnrollmentStarted {
+                    user_id,
+                    secret: secret.clone(),
+                    started_at: now,
+                }]
+            }
+            UserCommand::ConfirmMfaEnrollment { step } => {
+                if self.mfa.enabled {
+                    return Err(DomainError::InvalidState("MFA is already enabled"));
+                }
+                if self.mfa.pending_secret.is_none() {
+                    return Err(DomainError::InvalidState("no MFA enrolment was started"));
+                }
+                vec![UserEvent::MfaEnrollmentConfirmed {
+                    user_id,
+                    step: *step,
+                    confirmed_at: now,
+                }]
+            }
+            UserCommand::DisableMfa => {
+                if !self.mfa.enabled && self.mfa.pending_secret.is_none() {
+                    return Err(DomainError::InvalidState("MFA is not enabled"));
+                }
+                vec![UserEvent::MfaDisabled {
+                    user_id,
+                    disabled_at: now,
+                }]
+            }
+            UserCommand::RegenerateBackupCodes { codes, count } => {
+                if *count == 0 {
+                    return Err(DomainError::invalid("count", "must be at least 1"));
+                }
+                vec![UserEvent::BackupCodesGenerated {
+                    user_id,
+                    codes: codes.clone(),
+                    count: *count,
+                    generated_at: now,
+                }]
+            }
+            UserCommand::RecordMfaSuccess { proof, client } => {
+                self.check_can_authenticate(now)?;
+                if !self.mfa.enabled {
+                    return Err(DomainError::InvalidState("MFA is not enabled"));
+                }
+                let mut events = vec![UserEvent::MfaVerified {
+                    user_id,
+                    proof: *proof,
+                    client: client.clone(),
+                    verified_at: now,
+                }];
+                match proof {
+                    MfaProof::Totp { step } => {
+                        if self.mfa.last_step.is_some_and(|last| *step <= last) {
+                            return Err(DomainError::InvalidState(
+                                "this TOTP code was already used",
+                            ));
+                        }
+                    }
+                    MfaProof::BackupCode { index } => {
+                        if self.mfa.backup_codes.is_none() || *index >= self.mfa.backup_code_count {
+                            return Err(DomainError::invalid("index", "no such backup code"));
+                        }
+                        if self.mfa.backup_codes_used.contains(index) {
+                            return Err(DomainError::InvalidState(
+                                "this backup code was already used",
+                            ));
+                        }
+                        events.push(UserEvent::BackupCodeUsed {
+                            user_id,
+                            index: *index,
+                            remaining: self.mfa.backup_codes_remaining().saturating_sub(1),
+                            used_at: now,
+                        });
+                    }
+                }
+                events
+            }
+            UserCommand::RecordMfaFailure { client, lockout } => {
+                let failures = self.consecutive_failures.saturating_add(1);
+                let mut events = vec![UserEvent::MfaFailed {
+                    user_id,
+                    client: client.clone(),
+                    consecutive_failures: failures,
+                    failed_at: now,
+                }];
+                events.extend(self.failure_lock(user_id, failures, lockout.as_ref(), ctx));
+                events
+            }
+            UserCommand::RecordAuthentication { method, client } => {
+                self.check_can_authenticate(now)?;
+                vec![UserEvent::UserAuthenticated {
+                    user_id,
+                    method: *method,
+                    client: client.clone(),
+                    authenticated_at: now,
+                }]
+            }
+            UserCommand::RecordAuthenticationFailure {
+                reason,
+                client,
+                lockout,
+            } => {
+                let failures = self.consecutive_failures.saturating_add(1);
+                let mut events = vec![UserEvent::AuthenticationFailed {
+                    user_id,
+                    reason: *reason,
+                    client: client.clone(),
+                    consecutive_failures: failures,
+                    failed_at: now,
+                }];
+                events.extend(self.failure_lock(user_id, failures, lockout.as_ref(), ctx));
+                events
+            }
+            UserCommand::ExpirePassword => {
+                if self.password_hash().is_none() {
+                    return Err(DomainError::InvalidState("user has no password"));
+                }
+                if self.password_must_change {
+                    return Ok(Vec::new());
+                }
+                vec![UserEvent::PasswordExpired {
+                    user_id,
+                    expired_at: now,
+                }]
+            }
+            UserCommand::RevokeSessions { reason } => {
+                validate_name("reason", reason)?;
+                vec![Self::revoke(user_id, reason, ctx)]
+            }
+            UserCommand::RehashPassword { new_hash } => {
+                if self.status == UserStatus::Expired {
+                    return Err(DomainError::UserExpired);
+                }
+                if self.password_hash().is_none() {
+                    return Err(DomainError::InvalidState("user has no password"));
+                }
+                vec![UserEvent::PasswordRehashed {
+                    user_id,
+                    hash: new_hash.clone(),
+                    rehashed_at: now,
+                }]
+            }
+        };
+        Ok(events)
+    }
+}
+
+impl Aggregate for User {
+    const TYPE: &'static str = "user";
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = DomainError;
+
+    fn handle(
+        &self,
+        command: &UserCommand,
+        ctx: &CommandContext,
+    ) -> Result<Vec<UserEvent>, DomainError> {
+        if let Some(user_id) = self.id {
+            return self.handle_existing(user_id, command, ctx);
+        }
+        let UserCommand::CreateUser {
+            user_id,
+            account_id,
+            username,
+            credentials,
+            metadata,
+            must_change_password,
+        } = command
+        else {
+            return Err(DomainError::NotFound { kind: "user" });
+        };
+        validate_username(username)?;
+        if ctx.tenant_id != account_id.tenant() {
+            return Err(DomainError::WrongAccount);
+        }
+        Ok(vec![UserEvent::UserCreated {
+            user_id: *user_id,
+            account_id: *account_id,
+            username: username.clone(),
+            credential_type: credentials.credential_type(),
+            credential: credentials.clone(),
+            metadata: metadata.clone(),
+            must_change_password: *must_change_password,
+            created_at: ctx.now,
+        }])
+    }
+
+    fn apply(&mut self, event: &UserEvent) {
+        match event {
+            UserEvent::UserCreated {
+                user_id,
+                account_id,
+                username,
+                credential,
+                metadata,
+                must_change_password,
+                created_at,
+                ..
+            } => {
+                self.id = Some(*user_id);
+                self.account_id = Some(*account_id);
+                self.username.clone_from(username);
+                self.credentials = vec![credential.clone()];
+                self.metadata = metadata.clone();
+                self.created_at = Some(*created_at);
+                self.status = UserStatus::Active;
+                if credential.credential_type() == CredentialType::Password {
+                    self.password_changed_at = Some(*created_at);
+                    self.password_must_change = *must_change_password;
+                }
+            }
+            UserEvent::PolicyAssigned { policy_id, .. } => {
+                if !self.policies.contains(policy_id) {
+                    self.policies.push(*policy_id);
+                }
+            }
+            UserEvent::PolicyRemoved { policy_id, .. } => self.policies.retain(|p| p != policy_id),
+            UserEvent::CredentialsUpdated {
+                credential_type,
+                credential,
+                must_change,
+                updated_at,
+                ..
+            } => {
+                if *credential_type == CredentialType::Password {
+                    if let Some(old) = self.password_hash().cloned() {
+                        self.password_history.insert(0, old);
+                        self.password_history.truncate(PASSWORD_HISTORY_KEPT);
+                    }
+                    self.password_changed_at = Some(*updated_at);
+                    self.password_must_change = *must_change;
+                }
+                self.credentials
+                    .retain(|c| c.credential_type() != *credential_type);
+                self.credentials.push(credential.clone());
+            }
+            UserEvent::UserLocked {
+                reason,
+                locked_at,
+                until,
+                ..
+            } => {
+                self.status = UserStatus::Locked {
+                    reason: reason.clone(),
+                    since: *locked_at,
+                    until: *until,
+                };
+                if until.is_some() {
+                    self.lockouts = self.lockouts.saturating_add(1);
+                }
+                self.consecutive_failures = 0;
+            }
+            UserEvent::UserUnlocked { .. } => {
+                self.status = UserStatus::Active;
+                self.consecutive_failures = 0;
+            }
+            UserEvent::UserExpired { .. } => self.status = UserStatus::Expired,
+            UserEvent::RoleAssigned { role, .. } => {
+                self.roles.insert(role.clone());
+            }
+            UserEvent::RoleRemoved { role, .. } => {
+                self.roles.remove(role);
+            }
+            UserEvent::MfaEnrollmentStarted { secret, .. } => {
+                self.mfa.pending_secret = Some(secret.clone());
+            }
+            UserEvent::MfaEnrollmentConfirmed { step, .. } => {
+                self.mfa.secret = self.mfa.pending_secret.take();
+                self.mfa.enabled = self.mfa.secret.is_some();
+                self.mfa.last_step = Some(*step);
+            }
+            UserEvent::MfaDisabled { .. } => {
+                self.mfa = MfaState::default();
+            }
+            UserEvent::BackupCodesGenerated { codes, count, .. } => {
+                self.mfa.backup_codes = Some(codes.clone());
+                self.mfa.backup_code_count = *count;
+                self.mfa.backup_codes_used.clear();
+            }
+            UserEvent::MfaVerified { proof, .. } => {
+                if let MfaProof::Totp { step } = proof {
+                    self.mfa.last_step =
+                        Some(self.mfa.last_step.map_or(*step, |last| last.max(*step)));
+                }
+            }
+            UserEvent::BackupCodeUsed { index, .. } => {
+                self.mfa.backup_codes_used.insert(*index);
+            }
+            UserEvent::MfaFailed {
+                consecutive_failures,
+                ..
+            }
+            | UserEvent::AuthenticationFailed {
+                consecutive_failures,
+                ..
+            } => {
+                self.consecutive_failures = *consecutive_failures;
+            }
+            UserEvent::UserAuthenticated {
+                authenticated_at, ..
+            } => {
+                self.last_active = Some(*authenticated_at);
+                self.consecutive_failures = 0;
+                if matches!(self.status, UserStatus::Locked { until: Some(u), .. } if *authenticated_at >= u)
+                {
+                    self.status = UserStatus::Active;
+                }
+            }
+            UserEvent::PasswordExpired { .. } => self.password_must_change = true,
+            UserEvent::SessionsRevoked { revoked_at, .. } => {
+                self.sessions_revoked_at = Some(*revoked_at);
+            }
+            UserEvent::PasswordRehashed { hash, .. } => {
+                for credential in &mut self.credentials {
+                    if let Credential::Password { hash: current } = credential {
+                        current.clone_from(hash);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Event-store backends for the security crate family, and the conformance
+//! kit that proves a backend meets the store contract.
+//!
+//! - [`MemoryEventStore`] and [`MemoryPublisher`] (always built): the whole
+//!   contract in memory, for tests, examples and single-process apps.
+//! - PostgreSQL (feature `postgres`): `PostgresEventStore` (the whole
+//!   contract, a gap-free global order, row-level security per tenant),
+//!   the transactional outbox and its `OutboxRelay`, `PostgresCheckpointStore`
+//!   for projections, and `PostgresKeyRecordStore` for security-crypto's
+//!   envelope-encrypted key store. Configured from `DATABASE_URL`,
+//!   `DATABASE_POOL_SIZE` and `DATABASE_MAX_OVERFLOW` (`PostgresConfig`).
+//! - Kafka (feature `kafka`): `KafkaPublisher`, an idempotent producer keyed
+//!   by stream, configured from the `KAFKA_*` variables (`KafkaConfig`).
+//!   It builds librdkafka from source (needs `make`, `gcc`, `libssl-dev`).
+//! - NATS JetStream (feature `nats`): `NatsPublisher`, deduplicated by
+//!   `Nats-Msg-Id`.
+//!
+//! The features are additive and off by default. Publishers only ever
+//! receive `PublishedEvent`s, with every sealed field removed.
+//! - [`testkit`] (feature `testkit`): one async function per clause of the
+//!   contract and [`testkit::run_all`], so an integrator's adapter proves
+//!   itself with one call.
+//!
+//! The contract itself is documented on [`security_core::EventStore`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use security_core::{EventStore, ExpectedVersion, AppendRequest, StreamId, StreamQuery, TenantId};
+//! use security_eventstore::MemoryEventStore;
+//! # use security_core::{NewEvent, EventId, EventMetadata};
+//! # fn event() -> NewEvent { NewEvent { event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+//! #   event_type: "Hello".into(), schema_version: 1, occurred_at: chrono::Utc::now(),
+//! #   payload: Arc::new(serde_json::json!({})), metadata: Arc::new(EventMetadata::default()) } }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryEventStore::new();
+//! let stream = StreamId::new(TenantId::from_uuid(uuid::Uuid::now_v7()), "greeting", uuid::Uuid::now_v7());
+//! let request = AppendRequest {
+//!     stream_id: stream.clone(),
+//!     expected: ExpectedVersion::NoStream,
+//!     events: vec![event()],
+//!     idempotency_key: None,
+//! };
+//! store.append(request).await?;
+//! assert_eq!(store.read_stream(&stream, StreamQuery::all()).await?.len(), 1);
+//! # Ok::<(), security_core::StoreError>(())
+//! # }).unwrap();
+//! ```
+
+mod encoded;
+#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats"))]
+mod error;
+#[cfg(feature = "kafka")]
+mod kafka;
+mod memory;
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+/// The NATS client, re-exported so that applications use the version the
+/// publisher was built with.
+#[cfg(feature = "nats")]
+pub use async_nats;
+pub use encoded::{Delivery, EncodedEvent, PipelinedPublisher};
+#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats"))]
+pub use error::Error;
+#[cfg(feature = "kafka")]
+pub use kafka::{DEFAULT_KAFKA_TOPIC, KafkaConfig, KafkaPublisher, headers as kafka_headers};
+pub use memory::{MemoryEventStore, MemoryPublisher};
+#[cfg(feature = "nats")]
+pub use nats::{NatsConfig, NatsPublisher};
+#[cfg(feature = "postgres")]
+pub use postgres::{
+    DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE, DATABASE_URL, DEFAULT_CHANNEL, OutboxRelay,
+    PoolConfig, PostgresCheckpointStore, PostgresConfig, PostgresEventStore,
+    PostgresKeyRecordStore, RelayConfig, RelayOutcome, RelayStats, StoreOptions,
+};
+/// The Kafka client, re-exported so that applications (and the benchmark's
+/// bare producer) use the version the publisher was built with.
+#[cfg(feature = "kafka")]
+pub use rdkafka;
+/// The PostgreSQL driver, re-exported so that a pool built by the
+/// application (for [`PostgresEventStore::from_pool`]) is of the same
+/// version.
+#[cfg(feature = "postgres")]
+pub use sqlx;

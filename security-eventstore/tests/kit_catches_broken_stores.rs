@@ -1,0 +1,167 @@
+//! The conformance kit must fail a store that breaks the contract: each
+//! deliberately broken store below must make its clause panic.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails by panicking"
+)]
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use security_core::{
+    AppendRequest, AppendResult, EventStore, EventStream, ExpectedVersion, GlobalQuery,
+    IdempotencyKey, Scope, StoreError, StoredEvent, StreamId, StreamQuery, TenantId, Until,
+};
+use security_eventstore::{MemoryEventStore, testkit};
+
+/// How a store is broken.
+#[derive(Debug, Clone, Copy)]
+enum Flaw {
+    /// Ignores the expected version.
+    NoConcurrencyCheck,
+    /// Forgets idempotency keys.
+    NoIdempotency,
+    /// Answers tenant-scoped reads with every tenant's events.
+    LeaksTenants,
+    /// Ignores `until` bounds.
+    NoTemporalReads,
+    /// Writes only the first half of a batch.
+    HalfBatches,
+    /// Drops every third event from global reads.
+    SkipsEvents,
+}
+
+#[derive(Debug)]
+struct Broken {
+    inner: MemoryEventStore,
+    flaw: Flaw,
+}
+
+#[async_trait]
+impl EventStore for Broken {
+    async fn append(&self, mut request: AppendRequest) -> Result<AppendResult, StoreError> {
+        match self.flaw {
+            Flaw::NoConcurrencyCheck => request.expected = ExpectedVersion::Any,
+            Flaw::NoIdempotency => request.idempotency_key = None,
+            Flaw::HalfBatches if request.events.len() > 1 => {
+                let half = request.events.len() / 2;
+                request.events.truncate(half);
+            }
+            _ => {}
+        }
+        self.inner.append(request).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        mut query: StreamQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if matches!(self.flaw, Flaw::NoTemporalReads) {
+            query.until = Until::End;
+        }
+        self.inner.read_stream(stream_id, query).await
+    }
+
+    async fn read_global(
+        &self,
+        scope: Scope,
+        mut query: GlobalQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        match self.flaw {
+            Flaw::LeaksTenants => self.inner.read_global(Scope::All, query).await,
+            Flaw::NoTemporalReads => {
+                query.until = Until::End;
+                self.inner.read_global(scope, query).await
+            }
+            Flaw::SkipsEvents => {
+                let mut events = self.inner.read_global(scope, query).await?;
+                events.retain(|e| e.global_position % 3 != 0);
+                Ok(events)
+            }
+            _ => self.inner.read_global(scope, query).await,
+        }
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream_id).await
+    }
+
+    async fn idempotent_result(
+        &self,
+        tenant: TenantId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<AppendResult>, StoreError> {
+        match self.flaw {
+            Flaw::NoIdempotency => Ok(None),
+            _ => self.inner.idempotent_result(tenant, key).await,
+        }
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.inner.head_position().await
+    }
+
+    fn subscribe(&self, scope: Scope, after: u64) -> EventStream {
+        match self.flaw {
+            Flaw::LeaksTenants => self.inner.subscribe(Scope::All, after),
+            _ => self.inner.subscribe(scope, after),
+        }
+    }
+}
+
+fn broken(flaw: Flaw) -> Arc<dyn EventStore> {
+    Arc::new(Broken {
+        inner: MemoryEventStore::new(),
+        flaw,
+    })
+}
+
+async fn must_fail<F: std::future::Future<Output = ()>>(what: &str, clause: F) {
+    let outcome = AssertUnwindSafe(clause).catch_unwind().await;
+    assert!(outcome.is_err(), "the kit passed a store that {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_clause_catches_its_flaw() {
+    must_fail(
+        "ignores expected versions",
+        testkit::optimistic_concurrency(broken(Flaw::NoConcurrencyCheck)),
+    )
+    .await;
+    must_fail(
+        "lets two appenders win",
+        testkit::concurrent_appenders(broken(Flaw::NoConcurrencyCheck)),
+    )
+    .await;
+    must_fail(
+        "forgets idempotency keys",
+        testkit::idempotency(broken(Flaw::NoIdempotency)),
+    )
+    .await;
+    must_fail(
+        "leaks tenants",
+        testkit::tenant_isolation(broken(Flaw::LeaksTenants)),
+    )
+    .await;
+    must_fail(
+        "ignores until bounds",
+        testkit::temporal_reads(broken(Flaw::NoTemporalReads)),
+    )
+    .await;
+    must_fail(
+        "writes half a batch",
+        testkit::atomic_batches(broken(Flaw::HalfBatches)),
+    )
+    .await;
+    must_fail(
+        "skips events",
+        testkit::ordered_global_stream(broken(Flaw::SkipsEvents)),
+    )
+    .await;
+}
