@@ -1,5 +1,5 @@
 //! `security_core::subject` against the public nats-server vectors in
-//! `../shared/vectors/nats/subjects.json` (from sublist_test.go).
+//! `vectors/nats/subjects.json` (from sublist_test.go).
 
 #![allow(
     clippy::unwrap_used,
@@ -12,10 +12,7 @@ use security_core::subject;
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/nats/subjects.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/nats/subjects.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

@@ -1,4 +1,4 @@
-//! The validator against every case of `../shared/vectors/jwt/cases.json`
+//! The validator against every case of `vectors/jwt/cases.json`
 //! (RFC 8725 controls and attacks), plus the cases generated at test time
 //! (oversized token, clock-relative leeway) and the key policy.
 
@@ -12,10 +12,7 @@ use security_core::{ManualClock, TokenError};
 use serde_json::{Value, json};
 
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/jwt/cases.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/jwt/cases.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

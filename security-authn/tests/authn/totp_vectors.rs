@@ -7,10 +7,7 @@ use security_authn::{TotpAlgorithm, TotpConfig, TotpSecret};
 use serde_json::Value;
 
 fn vectors(name: &str) -> Value {
-    let path = format!(
-        "{}/../../shared/vectors/otp/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../vectors/otp/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

@@ -8,10 +8,7 @@ use security_core::{Permissions, ResponsePermission, SubjectPattern, SubjectPerm
 use serde_json::Value;
 
 fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/nats/subjects.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/nats/subjects.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

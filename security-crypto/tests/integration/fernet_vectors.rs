@@ -1,5 +1,5 @@
 //! Every case of the Fernet specification's test vectors (copied into
-//! `tests/data/fernet/` from the `fernet/spec` repository).
+//! `vectors/fernet/` at the workspace root, from the `fernet/spec` repository).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +13,9 @@ use security_core::ManualClock;
 use security_crypto::{CryptoError, FernetKey, FernetKeyRing, SymmetricKey, hmac_sha256};
 use serde::Deserialize;
 
-const GENERATE: &str = include_str!("../data/fernet/generate.json");
-const VERIFY: &str = include_str!("../data/fernet/verify.json");
-const INVALID: &str = include_str!("../data/fernet/invalid.json");
+const GENERATE: &str = include_str!("../../../vectors/fernet/generate.json");
+const VERIFY: &str = include_str!("../../../vectors/fernet/verify.json");
+const INVALID: &str = include_str!("../../../vectors/fernet/invalid.json");
 
 #[derive(Deserialize)]
 struct GenerateCase {
