@@ -85,7 +85,7 @@ const DONE: &str = "DELETE FROM security_outbox o \
 /// How a relay works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayConfig {
-    /// Events read and handed to the publisher at a time (default 500).
+    /// Events read and handed to the publisher at a time (default 1 000).
     pub batch_size: usize,
     /// How often an idle relay looks at the outbox when no notification
     /// arrives (default 500 ms).
@@ -105,7 +105,7 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 1_000,
             poll_interval: Duration::from_millis(500),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
@@ -234,14 +234,16 @@ struct Batch {
 
 enum Content {
     Events(Vec<PublishedEvent>),
-    Encoded(Vec<EncodedEvent>),
+    /// Rows for a pipelined publisher, encoded where they are handed over
+    /// (see [`Courier`]).
+    Rows(Vec<PgRow>),
 }
 
 impl Batch {
     fn len(&self) -> usize {
         match &self.content {
             Content::Events(events) => events.len(),
-            Content::Encoded(events) => events.len(),
+            Content::Rows(rows) => rows.len(),
         }
     }
 
@@ -312,7 +314,7 @@ async fn read_batch(
     let capacity = usize::try_from(count).unwrap_or(0);
     let mut ranges = Vec::new();
     let mut content = if encoded {
-        Content::Encoded(Vec::with_capacity(capacity))
+        Content::Rows(Vec::with_capacity(capacity))
     } else {
         Content::Events(Vec::with_capacity(capacity))
     };
@@ -321,11 +323,21 @@ async fn read_batch(
         let position = row.try_get::<i64, _>(0).map_err(db)?;
         push_range(&mut ranges, (position, position));
         match &mut content {
-            Content::Encoded(events) => events.push(encode_row(&row)?),
+            Content::Rows(rows) => rows.push(row),
             Content::Events(events) => events.push(decode_event(&row, None)?.to_published()),
         }
     }
     Ok(Batch { ranges, content })
+}
+
+/// Encodes rows selected with [`EVENT_COLUMNS`] for a pipelined publisher.
+/// A row that does not encode fails the batch's hand-over: nothing of it is
+/// marked done, and the relay stops with the error.
+fn encode_rows(rows: &[PgRow]) -> Result<Vec<EncodedEvent>, PublishError> {
+    rows.iter()
+        .map(encode_row)
+        .collect::<Result<_, _>>()
+        .map_err(|error| PublishError::Backend(Box::new(error)))
 }
 
 /// Encodes a row selected with [`EVENT_COLUMNS`] without parsing its
@@ -485,20 +497,18 @@ async fn driving<T>(in_flight: &mut VecDeque<InFlight>, work: impl Future<Output
     .await
 }
 
-/// Hands batches to a pipelined publisher from a task of its own, in
-/// order, so that the relay's task reads and encodes the next batch while
-/// the publisher takes this one (both cost about the same per event, and
-/// a task does one thing at a time). Stopped when dropped.
+/// Encodes batches and hands them to a pipelined publisher from a task of
+/// its own, in order, so that the relay's task reads the next batch while
+/// this one is encoded and taken by the publisher (reading, encoding and
+/// handing over cost about the same per event, and a task does one thing
+/// at a time). Stopped when dropped.
 struct Courier {
     queue: mpsc::UnboundedSender<Parcel>,
     task: AbortHandle,
 }
 
 /// A batch for the courier, and where to say how its hand-over went.
-type Parcel = (
-    Vec<EncodedEvent>,
-    oneshot::Sender<Result<Delivery, PublishError>>,
-);
+type Parcel = (Vec<PgRow>, oneshot::Sender<Result<Delivery, PublishError>>);
 
 /// The courier stopped before handing a batch over.
 #[derive(Debug, thiserror::Error)]
@@ -513,9 +523,13 @@ impl Courier {
         let (queue, mut parcels) = mpsc::unbounded_channel::<Parcel>();
         let publisher = Arc::clone(publisher);
         let task = runtime.spawn(async move {
-            while let Some((events, reply)) = parcels.recv().await {
+            while let Some((rows, reply)) = parcels.recv().await {
+                let handed = match encode_rows(&rows) {
+                    Ok(events) => publisher.send(&events).await,
+                    Err(error) => Err(error),
+                };
                 // Nobody waiting any more is fine: the run was dropped.
-                let _ = reply.send(publisher.send(&events).await);
+                let _ = reply.send(handed);
             }
         });
         Some(Self {
@@ -525,9 +539,9 @@ impl Courier {
     }
 
     /// Queues a batch; its delivery.
-    fn hand(&self, events: Vec<EncodedEvent>) -> BoxFuture<'static, Result<(), PublishError>> {
+    fn hand(&self, rows: Vec<PgRow>) -> BoxFuture<'static, Result<(), PublishError>> {
         let (reply, handed) = oneshot::channel();
-        let queued = self.queue.send((events, reply)).is_ok();
+        let queued = self.queue.send((rows, reply)).is_ok();
         Box::pin(async move {
             if !queued {
                 return Err(PublishError::Unavailable(Box::new(CourierStopped)));
@@ -647,14 +661,18 @@ impl OutboxRelay {
     async fn hand_over(&self, batch: Batch, courier: Option<&Courier>) -> InFlight {
         let len = batch.len();
         let ack = match (&self.sink, batch.content) {
-            (Sink::Pipelined(_), Content::Encoded(events)) if courier.is_some() => {
-                match courier.map(|courier| courier.hand(events)) {
+            (Sink::Pipelined(_), Content::Rows(rows)) if courier.is_some() => {
+                match courier.map(|courier| courier.hand(rows)) {
                     Some(delivery) => Ack::Pending(delivery),
                     None => Ack::Done(Err(PublishError::Unavailable(Box::new(CourierStopped)))),
                 }
             }
-            (Sink::Pipelined(publisher), Content::Encoded(events)) => {
-                match publisher.send(&events).await {
+            (Sink::Pipelined(publisher), Content::Rows(rows)) => {
+                let handed = match encode_rows(&rows) {
+                    Ok(events) => publisher.send(&events).await,
+                    Err(error) => Err(error),
+                };
+                match handed {
                     Ok(delivery) => Ack::Pending(Box::pin(delivery)),
                     Err(error) => Ack::Done(Err(error)),
                 }
