@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+    common::service_address("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 }
 
 fn fresh_topic() -> String {

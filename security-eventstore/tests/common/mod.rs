@@ -22,10 +22,19 @@ use security_eventstore::{PostgresEventStore, StoreOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
+/// Where a service is: the environment variable `var`, or the loopback
+/// default `scripts/services.sh` starts it on. Never a reason to skip: a
+/// test whose service is missing fails when it connects.
+pub fn service_address(var: &str, loopback: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| loopback.to_owned())
+}
+
 /// The admin URL: `DATABASE_URL`, or the loopback server.
 pub fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    service_address(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    )
 }
 
 /// A superuser pool on the test database.
