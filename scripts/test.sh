@@ -27,6 +27,7 @@ cargo test --workspace --all-features --no-fail-fast
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 step "examples"
 cargo run --quiet --all-features --example quickstart >/dev/null

@@ -14,12 +14,12 @@
 //!   It builds librdkafka from source (needs `make`, `gcc`, `libssl-dev`).
 //! - NATS JetStream (feature `nats`): `NatsPublisher`, deduplicated by
 //!   `Nats-Msg-Id`.
+//! - The conformance kit, module `testkit` (feature `testkit`): one async
+//!   function per clause of the contract and `testkit::run_all`, so an
+//!   integrator's adapter proves itself with one call.
 //!
 //! The features are additive and off by default. Publishers only ever
 //! receive `PublishedEvent`s, with every sealed field removed.
-//! - [`testkit`] (feature `testkit`): one async function per clause of the
-//!   contract and [`testkit::run_all`], so an integrator's adapter proves
-//!   itself with one call.
 //!
 //! The contract itself is documented on [`security_core::EventStore`].
 //!
