@@ -330,14 +330,19 @@ async fn read_batch(
     Ok(Batch { ranges, content })
 }
 
-/// Encodes rows selected with [`EVENT_COLUMNS`] for a pipelined publisher.
-/// A row that does not encode fails the batch's hand-over: nothing of it is
-/// marked done, and the relay stops with the error.
-fn encode_rows(rows: &[PgRow]) -> Result<Vec<EncodedEvent>, PublishError> {
-    rows.iter()
+/// Encodes rows selected with [`EVENT_COLUMNS`] and hands them to a
+/// pipelined publisher. A row that does not encode fails the hand-over:
+/// nothing of the batch is marked done, and the relay stops with the error.
+async fn encode_and_send(
+    publisher: &dyn PipelinedPublisher,
+    rows: &[PgRow],
+) -> Result<Delivery, PublishError> {
+    let events = rows
+        .iter()
         .map(encode_row)
-        .collect::<Result<_, _>>()
-        .map_err(|error| PublishError::Backend(Box::new(error)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| PublishError::Backend(Box::new(error)))?;
+    publisher.send(&events).await
 }
 
 /// Encodes a row selected with [`EVENT_COLUMNS`] without parsing its
@@ -524,10 +529,7 @@ impl Courier {
         let publisher = Arc::clone(publisher);
         let task = runtime.spawn(async move {
             while let Some((rows, reply)) = parcels.recv().await {
-                let handed = match encode_rows(&rows) {
-                    Ok(events) => publisher.send(&events).await,
-                    Err(error) => Err(error),
-                };
+                let handed = encode_and_send(publisher.as_ref(), &rows).await;
                 // Nobody waiting any more is fine: the run was dropped.
                 let _ = reply.send(handed);
             }
@@ -668,11 +670,7 @@ impl OutboxRelay {
                 }
             }
             (Sink::Pipelined(publisher), Content::Rows(rows)) => {
-                let handed = match encode_rows(&rows) {
-                    Ok(events) => publisher.send(&events).await,
-                    Err(error) => Err(error),
-                };
-                match handed {
+                match encode_and_send(publisher.as_ref(), &rows).await {
                     Ok(delivery) => Ack::Pending(Box::pin(delivery)),
                     Err(error) => Ack::Done(Err(error)),
                 }
