@@ -157,7 +157,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-// ---- 7. Authentication (security-authn, issue 4) -------------------------
+// ---- 7. Authentication (security-authn) -------------------------
 //
 // Alice enrols TOTP, logs in with her password and then a code, uses the
 // access token, refreshes it; a replayed (stolen) refresh token is caught
@@ -255,7 +255,7 @@ fn print_event(event: &StoredEvent) {
     );
 }
 
-// ---- 8. Authorization (security-authz, issue 5) --------------------------
+// ---- 8. Authorization (security-authz) --------------------------
 //
 // The authorizer is a read model of the event log. Alice is an officer:
 // she may approve a transaction, not delete a user; and an hour ago,

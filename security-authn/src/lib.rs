@@ -86,7 +86,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-// ---- authentication (issue 4) -------------------------------------------
+// ---- authentication -------------------------------------------
 mod audit;
 mod backup;
 mod challenge;
@@ -131,7 +131,7 @@ pub use totp::{TOTP_SECRET_BYTES, TotpAlgorithm, TotpConfig, TotpEnrollment, Tot
 /// Re-exported: the JWT algorithm type of [`JwtValidatorBuilder::algorithms`].
 pub use jsonwebtoken::Algorithm as JwtAlgorithm;
 
-// ---- NATS decentralized auth (issue 7): see `nats/` ----------------------
+// ---- NATS decentralized auth: see `nats/` ----------------------
 mod nats;
 pub use nats::{
     ALL_SUBJECTS, ALL_USERS, AccountJwtClaims, AccountNats, AccountSigner, ClaimType,

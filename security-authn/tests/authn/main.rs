@@ -1,4 +1,4 @@
-//! Integration tests of authentication (issue 4): one binary, one module
+//! Integration tests of authentication: one binary, one module
 //! per area.
 
 #![allow(

@@ -181,7 +181,7 @@ impl Drop for Shared {
 /// from the numbering statement to the commit (one statement and the
 /// commit's WAL flush); everything before it (idempotency and version
 /// checks, the stream's row lock) runs in parallel. The benchmark
-/// (`benches/postgres.rs`, figures in BENCHMARKS.md) measures what this
+/// (`benches/benches/postgres.rs`, figures in BENCHMARKS.md) measures what this
 /// costs against a bare multi-row `INSERT`.
 ///
 /// # Tenant isolation

@@ -1,4 +1,4 @@
-//! Memory event store throughput (issue 2): appends of single events and of
+//! Memory event store throughput: appends of single events and of
 //! 100-event batches, and replay of a 10 000-event stream, on one core.
 //! Targets: ≥ 1 000 000 events/s appended in batches, ≥ 2 000 000 events/s
 //! replayed. Also the full command path (load, handle, append) for scale.

@@ -1,4 +1,4 @@
-//! security-authn (issue 4), each beside the reference the issue names:
+//! security-authn, each beside its reference:
 //!
 //! - A full password login (`AuthenticationService::authenticate`: rate
 //!   limits, account and user replay, unsealing the hash, argon2id
@@ -11,7 +11,7 @@
 //!   `jsonwebtoken::decode` of the same token with a prebuilt `DecodingKey`,
 //!   for EdDSA and HS256. Target: at most 1.2×.
 //!
-//! `cargo bench --bench authn -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p security-benches --bench authn -- --warm-up-time 1 --measurement-time 3`
 
 #![allow(
     clippy::unwrap_used,

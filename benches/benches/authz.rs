@@ -1,4 +1,4 @@
-//! Authorization checks (issue 5), side by side on the same workload:
+//! Authorization checks, side by side on the same workload:
 //! security-authz, casbin (RBAC with domains) and cedar-policy.
 //!
 //! Workload: the ROLES.md matrix as 100 permission rules (the matrix's 92
@@ -11,7 +11,7 @@
 //! 100 000 policies at most 2× one with 100; and `can_publish` on compiled
 //! tries against the reference loop over patterns.
 //!
-//! `cargo bench --bench authz -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p security-benches --bench authz -- --warm-up-time 1 --measurement-time 3`
 
 #![allow(
     clippy::unwrap_used,

@@ -1,4 +1,4 @@
-//! security-crypto (issue 3): each wrapper beside the raw primitive crate
+//! security-crypto: each wrapper beside the raw primitive crate
 //! call it wraps, on the same input. Target: wrapper overhead under 10 %.
 //!
 //! - Fernet encrypt + decrypt (with a TTL check) of 1 KiB: `FernetKey` and
@@ -13,7 +13,7 @@
 //!   lock and a map lookup more) and `EnvelopeKeyStore` (which decrypts the
 //!   key record on every call, by design).
 //!
-//! `cargo bench --bench crypto -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p security-benches --bench crypto -- --warm-up-time 1 --measurement-time 3`
 
 //! Criterion reports absolute times. Because the machine is shared and its
 //! load moves during a run, the overhead itself is measured afterwards

@@ -1,4 +1,4 @@
-//! NATS JWTs (issue 7), each beside a bare Ed25519 operation on the same
+//! NATS JWTs, each beside a bare Ed25519 operation on the same
 //! number of bytes. Target: at most 1.3× the bare cost.
 //!
 //! - Issuing a user JWT (`NatsIssuer::user_jwt`: union of the account
@@ -14,7 +14,7 @@
 //!   account and user JWTs parsed and three signatures checked) vs three
 //!   bare verifications.
 //!
-//! `cargo bench --bench nats -- --warm-up-time 1 --measurement-time 4`
+//! `cargo bench -p security-benches --bench nats -- --warm-up-time 1 --measurement-time 4`
 
 #![allow(
     clippy::unwrap_used,
@@ -31,13 +31,13 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
-use security_authn::{NatsAdmin, NatsTrust, UserJwtOptions, UserSigner, verify_user_chain};
-use security_core::{
+use security::authn::{NatsAdmin, NatsTrust, UserJwtOptions, UserSigner, verify_user_chain};
+use security::core::{
     AccountClaims, AdminService, ManualClock, Permissions, Policy, Repository, Request,
     ResourceLimits, ResponsePermission, SubjectPermissions,
 };
-use security_crypto::{MemoryKeyStore, UuidV7Ids};
-use security_eventstore::MemoryEventStore;
+use security::crypto::{MemoryKeyStore, UuidV7Ids};
+use security::eventstore::MemoryEventStore;
 
 const NOW: i64 = 1_700_000_000;
 
@@ -46,8 +46,8 @@ struct Setup {
     operator_jwt: String,
     account_jwt: String,
     user_jwt: String,
-    account: security_core::Account,
-    user: security_core::User,
+    account: security::core::Account,
+    user: security::core::User,
     policies: Vec<Policy>,
 }
 

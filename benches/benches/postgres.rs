@@ -1,4 +1,4 @@
-//! PostgreSQL event store and outbox relay (issue 6), side by side with
+//! PostgreSQL event store and outbox relay, side by side with
 //! the references on the same server, in one run:
 //!
 //! - appending 100-event batches (`PostgresEventStore::append`: version
@@ -12,7 +12,7 @@
 //!
 //! Needs PostgreSQL (`DATABASE_URL`, default the loopback server) and a
 //! Kafka broker (`KAFKA_BOOTSTRAP_SERVERS`, default 127.0.0.1:9092):
-//! `cargo bench --bench postgres --features postgres,kafka`.
+//! `cargo bench -p security-benches --bench postgres --features postgres`.
 
 #![allow(
     clippy::unwrap_used,
