@@ -49,6 +49,7 @@
 mod account;
 mod admin;
 mod aggregate;
+pub mod chain;
 mod claims;
 mod error;
 mod event;

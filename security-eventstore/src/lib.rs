@@ -53,6 +53,7 @@ mod error;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod memory;
+mod memory_chain;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "postgres")]

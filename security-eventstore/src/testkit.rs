@@ -44,6 +44,10 @@ use security_core::{
 use serde_json::json;
 use uuid::Uuid;
 
+mod chain;
+
+pub use chain::hash_chain;
+
 /// How long the kit waits for a subscription to deliver before it fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -835,4 +839,5 @@ where
     temporal_reads(factory().await).await;
     subscriptions(factory().await).await;
     round_trip(factory().await).await;
+    hash_chain(factory().await).await;
 }
