@@ -181,9 +181,18 @@ impl Repository {
     ///
     /// Loads the aggregate, handles the command, appends the events
     /// expecting the version it loaded, and retries from the load on a
-    /// conflict (at most the configured number of times). With an
-    /// idempotency key in the context, a command already run with that key
-    /// returns the first run's outcome and appends nothing.
+    /// conflict (at most the configured number of times).
+    ///
+    /// With an idempotency key in the context, a command already run with
+    /// that key returns the first run's outcome (`deduplicated`) and
+    /// appends nothing. The key is looked up again whenever something may
+    /// mean that a concurrent run with the same key got there first: a
+    /// version conflict, a rejection or a command that changes nothing
+    /// (the first run's events may be why), and any append error (a
+    /// store may report a key taken concurrently as an error of its own,
+    /// or lose the answer of an append that committed). So of concurrent
+    /// callers with one key, one runs the command and every other one gets
+    /// its result.
     pub async fn execute<A: Aggregate>(
         &self,
         id: impl Into<Uuid> + Send,
@@ -191,9 +200,7 @@ impl Repository {
         ctx: &CommandContext,
     ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
         let stream_id = Self::stream_id::<A>(ctx.tenant_id, id);
-        if let Some(key) = &ctx.idempotency_key
-            && let Some(original) = self.store.idempotent_result(ctx.tenant_id, key).await?
-        {
+        if let Some(original) = self.recorded(ctx).await? {
             return self.replayed(&stream_id, original).await;
         }
         let mut attempts = 0;
@@ -204,8 +211,19 @@ impl Repository {
                 .read_stream(&stream_id, StreamQuery::all())
                 .await?;
             let Loaded { mut state, version } = replay::<A>(&stream_id, &stored)?;
-            let events = state.handle(command, ctx).map_err(CommandError::Rejected)?;
+            let events = match state.handle(command, ctx) {
+                Ok(events) => events,
+                Err(rejection) => {
+                    if let Some(original) = self.recorded(ctx).await? {
+                        return self.replayed(&stream_id, original).await;
+                    }
+                    return Err(CommandError::Rejected(rejection));
+                }
+            };
             if events.is_empty() {
+                if let Some(original) = self.recorded(ctx).await? {
+                    return self.replayed(&stream_id, original).await;
+                }
                 return Ok(CommandOutcome {
                     state,
                     version,
@@ -244,17 +262,39 @@ impl Repository {
                         published,
                     });
                 }
-                Err(StoreError::Conflict { .. }) if attempts <= self.max_retries => {
+                Err(StoreError::Conflict { .. }) => {
+                    if let Some(original) = self.recorded(ctx).await? {
+                        return self.replayed(&stream_id, original).await;
+                    }
+                    if attempts > self.max_retries {
+                        return Err(CommandError::Conflict {
+                            stream_id,
+                            attempts,
+                        });
+                    }
                     tracing::debug!(stream = %stream_id, attempts, "concurrency conflict, retrying");
                 }
-                Err(StoreError::Conflict { .. }) => {
-                    return Err(CommandError::Conflict {
-                        stream_id,
-                        attempts,
-                    });
+                Err(error @ StoreError::DuplicateIdempotencyKey { .. }) => {
+                    return Err(error.into());
                 }
-                Err(e) => return Err(e.into()),
+                Err(error) => {
+                    // Only a key found now changes the answer; a failed
+                    // lookup leaves the append's own error to report.
+                    if let Ok(Some(original)) = self.recorded(ctx).await {
+                        return self.replayed(&stream_id, original).await;
+                    }
+                    return Err(error.into());
+                }
             }
+        }
+    }
+
+    /// The result of the append that used the context's idempotency key,
+    /// if it has one and it was used.
+    async fn recorded(&self, ctx: &CommandContext) -> Result<Option<AppendResult>, StoreError> {
+        match &ctx.idempotency_key {
+            Some(key) => self.store.idempotent_result(ctx.tenant_id, key).await,
+            None => Ok(None),
         }
     }
 

@@ -49,6 +49,29 @@ async fn postgres_store_meets_the_whole_contract() {
     }
 }
 
+#[path = "support/races.rs"]
+mod races;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotent_request_racing_on_replicas_answers_every_caller_on_postgres() {
+    let db = TestDb::new().await;
+    // Three replicas: three pools on one database.
+    let mut replicas = vec![db.store_arc()];
+    for _ in 0..2 {
+        replicas
+            .push(Arc::new(db.second_store(StoreOptions::default()).await) as Arc<dyn EventStore>);
+    }
+    let (created, locked) = races::create_and_lock_races(&replicas, 100).await;
+    let every = races::Tally {
+        answered: 300,
+        rejected: 0,
+        conflicts: 0,
+    };
+    assert_eq!(created, every, "create_user with one key on three replicas");
+    assert_eq!(locked, every, "lock_user with one key on three replicas");
+    db.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_clause_also_passes_on_a_shared_schema() {
     let db = TestDb::new().await;

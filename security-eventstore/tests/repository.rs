@@ -570,3 +570,22 @@ proptest! {
         })?;
     }
 }
+
+// ----- idempotent requests racing on several replicas ----------------------
+
+#[path = "support/races.rs"]
+mod races;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotent_request_racing_on_replicas_answers_every_caller_in_memory() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryEventStore::new());
+    let replicas = vec![Arc::clone(&store), Arc::clone(&store), store];
+    let (created, locked) = races::create_and_lock_races(&replicas, 100).await;
+    let every = races::Tally {
+        answered: 300,
+        rejected: 0,
+        conflicts: 0,
+    };
+    assert_eq!(created, every, "create_user with one key on three replicas");
+    assert_eq!(locked, every, "lock_user with one key on three replicas");
+}
