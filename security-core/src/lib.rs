@@ -49,6 +49,7 @@
 mod account;
 mod admin;
 mod aggregate;
+mod cache;
 mod claims;
 mod error;
 mod event;
@@ -74,6 +75,7 @@ pub use account::{
 };
 pub use admin::{AdminError, AdminResult, AdminService, NewUser, Request};
 pub use aggregate::{Aggregate, CommandContext};
+pub use cache::{DEFAULT_CACHE_CAPACITY, StateCache};
 pub use claims::{AccessClaims, Audience, TokenError, TokenValidator};
 pub use error::DomainError;
 pub use event::{

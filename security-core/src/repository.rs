@@ -1,11 +1,14 @@
-//! The command bus: load an aggregate by replaying its stream, handle a
-//! command, append with the expected version, publish what was stored.
+//! The command bus: load an aggregate by replaying its stream (or catching
+//! up a cached state), handle a command, append with the expected version,
+//! publish what was stored.
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, CommandContext};
+use crate::cache::StateCache;
 use crate::event::{
     DomainEvent, EventDecodeError, EventEncodeError, NewEvent, StoredEvent, StreamId,
 };
@@ -95,12 +98,22 @@ impl<E: std::error::Error + 'static> CommandError<E> {
 }
 
 /// Loads aggregates and runs commands against an [`EventStore`].
+///
+/// # Cost of a load
+///
+/// Without a cache, every load and command replays the aggregate's whole
+/// stream. With a [`StateCache`] ([`with_state_cache`](Self::with_state_cache)),
+/// a load starts from the state the cache holds and reads only the events
+/// appended since, by any process: a command's cost stops growing with
+/// the aggregate's history, and optimistic concurrency holds exactly as
+/// without the cache (see [`StateCache`]).
 #[derive(Debug, Clone)]
 pub struct Repository {
     store: Arc<dyn EventStore>,
     publisher: Option<Arc<dyn Publisher>>,
     ids: Arc<dyn IdGenerator>,
     max_retries: u32,
+    cache: Option<StateCache>,
 }
 
 impl Repository {
@@ -111,7 +124,21 @@ impl Repository {
             publisher: None,
             ids,
             max_retries: DEFAULT_MAX_RETRIES,
+            cache: None,
         }
+    }
+
+    /// Keeps the aggregates it rebuilds in `cache`, so that later loads
+    /// read only the events appended since. Repositories may share a
+    /// cache; one cache holds every aggregate type.
+    pub fn with_state_cache(mut self, cache: StateCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The state cache, if one is configured.
+    pub fn state_cache(&self) -> Option<&StateCache> {
+        self.cache.as_ref()
     }
 
     /// Hands every stored event to `publisher` after the append. Leave it
@@ -153,7 +180,7 @@ impl Repository {
         StreamId::new(tenant_id, A::TYPE, id.into())
     }
 
-    /// Rebuilds an aggregate from its whole stream.
+    /// The aggregate as of the newest event in the store.
     pub async fn load<A: Aggregate>(
         &self,
         tenant_id: TenantId,
@@ -162,7 +189,7 @@ impl Repository {
         self.load_until(tenant_id, id, Until::End).await
     }
 
-    /// Rebuilds an aggregate as it was at a version, position or time.
+    /// The aggregate as it was at a version, position or time.
     pub async fn load_until<A: Aggregate>(
         &self,
         tenant_id: TenantId,
@@ -170,11 +197,58 @@ impl Repository {
         until: Until,
     ) -> Result<Loaded<A>, CommandError<A::Error>> {
         let stream_id = Self::stream_id::<A>(tenant_id, id);
+        let folded = self.fold::<A>(&stream_id, until).await?;
+        Ok(Loaded {
+            state: folded.state,
+            version: folded.version,
+        })
+    }
+
+    /// The aggregate as of `until`: caught up from the cache when it holds
+    /// a state inside the bound, else replayed from the start. The latest
+    /// state (`Until::End`) goes back into the cache.
+    async fn fold<A: Aggregate>(
+        &self,
+        stream_id: &StreamId,
+        until: Until,
+    ) -> Result<Folded<A>, CommandError<A::Error>> {
+        if let Some(cache) = &self.cache
+            && let Some(cached) = cache.get::<Folded<A>>(stream_id)
+            && cached.inside(until)
+        {
+            let query = StreamQuery {
+                from_version: cached.version + 1,
+                until,
+                limit: usize::MAX,
+            };
+            let tail = self.store.read_stream(stream_id, query).await?;
+            // A store that does not continue the cached state (it was
+            // emptied or replaced) gets a full replay instead.
+            if tail
+                .first()
+                .is_none_or(|first| first.version == cached.version + 1)
+            {
+                let mut folded = (*cached).clone();
+                folded.fold(stream_id, &tail)?;
+                if until == Until::End && folded.version > cached.version {
+                    cache.put(stream_id, folded.version, Arc::new(folded.clone()));
+                }
+                return Ok(folded);
+            }
+            cache.forget(stream_id);
+        }
         let events = self
             .store
-            .read_stream(&stream_id, StreamQuery::until(until))
+            .read_stream(stream_id, StreamQuery::until(until))
             .await?;
-        replay::<A>(&stream_id, &events).map_err(CommandError::from)
+        let mut folded = Folded::default();
+        folded.fold(stream_id, &events)?;
+        if until == Until::End
+            && let Some(cache) = &self.cache
+        {
+            cache.put(stream_id, folded.version, Arc::new(folded.clone()));
+        }
+        Ok(folded)
     }
 
     /// Runs a command against the aggregate `id` in the context's tenant.
@@ -206,12 +280,9 @@ impl Repository {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let stored = self
-                .store
-                .read_stream(&stream_id, StreamQuery::all())
-                .await?;
-            let Loaded { mut state, version } = replay::<A>(&stream_id, &stored)?;
-            let events = match state.handle(command, ctx) {
+            let mut folded = self.fold::<A>(&stream_id, Until::End).await?;
+            let version = folded.version;
+            let events = match folded.state.handle(command, ctx) {
                 Ok(events) => events,
                 Err(rejection) => {
                     if let Some(original) = self.recorded(ctx).await? {
@@ -225,7 +296,7 @@ impl Repository {
                     return self.replayed(&stream_id, original).await;
                 }
                 return Ok(CommandOutcome {
-                    state,
+                    state: folded.state,
                     version,
                     events: Vec::new(),
                     deduplicated: false,
@@ -250,19 +321,32 @@ impl Repository {
                 }
                 Ok(result) => {
                     for event in &events {
-                        state.apply(event);
+                        folded.state.apply(event);
+                    }
+                    folded.version = result.last_version;
+                    folded.position = result.last_position;
+                    folded.latest = Some(folded.latest.map_or(ctx.now, |t| t.max(ctx.now)));
+                    if let Some(cache) = &self.cache {
+                        cache.put(&stream_id, folded.version, Arc::new(folded.clone()));
                     }
                     let stored = self.read_range(&stream_id, &result).await?;
                     let published = self.publish(&stored).await;
                     return Ok(CommandOutcome {
-                        state,
+                        state: folded.state,
                         version: result.last_version,
                         events: stored,
                         deduplicated: false,
                         published,
                     });
                 }
-                Err(StoreError::Conflict { .. }) => {
+                Err(StoreError::Conflict { actual, .. }) => {
+                    if actual < version
+                        && let Some(cache) = &self.cache
+                    {
+                        // The store is behind the cached state: it is not
+                        // the store the state came from. Start over from it.
+                        cache.forget(&stream_id);
+                    }
                     if let Some(original) = self.recorded(ctx).await? {
                         return self.replayed(&stream_id, original).await;
                     }
@@ -331,17 +415,12 @@ impl Repository {
             .into());
         }
         let events = self.read_range(stream_id, &original).await?;
-        let upto = self
-            .store
-            .read_stream(
-                stream_id,
-                StreamQuery::until(Until::Version(original.last_version)),
-            )
+        let folded = self
+            .fold::<A>(stream_id, Until::Version(original.last_version))
             .await?;
-        let Loaded { state, version } = replay::<A>(stream_id, &upto)?;
         Ok(CommandOutcome {
-            state,
-            version,
+            state: folded.state,
+            version: folded.version,
             events,
             deduplicated: true,
             published: false,
@@ -410,4 +489,53 @@ pub fn replay<A: Aggregate>(
         version = stored.version;
     }
     Ok(Loaded { state, version })
+}
+
+/// An aggregate folded from its stream, with what it takes to tell
+/// whether it lies inside a temporal bound.
+#[derive(Debug, Clone, Default)]
+struct Folded<A> {
+    state: A,
+    /// The version of the last event folded (0: none).
+    version: u64,
+    /// The global position of the last event folded (0: none).
+    position: u64,
+    /// The latest `occurred_at` among the events folded.
+    latest: Option<DateTime<Utc>>,
+}
+
+impl<A: Aggregate> Folded<A> {
+    /// Folds events in, in the order the store returned them.
+    fn fold(
+        &mut self,
+        stream_id: &StreamId,
+        events: &[StoredEvent],
+    ) -> Result<(), EventDecodeError> {
+        for stored in events {
+            debug_assert_eq!(
+                &stored.stream_id, stream_id,
+                "store returned an event of another stream"
+            );
+            let event: A::Event = stored.decode()?;
+            self.state.apply(&event);
+            self.version = stored.version;
+            self.position = stored.global_position;
+            self.latest = Some(
+                self.latest
+                    .map_or(stored.occurred_at, |t| t.max(stored.occurred_at)),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether every event folded so far is inside `until`, so that the
+    /// state can be caught up to that bound.
+    fn inside(&self, until: Until) -> bool {
+        match until {
+            Until::End => true,
+            Until::Version(v) => self.version <= v,
+            Until::Position(p) => self.position <= p,
+            Until::Time(t) => self.latest.is_none_or(|latest| latest <= t),
+        }
+    }
 }

@@ -72,6 +72,77 @@ async fn an_idempotent_request_racing_on_replicas_answers_every_caller_on_postgr
     db.cleanup().await;
 }
 
+/// Three replicas, each with its own state cache, change one aggregate
+/// at once: no update is lost, and every cache, caught up, gives the state
+/// a full replay gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_with_their_own_state_caches_lose_no_update() {
+    use security_core::{
+        CommandContext, IdGenerator, Permissions, Policy, PolicyCommand, PolicyId, Repository,
+        ResourceLimits, StateCache,
+    };
+    let db = TestDb::new().await;
+    let ids: Arc<dyn IdGenerator> = Arc::new(security_crypto::UuidV7Ids);
+    let mut replicas = vec![Repository::new(db.store_arc(), Arc::clone(&ids))];
+    for _ in 0..2 {
+        let store: Arc<dyn EventStore> = Arc::new(db.second_store(StoreOptions::default()).await);
+        replicas.push(Repository::new(store, Arc::clone(&ids)));
+    }
+    let replicas: Vec<Repository> = replicas
+        .into_iter()
+        .map(|r| {
+            r.with_state_cache(StateCache::new(16))
+                .with_max_retries(500)
+        })
+        .collect();
+    let tenant = testkit::tenant();
+    let id = PolicyId::from_uuid(Uuid::now_v7());
+    let ctx = CommandContext::new(tenant, testkit::at(0));
+    let create = PolicyCommand::CreatePolicy {
+        policy_id: id,
+        name: "shared".into(),
+        description: String::new(),
+        permissions: Permissions::default(),
+        limits: ResourceLimits::default(),
+    };
+    replicas[0]
+        .execute::<Policy>(id, &create, &ctx)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (r, repo) in replicas.iter().enumerate() {
+        for task in 0..4_u32 {
+            let (repo, ctx) = (repo.clone(), ctx.clone());
+            tasks.push(tokio::spawn(async move {
+                for step in 0..10_u32 {
+                    let update = PolicyCommand::UpdateLimits {
+                        new_limits: ResourceLimits {
+                            max_subscriptions: Some(
+                                u32::try_from(r).unwrap() * 1000 + task * 100 + step,
+                            ),
+                            ..ResourceLimits::default()
+                        },
+                    };
+                    repo.execute::<Policy>(id, &update, &ctx).await.unwrap();
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let cold = Repository::new(db.store_arc(), Arc::clone(&ids))
+        .load::<Policy>(tenant, id)
+        .await
+        .unwrap();
+    assert_eq!(cold.version, 121, "120 updates, none lost");
+    assert_eq!(cold.state.version, 121);
+    for repo in &replicas {
+        assert_eq!(repo.load::<Policy>(tenant, id).await.unwrap(), cold);
+    }
+    db.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_clause_also_passes_on_a_shared_schema() {
     let db = TestDb::new().await;
