@@ -61,12 +61,15 @@ mod policy;
 mod ports;
 mod projection;
 mod repository;
+mod retry;
 mod role;
 mod sealed;
 mod store;
 pub mod subject;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+#[cfg(feature = "tokio")]
+mod timer;
 mod user;
 
 pub use account::{
@@ -108,6 +111,7 @@ pub use projection::{
 pub use repository::{
     CommandError, CommandOutcome, DEFAULT_MAX_RETRIES, Loaded, Repository, new_events, replay,
 };
+pub use retry::{DEFAULT_ATTEMPTS, RetryPolicy, Timer};
 pub use role::{
     BUILTIN_ROLES, InvalidPermission, InvalidRoleName, Permission, Role, RoleCommand, RoleEvent,
     RoleName,
@@ -118,6 +122,8 @@ pub use store::{
     StoreError, StreamQuery, Until,
 };
 pub use subject::SubjectError;
+#[cfg(feature = "tokio")]
+pub use timer::TokioTimer;
 pub use user::{
     AuthMethod, ClientInfo, Credential, CredentialType, FailureReason, LockoutPolicy,
     MAX_USER_AGENT_LEN, MfaProof, MfaState, PASSWORD_HISTORY_KEPT, User, UserCommand, UserEvent,

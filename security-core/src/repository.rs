@@ -14,13 +14,15 @@ use crate::event::{
 };
 use crate::ids::{EventId, TenantId};
 use crate::ports::{IdGenerator, Publisher};
+use crate::retry::{RetryPolicy, Timer};
 use crate::store::{
     AppendRequest, AppendResult, EventStore, ExpectedVersion, StoreError, StreamQuery, Until,
 };
 
 /// How many times a command is retried after a concurrency conflict before
-/// [`CommandError::Conflict`] is returned.
-pub const DEFAULT_MAX_RETRIES: u32 = 5;
+/// [`CommandError::Conflict`] is returned, unless a [`RetryPolicy`] says
+/// otherwise.
+pub const DEFAULT_MAX_RETRIES: u32 = crate::retry::DEFAULT_ATTEMPTS - 1;
 
 /// An aggregate rebuilt from its stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,7 +114,8 @@ pub struct Repository {
     store: Arc<dyn EventStore>,
     publisher: Option<Arc<dyn Publisher>>,
     ids: Arc<dyn IdGenerator>,
-    max_retries: u32,
+    retry: RetryPolicy,
+    timer: Option<Arc<dyn Timer>>,
     cache: Option<StateCache>,
 }
 
@@ -123,9 +126,35 @@ impl Repository {
             store,
             publisher: None,
             ids,
-            max_retries: DEFAULT_MAX_RETRIES,
+            retry: RetryPolicy::DEFAULT,
+            timer: None,
             cache: None,
         }
+    }
+
+    /// The retry policy of [`execute`](Self::execute) (default:
+    /// [`RetryPolicy::DEFAULT`]). [`execute_with`](Self::execute_with)
+    /// chooses one per call.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Waits between retries with `timer` (without one, retries follow
+    /// each other at once, whatever the policy's backoff).
+    pub fn with_timer(mut self, timer: Arc<dyn Timer>) -> Self {
+        self.timer = Some(timer);
+        self
+    }
+
+    /// The retry policy of [`execute`](Self::execute).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The timer that paces retries, if one is configured.
+    pub fn timer(&self) -> Option<&Arc<dyn Timer>> {
+        self.timer.as_ref()
     }
 
     /// Keeps the aggregates it rebuilds in `cache`, so that later loads
@@ -148,9 +177,10 @@ impl Repository {
         self
     }
 
-    /// Sets how many times a command is retried after a conflict.
+    /// Sets how many times [`execute`](Self::execute) retries a command
+    /// after a conflict (the policy's backoff stays).
     pub fn with_max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
+        self.retry.max_attempts = max_retries.saturating_add(1);
         self
     }
 
@@ -170,9 +200,10 @@ impl Repository {
         self.publisher.as_ref()
     }
 
-    /// How many times a command is retried after a conflict.
+    /// How many times [`execute`](Self::execute) retries a command after
+    /// a conflict.
     pub fn max_retries(&self) -> u32 {
-        self.max_retries
+        self.retry.attempts() - 1
     }
 
     /// The stream of aggregate `A` with this id in this tenant.
@@ -251,11 +282,12 @@ impl Repository {
         Ok(folded)
     }
 
-    /// Runs a command against the aggregate `id` in the context's tenant.
+    /// Runs a command against the aggregate `id` in the context's tenant,
+    /// retried after conflicts as the repository's [`RetryPolicy`] says.
     ///
     /// Loads the aggregate, handles the command, appends the events
     /// expecting the version it loaded, and retries from the load on a
-    /// conflict (at most the configured number of times).
+    /// conflict.
     ///
     /// With an idempotency key in the context, a command already run with
     /// that key returns the first run's outcome (`deduplicated`) and
@@ -272,6 +304,20 @@ impl Repository {
         id: impl Into<Uuid> + Send,
         command: &A::Command,
         ctx: &CommandContext,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
+        self.execute_with(id, command, ctx, &self.retry).await
+    }
+
+    /// [`execute`](Self::execute) with this call's own retry policy: e.g.
+    /// [`RetryPolicy::persistent`] for a fact that must be recorded
+    /// however contended its stream is. [`CommandError::Conflict`] comes
+    /// back only after `policy.max_attempts` attempts all conflicted.
+    pub async fn execute_with<A: Aggregate>(
+        &self,
+        id: impl Into<Uuid> + Send,
+        command: &A::Command,
+        ctx: &CommandContext,
+        policy: &RetryPolicy,
     ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
         let stream_id = Self::stream_id::<A>(ctx.tenant_id, id);
         if let Some(original) = self.recorded(ctx).await? {
@@ -350,13 +396,19 @@ impl Repository {
                     if let Some(original) = self.recorded(ctx).await? {
                         return self.replayed(&stream_id, original).await;
                     }
-                    if attempts > self.max_retries {
+                    if attempts >= policy.attempts() {
                         return Err(CommandError::Conflict {
                             stream_id,
                             attempts,
                         });
                     }
                     tracing::debug!(stream = %stream_id, attempts, "concurrency conflict, retrying");
+                    let ceiling = policy.ceiling(attempts);
+                    if let Some(timer) = &self.timer
+                        && !ceiling.is_zero()
+                    {
+                        timer.sleep(timer.jitter(ceiling)).await;
+                    }
                 }
                 Err(error @ StoreError::DuplicateIdempotencyKey { .. }) => {
                     return Err(error.into());

@@ -72,6 +72,23 @@ async fn an_idempotent_request_racing_on_replicas_answers_every_caller_on_postgr
     db.cleanup().await;
 }
 
+/// A hundred concurrent logins of one user (a service account on many
+/// pods) over three replicas: with the persistent retry policy every one
+/// lands and no caller sees a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_logins_on_three_replicas_all_land_on_postgres() {
+    let db = TestDb::with_options(StoreOptions::default(), 12).await;
+    let mut replicas = vec![db.store_arc()];
+    for _ in 0..2 {
+        replicas
+            .push(Arc::new(db.second_store(StoreOptions::default()).await) as Arc<dyn EventStore>);
+    }
+    let (landed, conflicts) =
+        races::concurrent_logins(&replicas, 100, security_core::RetryPolicy::persistent()).await;
+    assert_eq!((landed, conflicts), (100, 0));
+    db.cleanup().await;
+}
+
 /// Three replicas, each with its own state cache, change one aggregate
 /// at once: no update is lost, and every cache, caught up, gives the state
 /// a full replay gives.

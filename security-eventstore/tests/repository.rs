@@ -204,51 +204,48 @@ async fn concurrent_commands_retry_and_lose_no_update() {
     assert_eq!(loaded.state.version, 41);
 }
 
+// A store that always reports a conflict.
+#[derive(Debug)]
+struct AlwaysConflict(MemoryEventStore);
+#[async_trait]
+impl EventStore for AlwaysConflict {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        Err(StoreError::Conflict {
+            stream_id: request.stream_id,
+            expected: request.expected,
+            actual: 99,
+        })
+    }
+    async fn read_stream(
+        &self,
+        s: &StreamId,
+        q: StreamQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.0.read_stream(s, q).await
+    }
+    async fn read_global(&self, s: Scope, q: GlobalQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.0.read_global(s, q).await
+    }
+    async fn stream_version(&self, s: &StreamId) -> Result<u64, StoreError> {
+        self.0.stream_version(s).await
+    }
+    async fn idempotent_result(
+        &self,
+        t: TenantId,
+        k: &IdempotencyKey,
+    ) -> Result<Option<AppendResult>, StoreError> {
+        self.0.idempotent_result(t, k).await
+    }
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.0.head_position().await
+    }
+    fn subscribe(&self, s: Scope, after: u64) -> EventStream {
+        self.0.subscribe(s, after)
+    }
+}
+
 #[tokio::test]
 async fn contention_gives_up_with_a_retryable_conflict() {
-    // A store that always reports a conflict.
-    #[derive(Debug)]
-    struct AlwaysConflict(MemoryEventStore);
-    #[async_trait]
-    impl EventStore for AlwaysConflict {
-        async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
-            Err(StoreError::Conflict {
-                stream_id: request.stream_id,
-                expected: request.expected,
-                actual: 99,
-            })
-        }
-        async fn read_stream(
-            &self,
-            s: &StreamId,
-            q: StreamQuery,
-        ) -> Result<Vec<StoredEvent>, StoreError> {
-            self.0.read_stream(s, q).await
-        }
-        async fn read_global(
-            &self,
-            s: Scope,
-            q: GlobalQuery,
-        ) -> Result<Vec<StoredEvent>, StoreError> {
-            self.0.read_global(s, q).await
-        }
-        async fn stream_version(&self, s: &StreamId) -> Result<u64, StoreError> {
-            self.0.stream_version(s).await
-        }
-        async fn idempotent_result(
-            &self,
-            t: TenantId,
-            k: &IdempotencyKey,
-        ) -> Result<Option<AppendResult>, StoreError> {
-            self.0.idempotent_result(t, k).await
-        }
-        async fn head_position(&self) -> Result<u64, StoreError> {
-            self.0.head_position().await
-        }
-        fn subscribe(&self, s: Scope, after: u64) -> EventStream {
-            self.0.subscribe(s, after)
-        }
-    }
     let repo = Repository::new(
         Arc::new(AlwaysConflict(MemoryEventStore::new())),
         Arc::new(SequentialIds::new()),
@@ -787,4 +784,82 @@ async fn a_cache_whose_store_was_replaced_is_not_trusted() {
         (loaded.version, loaded.state.username.as_str()),
         (1, "again")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_logins_on_three_replicas_all_land_with_the_persistent_policy() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryEventStore::new());
+    let replicas = vec![Arc::clone(&store), Arc::clone(&store), store];
+    let (landed, conflicts) =
+        races::concurrent_logins(&replicas, 100, RetryPolicy::persistent()).await;
+    assert_eq!((landed, conflicts), (100, 0));
+}
+
+/// A timer that records what it was asked and does not wait.
+#[derive(Debug, Default)]
+struct RecordingTimer {
+    ceilings: std::sync::Mutex<Vec<std::time::Duration>>,
+    slept: std::sync::Mutex<Vec<std::time::Duration>>,
+}
+
+#[async_trait]
+impl Timer for RecordingTimer {
+    async fn sleep(&self, duration: std::time::Duration) {
+        self.slept.lock().unwrap().push(duration);
+    }
+    fn jitter(&self, max: std::time::Duration) -> std::time::Duration {
+        self.ceilings.lock().unwrap().push(max);
+        max / 2
+    }
+}
+
+#[tokio::test]
+async fn retries_wait_a_jittered_doubling_backoff_between_attempts() {
+    let timer = Arc::new(RecordingTimer::default());
+    let repo = Repository::new(
+        Arc::new(AlwaysConflict(MemoryEventStore::new())),
+        Arc::new(SequentialIds::new()),
+    )
+    .with_timer(timer.clone());
+    let ms = std::time::Duration::from_millis;
+    let policy = RetryPolicy::immediate(4).with_backoff(ms(10), ms(25));
+    let id = PolicyId::from_uuid(Uuid::now_v7());
+    let err = repo
+        .execute_with::<Policy>(
+            id,
+            &create_policy(id, "p"),
+            &CommandContext::new(tenant(), t0()),
+            &policy,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::Conflict { attempts: 4, .. }),
+        "{err:?}"
+    );
+    assert_eq!(*timer.ceilings.lock().unwrap(), [ms(10), ms(20), ms(25)]);
+    assert_eq!(
+        *timer.slept.lock().unwrap(),
+        [
+            ms(5),
+            ms(10),
+            ms(12) + std::time::Duration::from_micros(500)
+        ]
+    );
+    // The repository's default policy makes no wait.
+    let immediate = Repository::new(
+        Arc::new(AlwaysConflict(MemoryEventStore::new())),
+        Arc::new(SequentialIds::new()),
+    )
+    .with_timer(timer.clone());
+    timer.ceilings.lock().unwrap().clear();
+    immediate
+        .execute::<Policy>(
+            id,
+            &create_policy(id, "p"),
+            &CommandContext::new(tenant(), t0()),
+        )
+        .await
+        .unwrap_err();
+    assert!(timer.ceilings.lock().unwrap().is_empty());
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use security_core::{
-    AccountClaims, AccountId, Actor, AdminError, AdminService, CommandError, Credential,
-    EventStore, IdempotencyKey, KeyId, KeyStore, ManualClock, NewUser, OperatorId, Repository,
-    Request, SealedSecret, StreamQuery, TenantId, User, UserId, UserStatus,
+    AccountClaims, AccountId, Actor, AdminError, AdminService, AuthMethod, ClientInfo,
+    CommandContext, CommandError, Credential, EventStore, IdGenerator, IdempotencyKey, KeyId,
+    KeyStore, ManualClock, NewUser, OperatorId, Repository, Request, RetryPolicy, SealedSecret,
+    StateCache, StreamQuery, TenantId, TokioTimer, User, UserCommand, UserId, UserStatus,
 };
 use security_crypto::{MemoryKeyStore, UuidV7Ids};
 use uuid::Uuid;
@@ -135,4 +136,85 @@ pub(crate) async fn create_and_lock_races(
     let roster = admin.account(account).await.unwrap().users.len();
     assert_eq!(roster, races, "one roster entry per created user");
     (created, locked)
+}
+
+/// `logins` concurrent logins of one user spread over the replicas (each
+/// with its own state cache), each recorded with `policy`. Returns how
+/// many landed and how many surfaced a conflict; checks that the stream
+/// holds one `UserAuthenticated` per landed login.
+pub(crate) async fn concurrent_logins(
+    stores: &[Arc<dyn EventStore>],
+    logins: usize,
+    policy: RetryPolicy,
+) -> (usize, usize) {
+    let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Ids);
+    let replicas: Vec<Repository> = stores
+        .iter()
+        .map(|store| {
+            Repository::new(Arc::clone(store), Arc::clone(&ids))
+                .with_state_cache(StateCache::default())
+                .with_timer(Arc::new(TokioTimer))
+        })
+        .collect();
+    let tenant = TenantId::from_uuid(Uuid::now_v7());
+    let now = Utc.timestamp_opt(1_700_000_000, 0).single().unwrap();
+    let user_id = UserId::from_uuid(Uuid::now_v7());
+    let create = UserCommand::CreateUser {
+        user_id,
+        account_id: AccountId::from(tenant),
+        username: "service-account".into(),
+        credentials: Credential::Password {
+            hash: SealedSecret::new(KeyId::from_uuid(Uuid::nil()), "ct".into()),
+        },
+        metadata: BTreeMap::new(),
+        must_change_password: false,
+    };
+    replicas[0]
+        .execute::<User>(user_id, &create, &CommandContext::new(tenant, now))
+        .await
+        .unwrap();
+    // Every replica has the user cached, as after earlier logins.
+    for replica in &replicas {
+        replica.load::<User>(tenant, user_id).await.unwrap();
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(logins));
+    let tasks: Vec<_> = (0..logins)
+        .map(|i| {
+            let replica = replicas[i % replicas.len()].clone();
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                let login = UserCommand::RecordAuthentication {
+                    method: AuthMethod::Password,
+                    client: ClientInfo::default(),
+                };
+                barrier.wait().await;
+                replica
+                    .execute_with::<User>(
+                        user_id,
+                        &login,
+                        &CommandContext::new(tenant, now),
+                        &policy,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let (mut landed, mut conflicts) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => landed += 1,
+            Err(CommandError::Conflict { .. }) => conflicts += 1,
+            Err(e) => panic!("login: unexpected error {e:?}"),
+        }
+    }
+    let stream = Repository::stream_id::<User>(tenant, user_id);
+    let recorded = stores[0]
+        .read_stream(&stream, StreamQuery::all())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| &*e.event_type == "UserAuthenticated")
+        .count();
+    assert_eq!(recorded, landed, "one event per login that landed");
+    (landed, conflicts)
 }
