@@ -119,6 +119,24 @@ impl Ed25519PublicKey {
         }
     }
 
+    /// A public key from PEM (`-----BEGIN PUBLIC KEY-----`, an Ed25519
+    /// SubjectPublicKeyInfo, RFC 8410).
+    pub fn from_pem(text: &str) -> Result<Self, CryptoError> {
+        use ed25519_dalek::pkcs8::DecodePublicKey as _;
+        VerifyingKey::from_public_key_pem(text.trim())
+            .map(Self)
+            .map_err(|_| CryptoError::InvalidKey("not an Ed25519 public key in PEM"))
+    }
+
+    /// The key as PEM (SubjectPublicKeyInfo, RFC 8410).
+    pub fn to_pem(&self) -> Result<String, CryptoError> {
+        use ed25519_dalek::pkcs8::EncodePublicKey as _;
+        use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+        self.0
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|_| CryptoError::InvalidKey("the key could not be encoded as PEM"))
+    }
+
     /// The 32 bytes.
     pub fn to_bytes(&self) -> [u8; 32] {
         self.0.to_bytes()

@@ -83,9 +83,16 @@ pub struct Anchor {
 /// Commands of a tenant's anchor log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnchorCommand {
-    /// Records a signed anchor. A head at or before the last anchored one
-    /// records nothing (another replica anchored it already).
-    RecordAnchor(Anchor),
+    /// Records a signed anchor. Records nothing when the head is at or
+    /// before the last anchored one, or when the last anchor is less than
+    /// `min_interval` older than this one: another replica anchored
+    /// already.
+    RecordAnchor {
+        /// The signed anchor.
+        anchor: Anchor,
+        /// The least time between two anchors of the tenant.
+        min_interval: chrono::Duration,
+    },
 }
 
 /// Events of a tenant's anchor log.
@@ -124,7 +131,10 @@ impl Aggregate for AnchorLog {
         command: &AnchorCommand,
         ctx: &CommandContext,
     ) -> Result<Vec<AnchorEvent>, DomainError> {
-        let AnchorCommand::RecordAnchor(anchor) = command;
+        let AnchorCommand::RecordAnchor {
+            anchor,
+            min_interval,
+        } = command;
         if ctx.tenant_id != TenantId::SYSTEM {
             return Err(DomainError::InvalidState(
                 "anchors are kept in the system tenant",
@@ -138,6 +148,12 @@ impl Aggregate for AnchorLog {
         if anchor.statement.head.position <= self.last_position() {
             return Ok(Vec::new());
         }
+        if let Some(last) = &self.last
+            && anchor.statement.anchored_at < last.statement.anchored_at + *min_interval
+        {
+            return Ok(Vec::new());
+        }
+
         Ok(vec![AnchorEvent::ChainAnchored(anchor.clone())])
     }
 
