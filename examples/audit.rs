@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some("verify") => verify(&args[1..]),
         Some("demo") => run(demo(&args[1..])),
-        Some("export") => run(export(&args[1..])),
+        Some("export") => export(&args[1..]),
         _ => Err(USAGE.into()),
     };
     match outcome {
@@ -196,7 +196,12 @@ async fn demo(args: &[String]) -> Outcome {
 }
 
 #[cfg(feature = "postgres")]
-async fn export(args: &[String]) -> Outcome {
+fn export(args: &[String]) -> Outcome {
+    run(export_from_postgres(args))
+}
+
+#[cfg(feature = "postgres")]
+async fn export_from_postgres(args: &[String]) -> Outcome {
     use security::core::{OperatorId, TenantId};
     use security::eventstore::{PostgresConfig, PostgresEventStore};
 
@@ -232,6 +237,6 @@ async fn export(args: &[String]) -> Outcome {
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn export(_: &[String]) -> Outcome {
+fn export(_: &[String]) -> Outcome {
     Err("export reads PostgreSQL: build with --features postgres".into())
 }

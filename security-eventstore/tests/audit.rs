@@ -128,13 +128,13 @@ impl Fixture {
         String::from_utf8(out).unwrap()
     }
 
-    async fn anchors(&self, tenant: TenantId) -> usize {
+    async fn anchors(&self, tenant: TenantId) -> u64 {
         self.repository
             .load::<AnchorLog>(TenantId::SYSTEM, tenant.as_uuid())
             .await
             .unwrap()
             .state
-            .count as usize
+            .count
     }
 }
 
@@ -209,7 +209,7 @@ async fn the_anchorer_signs_each_head_once_per_interval_and_publishes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_anchoring_at_once_record_one_anchor_per_tenant() {
     let f = Fixture::new().await;
-    for round in 0..5 {
+    for round in 0..5_u64 {
         f.activity(3).await;
         f.clock.advance(chrono::Duration::seconds(61));
         let replicas: Vec<_> = (0..3)
@@ -269,7 +269,7 @@ async fn an_export_verifies_offline_and_every_kind_of_damage_is_named() {
     f.activity(1).await;
     let key = f.operator_key().await;
     let text = f.export().await;
-    let good = verify_export(text.as_bytes(), std::slice::from_ref(&key)).unwrap();
+    let good = verify_export(text.as_bytes(), &[key]).unwrap();
     assert!(good.is_valid(), "{good:?}");
     assert_eq!(good.anchors.len(), 2);
     let events = f
@@ -304,7 +304,7 @@ async fn an_export_verifies_offline_and_every_kind_of_damage_is_named() {
     if let ExportLine::Event(record) = &mut damaged[at] {
         record.payload = Arc::from(record.payload.replace("test", "tset"));
     }
-    let v = verify_export(join(&damaged).as_bytes(), std::slice::from_ref(&key)).unwrap();
+    let v = verify_export(join(&damaged).as_bytes(), &[key]).unwrap();
     let b = v.first_break().unwrap();
     assert_eq!((b.locator, b.kind), (at as u64 + 1, BreakKind::Altered));
     assert!(!v.is_valid());
@@ -313,14 +313,14 @@ async fn an_export_verifies_offline_and_every_kind_of_damage_is_named() {
     let mut damaged = original.clone();
     let at = event_line(6);
     damaged.remove(at);
-    let v = verify_export(join(&damaged).as_bytes(), std::slice::from_ref(&key)).unwrap();
+    let v = verify_export(join(&damaged).as_bytes(), &[key]).unwrap();
     let b = v.first_break().unwrap();
     assert_eq!((b.locator, b.kind), (at as u64 + 1, BreakKind::Missing));
 
     // The last lines cut off.
     let mut damaged = original.clone();
     damaged.truncate(damaged.len() - 2);
-    let v = verify_export(join(&damaged).as_bytes(), std::slice::from_ref(&key)).unwrap();
+    let v = verify_export(join(&damaged).as_bytes(), &[key]).unwrap();
     assert_eq!(v.first_break().unwrap().kind, BreakKind::Truncated);
 
     // The whole chain rewritten with correct hashes (and a matching
@@ -340,7 +340,7 @@ async fn an_export_verifies_offline_and_every_kind_of_damage_is_named() {
     if let ExportLine::Header(header) = &mut damaged[0] {
         header.head = last;
     }
-    let v = verify_export(join(&damaged).as_bytes(), std::slice::from_ref(&key)).unwrap();
+    let v = verify_export(join(&damaged).as_bytes(), &[key]).unwrap();
     assert!(v.chain.is_intact());
     assert_eq!(
         v.first_bad_anchor().map(|a| (a.line, a.verdict)),
@@ -353,7 +353,7 @@ async fn an_export_verifies_offline_and_every_kind_of_damage_is_named() {
         .into_iter()
         .filter(|l| !matches!(l, ExportLine::Anchor(_)))
         .collect();
-    let v = verify_export(join(&unanchored).as_bytes(), std::slice::from_ref(&key)).unwrap();
+    let v = verify_export(join(&unanchored).as_bytes(), &[key]).unwrap();
     assert!(v.chain.is_intact() && v.anchored_up_to().is_none() && !v.is_valid());
 
     // An anchor's signature altered.
@@ -361,7 +361,7 @@ async fn an_export_verifies_offline_and_every_kind_of_damage_is_named() {
     if let ExportLine::Anchor(anchor) = &mut damaged[anchor_line] {
         anchor.statement.head.position -= 1;
     }
-    let v = verify_export(join(&damaged).as_bytes(), std::slice::from_ref(&key)).unwrap();
+    let v = verify_export(join(&damaged).as_bytes(), &[key]).unwrap();
     assert_eq!(
         v.first_bad_anchor().map(|a| a.verdict),
         Some(AnchorVerdict::BadSignature)
@@ -383,16 +383,16 @@ async fn an_export_verifies_offline_and_every_kind_of_damage_is_named() {
             k.revoked_at = Some(k.created_at);
         }
     }
-    let v = verify_export(join(&damaged).as_bytes(), std::slice::from_ref(&key)).unwrap();
+    let v = verify_export(join(&damaged).as_bytes(), &[key]).unwrap();
     assert_eq!(
         v.first_bad_anchor().map(|a| a.verdict),
         Some(AnchorVerdict::KeyNotValidThen)
     );
 
     // Not an export.
-    assert!(verify_export("hello\n".as_bytes(), std::slice::from_ref(&key)).is_err());
+    assert!(verify_export("hello\n".as_bytes(), &[key]).is_err());
     let no_header = join(&original[1..]);
-    assert!(verify_export(no_header.as_bytes(), std::slice::from_ref(&key)).is_err());
+    assert!(verify_export(no_header.as_bytes(), &[key]).is_err());
 }
 
 #[tokio::test]
@@ -420,7 +420,7 @@ async fn anchors_stay_valid_after_their_key_is_rotated_and_revoked() {
     assert_eq!(round.failed, 0, "the successor key signs");
     let second_key = f.operator_key().await;
     let text = f.export().await;
-    let v = verify_export(text.as_bytes(), &[first_key.clone(), second_key]).unwrap();
+    let v = verify_export(text.as_bytes(), &[first_key, second_key]).unwrap();
     assert!(v.is_valid(), "{v:?}");
     // Trusting only the revoked key: the newer anchor is not trusted.
     let v = verify_export(text.as_bytes(), &[first_key]).unwrap();

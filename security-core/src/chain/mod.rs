@@ -9,8 +9,8 @@
 //! tenant, so one tenant's export verifies on its own. `docs/AUDIT.md`
 //! gives the byte layout for independent verifiers.
 //!
-//! Stores keep the chain ([`EventStore::read_chain`](crate::EventStore::read_chain),
-//! [`EventStore::chain_head`](crate::EventStore::chain_head)); [`verify_chain`]
+//! Stores keep the chain ([`EventStore::read_chain`],
+//! [`EventStore::chain_head`]); [`verify_chain`]
 //! walks it and names the first break ([`ChainBreak`]). Anchors
 //! ([`Anchor`]) are the operator's signatures over chain heads, recorded by
 //! the [`AnchorLog`] aggregate, so that a history rewritten as a whole
