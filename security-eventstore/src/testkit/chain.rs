@@ -1,4 +1,4 @@
-//! Clause 8 of the store contract: the per-tenant hash chain.
+//! Clause 9 of the store contract: the per-tenant hash chain.
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ async fn whole_chain(store: &dyn EventStore, tenant: TenantId) -> Vec<ChainRecor
         .unwrap()
 }
 
-/// Clause 8, the hash chain: every event is chained to its tenant's
+/// Clause 9, the hash chain: every event is chained to its tenant's
 /// previous one, over its fields exactly as stored (sealed values as
 /// stored); concurrent appends of one tenant never fork the chain; each
 /// tenant's recorded head is its last event; the chain verifies as a whole
