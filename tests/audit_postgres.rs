@@ -126,6 +126,18 @@ async fn an_export_from_postgres_verifies_offline_and_tampering_fails_it() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     anchoring.stop().await;
 
+    // The anchors are events of the system tenant, in the outbox like any.
+    let outboxed: i64 = security::eventstore::sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM \"{name}\".security_outbox o \
+         JOIN \"{name}\".security_events e USING (global_position) \
+         WHERE e.event_type = 'ChainAnchored' AND e.tenant_id = $1"
+    ))
+    .bind(uuid::Uuid::nil())
+    .fetch_one(&admin_pool)
+    .await
+    .unwrap();
+    assert!(outboxed >= 2, "anchors of the account and of the system tenant: {outboxed}");
+
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("export.jsonl");
