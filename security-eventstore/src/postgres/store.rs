@@ -66,7 +66,10 @@ const BUMP_EXACT: &str = "UPDATE security_streams SET version = version + $4 \
 /// idempotency record in one statement, and queues the notification (sent
 /// at commit). The chain links are computed by `security_chain_append`
 /// from the content digests (`$15`) once the log head's lock is held (see
-/// `0040_hash_chain.sql` for why that reads the tenant's true head).
+/// `0040_hash_chain.sql` for why that reads the tenant's true head). The
+/// links are read through a scalar subquery, not a join: a join with
+/// `chain` multiplies the planner's row estimates past `jit_above_cost`,
+/// and compiling the statement then costs far more than running it.
 ///
 /// The `UPDATE` of the log head takes that row's lock, which this
 /// transaction keeps until it commits: see [`PostgresEventStore`] for why.
@@ -80,8 +83,8 @@ const INSERT_EVENTS: &str = "WITH head AS ( \
          prev_hash, hash) \
        SELECT head.position - $4 + e.ord, e.event_id, $1, $2, $3, $5 - 1 + e.ord, \
          e.event_type, e.schema_version, e.occurred_at, e.payload::json, e.metadata::json, \
-         chain.links[e.ord], chain.links[e.ord + 1] \
-       FROM head, chain, unnest($6::uuid[], $7::text[], $8::bigint[], $9::timestamptz[], \
+         ((SELECT links FROM chain))[e.ord], ((SELECT links FROM chain))[e.ord + 1] \
+       FROM head, unnest($6::uuid[], $7::text[], $8::bigint[], $9::timestamptz[], \
          $10::text[], $11::text[]) WITH ORDINALITY \
          AS e(event_id, event_type, schema_version, occurred_at, payload, metadata, ord) \
        RETURNING global_position \

@@ -53,19 +53,21 @@ AS $$
 DECLARE
     tip bytea;
     links bytea[];
-    n integer := cardinality(p_contents);
+    content bytea;
+    pos bigint := p_first;
 BEGIN
     SELECT hash INTO tip FROM security_chain_heads WHERE tenant_id = p_tenant;
     IF tip IS NULL THEN
         tip := '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
     END IF;
     links := ARRAY[tip];
-    FOR i IN 1 .. n LOOP
-        tip := sha256(tip || int8send(p_first + i - 1) || p_contents[i]);
-        links := links || tip;
+    FOREACH content IN ARRAY p_contents LOOP
+        tip := sha256(tip || int8send(pos) || content);
+        links := array_append(links, tip);
+        pos := pos + 1;
     END LOOP;
     INSERT INTO security_chain_heads AS h (tenant_id, position, hash)
-        VALUES (p_tenant, p_first + n - 1, tip)
+        VALUES (p_tenant, pos - 1, tip)
         ON CONFLICT (tenant_id) DO UPDATE SET position = EXCLUDED.position, hash = EXCLUDED.hash;
     RETURN links;
 END
