@@ -442,7 +442,7 @@ mod postgres {
 fn postgres_appends(c: &mut Criterion) {
     let rt = current_thread();
     let bench = rt.block_on(postgres::Bench::new());
-    for (name, batch, chunk) in [("single_event", 1, 40), ("batch_of_100", 100, 4)] {
+    for (name, batch, chunk) in [("single_event", 1, 60), ("batch_of_100", 100, 12)] {
         let mut group = c.benchmark_group(format!("postgres_append_chain/{name}"));
         group.throughput(Throughput::Elements(batch as u64));
         group.sample_size(10);
