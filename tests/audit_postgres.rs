@@ -136,7 +136,10 @@ async fn an_export_from_postgres_verifies_offline_and_tampering_fails_it() {
     .fetch_one(&admin_pool)
     .await
     .unwrap();
-    assert!(outboxed >= 2, "anchors of the account and of the system tenant: {outboxed}");
+    assert!(
+        outboxed >= 2,
+        "anchors of the account and of the system tenant: {outboxed}"
+    );
 
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
