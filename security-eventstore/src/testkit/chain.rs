@@ -50,9 +50,10 @@ pub async fn hash_chain(store: Arc<dyn EventStore>) {
         .append(append(&a1, ExpectedVersion::Exact(1), super::events(4)))
         .await
         .unwrap();
-    // Concurrent appenders of tenant `a`, on streams of their own.
-    const TASKS: usize = 8;
-    const APPENDS: usize = 10;
+    // Concurrent appenders of tenant `a`, on streams of their own (few
+    // enough that a store per clause stays within a server's connections).
+    const TASKS: usize = 4;
+    const APPENDS: usize = 20;
     let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
