@@ -93,6 +93,7 @@ mod challenge;
 mod config;
 mod error;
 mod identity;
+mod jwks;
 mod jwt;
 mod lockout;
 mod login;

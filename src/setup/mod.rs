@@ -22,8 +22,10 @@ mod backends;
 mod error;
 mod services;
 mod settings;
+mod signal;
 mod tasks;
 
 pub use error::SetupError;
 pub use services::SecurityServices;
 pub use settings::{RelaySettings, SETUP_ENV_VARS, Settings, StoreSettings};
+pub use signal::shutdown_signal;
