@@ -52,21 +52,21 @@ use security::{ExposeSecret, RateTier, SecretString, SecurityServices};
 
 /// `loan:read`.
 #[derive(Debug)]
-pub struct ReadLoans;
+pub(crate) struct ReadLoans;
 impl RequiredPermission for ReadLoans {
     const PERMISSION: &'static str = "loan:read";
 }
 
 /// `loan:approve`.
 #[derive(Debug)]
-pub struct ApproveLoans;
+pub(crate) struct ApproveLoans;
 impl RequiredPermission for ApproveLoans {
     const PERMISSION: &'static str = "loan:approve";
 }
 
 /// `user:update` (locking and unlocking users).
 #[derive(Debug)]
-pub struct ManageUsers;
+pub(crate) struct ManageUsers;
 impl RequiredPermission for ManageUsers {
     const PERMISSION: &'static str = "user:update";
 }
@@ -74,26 +74,26 @@ impl RequiredPermission for ManageUsers {
 /// A demo user: its name, role, id, and its password when this start
 /// created it (`None`: it existed already).
 #[derive(Debug)]
-pub struct DemoUser {
+pub(crate) struct DemoUser {
     /// The username.
-    pub username: &'static str,
+    pub(crate) username: &'static str,
     /// Its role.
-    pub role: &'static str,
+    pub(crate) role: &'static str,
     /// Its id.
-    pub id: UserId,
+    pub(crate) id: UserId,
     /// Its password, if created now.
-    pub password: Option<SecretString>,
+    pub(crate) password: Option<SecretString>,
 }
 
 /// A demo bank.
 #[derive(Debug)]
-pub struct DemoTenant {
+pub(crate) struct DemoTenant {
     /// Its name in URLs.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Its id.
-    pub id: TenantId,
+    pub(crate) id: TenantId,
     /// Its users.
-    pub users: Vec<DemoUser>,
+    pub(crate) users: Vec<DemoUser>,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -110,7 +110,7 @@ fn new_password() -> Result<SecretString, Failure> {
 
 /// Creates the two demo banks and their users, once: every request is
 /// idempotent, so a restart on the same database finds them again.
-pub async fn seed(services: &SecurityServices) -> Result<Vec<DemoTenant>, Failure> {
+pub(crate) async fn seed(services: &SecurityServices) -> Result<Vec<DemoTenant>, Failure> {
     let admin = services.security().admin();
     let operator = admin
         .create_operator(&request("demo-operator")?, "Demo Operator")
@@ -239,7 +239,7 @@ async fn unlock_user(
 
 /// The application's state: the security part and its own.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     security: SecurityState,
     admin: security::core::AdminService,
 }
@@ -252,7 +252,11 @@ impl axum::extract::FromRef<AppState> for SecurityState {
 
 /// The whole application: the authentication routes of every tenant and
 /// the loans routes, over `services`.
-pub fn app(services: &SecurityServices, tenants: &[DemoTenant], proxies: TrustedProxies) -> Router {
+pub(crate) fn app(
+    services: &SecurityServices,
+    tenants: &[DemoTenant],
+    proxies: TrustedProxies,
+) -> Router {
     let mut names = TenantSource::path();
     for tenant in tenants {
         names = names.name(tenant.name, tenant.id);
