@@ -337,17 +337,27 @@ async fn connect_postgres(
     Ok(store)
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(all(feature = "postgres", not(any(feature = "kafka", feature = "nats"))))]
 #[allow(
     clippy::unused_async,
     reason = "awaits only with the kafka or nats feature"
 )]
 async fn start_relay(
+    _tasks: &mut Tasks,
+    _store: &security_eventstore::PostgresEventStore,
+    relay: RelaySettings,
+) -> Result<(), SetupError> {
+    match relay {
+        RelaySettings::Off => Ok(()),
+    }
+}
+
+#[cfg(all(feature = "postgres", any(feature = "kafka", feature = "nats")))]
+async fn start_relay(
     tasks: &mut Tasks,
     store: &security_eventstore::PostgresEventStore,
     relay: RelaySettings,
 ) -> Result<(), SetupError> {
-    #[cfg(any(feature = "kafka", feature = "nats"))]
     let broker = |e: security_eventstore::Error| SetupError::Broker {
         retryable: e.is_retryable(),
         source: Box::new(e),
