@@ -420,3 +420,107 @@ impl From<CryptoError> for Problem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(problem: Problem) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = problem.into_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = futures_body(response);
+        (status, headers, body)
+    }
+
+    fn futures_body(response: Response) -> Value {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), 64 * 1024))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection refused by db.internal:5432 for user app (password hunter2)")]
+    struct DriverError;
+
+    #[test]
+    fn infrastructure_failures_are_503_without_the_drivers_text() {
+        let error = AuthnError::Store(Box::new(DriverError));
+        let (status, headers, body) = parts(Problem::from(error));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[CONTENT_TYPE], PROBLEM_JSON);
+        assert!(headers.contains_key(RETRY_AFTER));
+        let text = body.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("db.internal"),
+            "{text}"
+        );
+        assert_eq!(body["type"], "urn:security:problem:unavailable");
+    }
+
+    #[test]
+    fn throttling_and_locks_carry_retry_after() {
+        let throttled = AuthnError::Throttled {
+            retry_after: Duration::from_millis(12_300),
+        };
+        let (status, headers, body) = parts(Problem::from(throttled));
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[RETRY_AFTER], "13");
+        assert_eq!(body["retry_after"], 13);
+        let timed = AuthnError::UserLocked {
+            retry_after: Some(Duration::from_secs(300)),
+        };
+        let (status, headers, _) = parts(Problem::from(timed));
+        assert_eq!(status, StatusCode::LOCKED);
+        assert_eq!(headers[RETRY_AFTER], "300");
+        let by_admin = AuthnError::UserLocked { retry_after: None };
+        let (status, headers, _) = parts(Problem::from(by_admin));
+        assert_eq!(status, StatusCode::LOCKED);
+        assert!(!headers.contains_key(RETRY_AFTER));
+    }
+
+    #[test]
+    fn token_refusals_follow_rfc_6750() {
+        let (status, headers, body) = parts(Problem::from(TokenError::Expired));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[WWW_AUTHENTICATE], "Bearer error=\"invalid_token\"");
+        assert_eq!(body["detail"], "token has expired");
+        let (status, headers, _) = parts(Problem::forbidden("loan:approve"));
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            headers[WWW_AUTHENTICATE],
+            "Bearer error=\"insufficient_scope\""
+        );
+        let (_, headers, _) = parts(Problem::from(AuthnError::InvalidCredentials));
+        assert_eq!(headers[WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn caller_errors_map_to_their_statuses() {
+        let cases: Vec<(Problem, StatusCode)> = vec![
+            (
+                DomainError::NotFound { kind: "user" }.into(),
+                StatusCode::NOT_FOUND,
+            ),
+            (DomainError::UsernameTaken.into(), StatusCode::CONFLICT),
+            (AuthnError::AccountSuspended.into(), StatusCode::FORBIDDEN),
+            (
+                AuthnError::RefreshTokenReused.into(),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (AuthnError::Conflict.into(), StatusCode::CONFLICT),
+            (
+                CryptoError::InvalidToken.into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (KeyStoreError::Unseal.into(), StatusCode::GONE),
+        ];
+        for (problem, status) in cases {
+            assert_eq!(problem.status(), status, "{problem}");
+        }
+    }
+}

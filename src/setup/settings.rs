@@ -475,3 +475,174 @@ pub(crate) fn redis_configured(settings: &Settings) -> bool {
         .as_ref()
         .is_some_and(|url| !url.expose_secret().is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
+
+    fn from(vars: &[(&str, &str)]) -> Result<Settings, SetupError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn nothing_set_is_memory_with_the_source_documents_defaults() {
+        let settings = from(&[]).unwrap();
+        assert!(matches!(settings.store, StoreSettings::Memory));
+        assert!(matches!(settings.relay, RelaySettings::Off));
+        assert!(settings.master_key.is_none() && settings.redis_url.is_none());
+        assert_eq!(settings.rate_limits, ApiRateLimits::default());
+    }
+
+    #[test]
+    fn the_api_tiers_follow_the_environment() {
+        let settings = from(&[
+            ("API_RATE_LIMIT_PER_MINUTE", "90"),
+            ("API_RATE_LIMIT_PER_HOUR", "5000"),
+            ("AUTH_RATE_LIMIT", "10/minute"),
+        ])
+        .unwrap();
+        assert_eq!(settings.rate_limits.default, RateLimit::per_minute(90));
+        assert_eq!(settings.rate_limits.per_hour, RateLimit::per_hour(5000));
+        assert_eq!(settings.rate_limits.login, RateLimit::per_minute(10));
+        assert_eq!(settings.rate_limits.read, RateLimit::per_minute(100));
+    }
+
+    #[test]
+    fn every_invalid_value_names_its_variable_and_hides_its_value() {
+        let secretish = "s3cr3t-value-that-must-not-show";
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("API_RATE_LIMIT_PER_HOUR", secretish)],
+                "API_RATE_LIMIT_PER_HOUR",
+            ),
+            (
+                &[("API_RATE_LIMIT_PER_MINUTE", "0")],
+                "API_RATE_LIMIT_PER_MINUTE",
+            ),
+            (&[("ENCRYPTION_KEY", secretish)], "ENCRYPTION_KEY"),
+            (
+                &[
+                    ("ENCRYPTION_KEY", KEY),
+                    ("ENCRYPTION_KEY_PREVIOUS", secretish),
+                ],
+                "ENCRYPTION_KEY_PREVIOUS",
+            ),
+            (&[("ENCRYPTION_KEY_PREVIOUS", KEY)], "ENCRYPTION_KEY"),
+            (
+                &[("FIELD_ENCRYPTION_KEY", secretish)],
+                "FIELD_ENCRYPTION_KEY",
+            ),
+            (&[("REDIS_URL", secretish)], "REDIS_URL"),
+            (
+                &[
+                    ("REDIS_URL", "redis://user:pw@cache:6379/0"),
+                    ("REDIS_PASSWORD", secretish),
+                ],
+                "REDIS_PASSWORD",
+            ),
+            (&[("DATABASE_POOL_SIZE", "20")], "DATABASE_POOL_SIZE"),
+            (&[("OUTBOX_RELAY", "carrier-pigeon")], "OUTBOX_RELAY"),
+            (&[("JWT_ALGORITHM", "none")], "JWT_ALGORITHM"),
+            (&[("MFA_TOTP_INTERVAL", "1")], "MFA_TOTP_INTERVAL"),
+        ];
+        for (vars, variable) in cases {
+            let err = from(vars).unwrap_err();
+            assert_eq!(err.variable(), Some(*variable), "{vars:?}: {err}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("invalid {variable}: ")),
+                "{message}"
+            );
+            assert!(!message.contains(secretish), "{message}");
+            assert!(!err.is_retryable());
+        }
+    }
+
+    #[test]
+    fn keys_and_redis_credentials_are_read_and_never_shown() {
+        let settings = from(&[
+            ("ENCRYPTION_KEY", KEY),
+            ("FIELD_ENCRYPTION_KEY", &format!("{KEY}, {KEY}")),
+            ("REDIS_URL", "redis://cache:6379/0"),
+            ("REDIS_PASSWORD", "p@ss word"),
+        ])
+        .unwrap();
+        assert!(settings.master_key.is_some());
+        assert_eq!(settings.field_keys.len(), 2);
+        let url = settings
+            .redis_url
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        assert_eq!(url, "redis://:p%40ss%20word@cache:6379/0");
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("p%40ss") && !debug.contains(KEY), "{debug}");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres_needs_the_master_key_and_valid_pool_numbers() {
+        let url = ("DATABASE_URL", "postgresql+asyncpg://app:pw@db:5432/bank");
+        let err = from(&[url]).unwrap_err();
+        assert_eq!(err.variable(), Some("ENCRYPTION_KEY"));
+        let err =
+            from(&[url, ("ENCRYPTION_KEY", KEY), ("DATABASE_POOL_SIZE", "lots")]).unwrap_err();
+        assert_eq!(err.variable(), Some("DATABASE_POOL_SIZE"));
+        let err = from(&[
+            url,
+            ("ENCRYPTION_KEY", KEY),
+            ("DATABASE_SCHEMA", "Bad-Name"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable(), Some("DATABASE_SCHEMA"));
+        let err =
+            from(&[("DATABASE_URL", "mysql://db/bank"), ("ENCRYPTION_KEY", KEY)]).unwrap_err();
+        assert_eq!(err.variable(), Some("DATABASE_URL"));
+        let settings = from(&[
+            url,
+            ("ENCRYPTION_KEY", KEY),
+            ("DATABASE_POOL_SIZE", "8"),
+            ("DATABASE_MAX_OVERFLOW", "4"),
+        ])
+        .unwrap();
+        let StoreSettings::Postgres(config) = &settings.store else {
+            panic!("PostgreSQL expected");
+        };
+        assert_eq!(config.pool.max_connections(), 12);
+        assert!(!format!("{settings:?}").contains("pw@db"));
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    #[test]
+    fn a_relay_this_build_cannot_run_is_an_error() {
+        let err = from(&[("KAFKA_BOOTSTRAP_SERVERS", "broker:9092")]).unwrap_err();
+        assert_eq!(err.variable(), Some("KAFKA_BOOTSTRAP_SERVERS"));
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn kafka_settings_are_checked() {
+        let servers = ("KAFKA_BOOTSTRAP_SERVERS", "broker:9092");
+        assert!(matches!(
+            from(&[servers]).unwrap().relay,
+            RelaySettings::Kafka(_)
+        ));
+        assert!(matches!(
+            from(&[servers, ("OUTBOX_RELAY", "off")]).unwrap().relay,
+            RelaySettings::Off
+        ));
+        let err = from(&[servers, ("KAFKA_SECURITY_PROTOCOL", "TLS9")]).unwrap_err();
+        assert_eq!(err.variable(), Some("KAFKA_SECURITY_PROTOCOL"));
+        let err = from(&[servers, ("KAFKA_SASL_USERNAME", "app")]).unwrap_err();
+        assert_eq!(err.variable(), Some("KAFKA_SASL_MECHANISM"));
+    }
+}
