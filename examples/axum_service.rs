@@ -132,31 +132,31 @@ pub(crate) async fn seed(services: &SecurityServices) -> Result<Vec<DemoTenant>,
             ("carl", "customer_service"),
         ] {
             let key = format!("demo-user-{name}-{username}");
-            let (id, password) = match admin.user_by_username(account, username).await? {
-                Some(user) => (user.id.ok_or("a stored user has an id")?, None),
-                None => {
-                    let password = new_password()?;
-                    let id = services
-                        .authn()
-                        .create_user_with_password(
-                            &request(&key)?,
-                            account,
-                            username,
-                            &password,
-                            BTreeMap::new(),
-                            false,
-                        )
-                        .await?;
-                    admin
-                        .assign_role(
-                            &request(&format!("{key}-role"))?,
-                            account.tenant(),
-                            id,
-                            RoleName::new(role)?,
-                        )
-                        .await?;
-                    (id, Some(password))
-                }
+            let existing = admin.user_by_username(account, username).await?;
+            let (id, password) = if let Some(user) = existing {
+                (user.id.ok_or("a stored user has an id")?, None)
+            } else {
+                let password = new_password()?;
+                let id = services
+                    .authn()
+                    .create_user_with_password(
+                        &request(&key)?,
+                        account,
+                        username,
+                        &password,
+                        BTreeMap::new(),
+                        false,
+                    )
+                    .await?;
+                admin
+                    .assign_role(
+                        &request(&format!("{key}-role"))?,
+                        account.tenant(),
+                        id,
+                        RoleName::new(role)?,
+                    )
+                    .await?;
+                (id, Some(password))
             };
             users.push(DemoUser {
                 username,
@@ -309,7 +309,10 @@ async fn main() -> Result<(), Failure> {
                 .password
                 .as_ref()
                 .map_or("(set at the first start)", |p| p.expose_secret());
-            println!("  {:<6} {:<17} {password}", user.username, user.role);
+            println!(
+                "  {:<6} {:<17} {} {password}",
+                user.username, user.role, user.id
+            );
         }
     }
     let router = app(&services, &tenants, proxies);

@@ -8,6 +8,12 @@
 //! (`DATABASE_URL`), in a schema of its own. Needs `oathtool` and Python's
 //! PyJWT (with `cryptography`): it fails, never skips, without them.
 
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking, in its helpers too"
+)]
+
 #[path = "../../examples/axum_service.rs"]
 #[allow(dead_code, reason = "the example's main is not run here")]
 mod example;

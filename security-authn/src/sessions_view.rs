@@ -104,7 +104,7 @@ impl SessionsView {
             .filter(|s| s.expires_at > now)
             .cloned()
             .collect();
-        live.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        live.sort_by_key(|s| std::cmp::Reverse(s.started_at));
         live
     }
 

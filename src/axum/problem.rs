@@ -37,7 +37,10 @@ pub const PROBLEM_TYPE_PREFIX: &str = "urn:security:problem:";
 /// `error="insufficient_scope"` on a `403` for a missing permission);
 /// `429`, a timed `423` and a `503` carry `Retry-After`.
 #[derive(Clone)]
-pub struct Problem {
+pub struct Problem(Box<Inner>);
+
+#[derive(Clone)]
+struct Inner {
     status: StatusCode,
     kind: &'static str,
     title: &'static str,
@@ -50,17 +53,17 @@ pub struct Problem {
 impl fmt::Debug for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Problem")
-            .field("status", &self.status.as_u16())
-            .field("kind", &self.kind)
-            .field("detail", &self.detail)
+            .field("status", &self.0.status.as_u16())
+            .field("kind", &self.0.kind)
+            .field("detail", &self.0.detail)
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.title)?;
-        if let Some(detail) = &self.detail {
+        write!(f, "{} {}", self.0.status.as_u16(), self.0.title)?;
+        if let Some(detail) = &self.0.detail {
             write!(f, ": {detail}")?;
         }
         Ok(())
@@ -81,7 +84,7 @@ impl Problem {
     /// status and title (a short summary that does not change between
     /// occurrences).
     pub fn new(status: StatusCode, kind: &'static str, title: &'static str) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             kind,
             title,
@@ -89,41 +92,42 @@ impl Problem {
             retry_after: None,
             challenge: None,
             extensions: Map::new(),
-        }
+        }))
     }
 
     /// Adds a human-readable explanation of this occurrence. Never put a
     /// secret, a token or a backend's message in it.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.0.detail = Some(detail.into());
         self
     }
 
     /// Adds an extension member (e.g. the rules a password broke).
     pub fn with_extension(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.extensions.insert(name.to_owned(), value.into());
+        self.0.extensions.insert(name.to_owned(), value.into());
         self
     }
 
     /// Sets `Retry-After` (whole seconds, rounded up, at least 1).
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
-        self.retry_after = Some(retry_after);
+        self.0.retry_after = Some(retry_after);
         self
     }
 
     /// The status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The `type` URI.
     pub fn type_uri(&self) -> String {
-        format!("{PROBLEM_TYPE_PREFIX}{}", self.kind)
+        format!("{PROBLEM_TYPE_PREFIX}{}", self.0.kind)
     }
 
     /// The seconds of `Retry-After`, if any.
     pub fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after
+        self.0
+            .retry_after
             .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
             .map(|s| s.max(1))
     }
@@ -138,7 +142,7 @@ impl Problem {
             "Authentication required",
         )
         .with_detail("send an access token as Authorization: Bearer <token>");
-        p.challenge = Some(BEARER);
+        p.0.challenge = Some(BEARER);
         p
     }
 
@@ -146,7 +150,7 @@ impl Problem {
     pub fn invalid_token(detail: impl Into<String>) -> Self {
         let mut p = Self::new(StatusCode::UNAUTHORIZED, "invalid-token", "Invalid token")
             .with_detail(detail);
-        p.challenge = Some(INVALID_TOKEN);
+        p.0.challenge = Some(INVALID_TOKEN);
         p
     }
 
@@ -155,7 +159,7 @@ impl Problem {
         let mut p = Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
             .with_detail(format!("the permission {permission} is required"))
             .with_extension("permission", permission);
-        p.challenge = Some(INSUFFICIENT_SCOPE);
+        p.0.challenge = Some(INSUFFICIENT_SCOPE);
         p
     }
 
@@ -210,26 +214,26 @@ impl IntoResponse for Problem {
         let retry_after = self.retry_after_secs();
         let mut body = Map::new();
         body.insert("type".to_owned(), Value::String(self.type_uri()));
-        body.insert("title".to_owned(), Value::from(self.title));
-        body.insert("status".to_owned(), Value::from(self.status.as_u16()));
-        if let Some(detail) = self.detail {
+        body.insert("title".to_owned(), Value::from(self.0.title));
+        body.insert("status".to_owned(), Value::from(self.0.status.as_u16()));
+        if let Some(detail) = self.0.detail {
             body.insert("detail".to_owned(), Value::String(detail));
         }
         if let Some(secs) = retry_after {
             body.insert("retry_after".to_owned(), Value::from(secs));
         }
-        for (name, value) in self.extensions {
+        for (name, value) in self.0.extensions {
             body.entry(name).or_insert(value);
         }
         let text = Value::Object(body).to_string();
-        let mut response = (self.status, text).into_response();
+        let mut response = (self.0.status, text).into_response();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(secs) = retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(challenge) = self.challenge {
+        if let Some(challenge) = self.0.challenge {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
@@ -275,7 +279,7 @@ impl From<AuthnError> for Problem {
     fn from(e: AuthnError) -> Self {
         let unauthorized = |kind, title| {
             let mut p = Self::new(StatusCode::UNAUTHORIZED, kind, title).with_detail(e.to_string());
-            p.challenge = Some(BEARER);
+            p.0.challenge = Some(BEARER);
             p
         };
         match &e {
@@ -291,7 +295,7 @@ impl From<AuthnError> for Problem {
             | AuthnError::SessionRevoked => {
                 let mut p = Self::new(StatusCode::UNAUTHORIZED, "invalid-grant", "Invalid grant")
                     .with_detail(e.to_string());
-                p.challenge = Some(INVALID_TOKEN);
+                p.0.challenge = Some(INVALID_TOKEN);
                 p
             }
             AuthnError::Token(t) => Self::invalid_token(t.to_string()),

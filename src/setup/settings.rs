@@ -152,7 +152,7 @@ impl Settings {
     /// one is an error naming it.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SetupError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let authn = AuthnConfig::from_lookup(&get)?;
+        let authn = AuthnConfig::from_lookup(get)?;
 
         let mut rate_limits = ApiRateLimits {
             login: authn.login_rate,
@@ -352,10 +352,9 @@ fn relay_settings(get: &impl Fn(&str) -> Option<String>) -> Result<RelaySettings
     let choice = get("OUTBOX_RELAY").map(|v| v.trim().to_ascii_lowercase());
     let kafka_set = get("KAFKA_BOOTSTRAP_SERVERS").is_some();
     match choice.as_deref() {
-        Some("off" | "none") => Ok(RelaySettings::Off),
         Some("kafka") => kafka_settings(get),
         None if kafka_set => kafka_settings(get),
-        None => Ok(RelaySettings::Off),
+        Some("off" | "none") | None => Ok(RelaySettings::Off),
         Some("nats") => nats_settings(get),
         Some(_) => Err(SetupError::invalid(
             "OUTBOX_RELAY",
