@@ -27,10 +27,22 @@ use crate::rate_tiers::RateTier;
 /// state's [`RateLimiter`](security_authn::RateLimiter): share one backend
 /// across replicas.
 ///
-/// ```ignore
-/// Router::new()
-///     .route("/loans", get(list))
-///     .route_layer(RateLimitLayer::new(state.clone(), RateTier::Read))
+/// ```
+/// use axum::Router;
+/// use axum::routing::get;
+/// use security::RateTier;
+/// use security::axum::{RateLimitLayer, SecurityState};
+///
+/// async fn list() -> &'static str {
+///     "[]"
+/// }
+///
+/// fn routes(state: &SecurityState) -> Router {
+///     Router::new().route(
+///         "/loans",
+///         get(list).layer(RateLimitLayer::new(state.clone(), RateTier::Read)),
+///     )
+/// }
 /// ```
 #[derive(Debug, Clone)]
 pub struct RateLimitLayer {
