@@ -142,3 +142,63 @@ where
             .ok_or_else(|| Problem::not_found("tenant"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+
+    use super::*;
+
+    fn parts(host: &str) -> Parts {
+        Request::builder()
+            .uri("/auth/login")
+            .header(HOST, host)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    fn run<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn the_host_names_the_tenant_case_insensitively_without_its_port() {
+        let acme = TenantId::from_uuid(uuid_of(7));
+        let source = TenantSource::host().name("Acme.Example.com", acme);
+        assert!(!source.is_path());
+        for host in ["acme.example.com", "ACME.example.COM:8443"] {
+            assert_eq!(
+                run(source.find(&mut parts(host))).unwrap(),
+                Some(acme),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            run(source.find(&mut parts("evil.example.com"))).unwrap(),
+            None
+        );
+        assert_eq!(strip_port("[2001:db8::1]:443"), "[2001:db8::1]");
+        assert_eq!(strip_port("example.com"), "example.com");
+    }
+
+    #[test]
+    fn path_names_resolve_ids_and_configured_names_but_never_the_system_tenant() {
+        let acme = TenantId::from_uuid(uuid_of(7));
+        let source = TenantSource::path().name("acme", acme);
+        assert_eq!(source.resolve("ACME"), Some(acme));
+        assert_eq!(source.resolve(&acme.to_string()), Some(acme));
+        assert_eq!(source.resolve(&TenantId::SYSTEM.to_string()), None);
+        assert_eq!(source.resolve("globex"), None);
+        // A route without a `{tenant}` segment names no tenant.
+        assert_eq!(run(source.find(&mut parts("localhost"))).unwrap(), None);
+    }
+
+    fn uuid_of(n: u128) -> ::uuid::Uuid {
+        ::uuid::Uuid::from_u128(n)
+    }
+}
