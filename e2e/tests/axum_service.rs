@@ -1,8 +1,10 @@
 //! The `axum_service` example over real HTTP: the same application, on a
-//! real TCP port, driven with an HTTP client through login, MFA with codes
-//! from `oathtool`, refresh, a replayed refresh token, logout, a session
-//! revoked by its user, an admin lock, throttling, a denied permission,
-//! a token under another tenant's URL, and the JWKS checked by PyJWT.
+//! real TCP port, driven with an HTTP client through login, TOTP enrolment
+//! and MFA with codes from `oathtool`, a backup code and a new set, refresh,
+//! a replayed refresh token, logout, a session revoked by its user, an
+//! admin lock (423), throttling (429 with `Retry-After`), a denied
+//! permission (403), tokens under another tenant's URL, the JWKS checked by
+//! PyJWT, and a signed-in password change.
 //!
 //! In memory by default; with the `postgres` feature on PostgreSQL
 //! (`DATABASE_URL`), in a schema of its own. Needs `oathtool` and Python's
@@ -517,6 +519,47 @@ async fn the_example_service_over_http() {
         carl_again.text
     );
 
+    // --- a backup code, then a new set -----------------------------------
+    let first_codes: Vec<String> = confirmed.body["backup_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("a code").to_owned())
+        .collect();
+    let challenged = http
+        .login("acme", "198.51.100.10", "maria", &password("maria"))
+        .await;
+    assert_eq!(
+        challenged.body["status"], "mfa_required",
+        "{}",
+        challenged.text
+    );
+    let with_backup = http
+        .post(
+            "/t/acme/auth/mfa",
+            "198.51.100.10",
+            None,
+            json!({ "mfa_challenge": challenged.token("mfa_challenge"), "code": first_codes[0] }),
+        )
+        .await;
+    assert_eq!(with_backup.status, StatusCode::OK, "{}", with_backup.text);
+    let regenerated = http
+        .post(
+            "/t/acme/auth/mfa/backup-codes",
+            "198.51.100.10",
+            Some(&with_backup.token("access_token")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(regenerated.status, StatusCode::OK, "{}", regenerated.text);
+    let new_codes = regenerated.body["backup_codes"].as_array().expect("codes");
+    assert_eq!(new_codes.len(), 10);
+    assert!(
+        new_codes
+            .iter()
+            .all(|c| !first_codes.contains(&c.as_str().expect("a code").to_owned()))
+    );
+
     // --- 429 with Retry-After ----------------------------------------------
     // The service's login tier (5/minute per IP and per username), audited.
     for attempt in 0..5 {
@@ -605,6 +648,44 @@ async fn the_example_service_over_http() {
         .map(|k| &k["kid"])
         .collect();
     assert!(keys.iter().all(|k| !globex_kids.contains(&&k["kid"])));
+
+    // --- a signed-in password change ends every session ------------------
+    let weak = http
+        .post(
+            "/t/acme/auth/password",
+            "198.51.100.12",
+            Some(&admin_access),
+            json!({ "current_password": password("admin"), "new_password": "short" }),
+        )
+        .await;
+    weak.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "password-policy");
+    assert!(
+        weak.body["violations"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty())
+    );
+    assert!(!weak.text.contains("short\""), "{}", weak.text);
+    let changed = http
+        .post(
+            "/t/acme/auth/password",
+            "198.51.100.12",
+            Some(&admin_access),
+            json!({ "current_password": password("admin"), "new_password": "Brand-New-Passw0rd!" }),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
+    let after_change = http
+        .get("/t/acme/loans", "198.51.100.12", Some(&admin_access))
+        .await;
+    after_change.assert_problem(StatusCode::UNAUTHORIZED, "invalid-token");
+    let old_password = http
+        .login("acme", "198.51.100.12", "admin", &password("admin"))
+        .await;
+    old_password.assert_problem(StatusCode::UNAUTHORIZED, "invalid-credentials");
+    let new_password = http
+        .login("acme", "198.51.100.12", "admin", "Brand-New-Passw0rd!")
+        .await;
+    assert_eq!(new_password.status, StatusCode::OK, "{}", new_password.text);
 
     server.abort();
     services.shutdown().await;
