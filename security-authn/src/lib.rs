@@ -93,6 +93,7 @@ mod challenge;
 mod config;
 mod error;
 mod identity;
+mod jwks;
 mod jwt;
 mod lockout;
 mod login;
@@ -102,8 +103,10 @@ mod projection;
 mod rate_limit;
 mod service;
 mod session;
+mod sessions_view;
 mod store;
 mod tenant_keys;
+mod token_tenant;
 mod tokens;
 mod totp;
 
@@ -126,6 +129,7 @@ pub use rate_limit::{
 };
 pub use service::{AuthenticationService, AuthenticationServiceBuilder, TokenPair};
 pub use session::{Session, SessionCommand, SessionError, SessionEvent, SessionStatus};
+pub use sessions_view::{SessionSummary, SessionsProjection, SessionsView};
 pub use totp::{TOTP_SECRET_BYTES, TotpAlgorithm, TotpConfig, TotpEnrollment, TotpSecret};
 
 /// Re-exported: the JWT algorithm type of [`JwtValidatorBuilder::algorithms`].
