@@ -33,5 +33,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 step "examples"
 cargo run --quiet --all-features --example quickstart >/dev/null
 cargo run --quiet --all-features --example postgres_kafka >/dev/null
+audit_export="$(mktemp)"
+operator_key="$(cargo run --quiet --all-features --example audit -- demo "$audit_export" | sed -n 's/^operator key: //p')"
+cargo run --quiet --all-features --example audit -- verify "$audit_export" --operator-key "$operator_key" >/dev/null
+rm -f "$audit_export"
 
 step "all green"

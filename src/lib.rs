@@ -166,6 +166,34 @@ impl Security {
             Arc::clone(&self.password_hasher),
         )
     }
+
+    /// The task that has the operator's active signing key sign every
+    /// tenant's chain head, every `interval` (see
+    /// [`eventstore::audit::ChainAnchorer`]). Safe to run on every replica.
+    pub fn chain_anchorer(
+        &self,
+        operator_id: core::OperatorId,
+        interval: std::time::Duration,
+    ) -> eventstore::audit::ChainAnchorer {
+        eventstore::audit::ChainAnchorer::new(
+            self.repository.clone(),
+            Arc::clone(&self.key_store),
+            Arc::clone(&self.clock),
+            eventstore::audit::AnchorConfig::new(operator_id).with_interval(interval),
+        )
+    }
+
+    /// Starts [`chain_anchorer`](Self::chain_anchorer) as a supervised
+    /// background task on the current Tokio runtime (a failed or panicking
+    /// round is logged and retried); stop it with
+    /// [`AnchorTask::stop`](eventstore::audit::AnchorTask::stop).
+    pub fn spawn_chain_anchoring(
+        &self,
+        operator_id: core::OperatorId,
+        interval: std::time::Duration,
+    ) -> eventstore::audit::AnchorTask {
+        self.chain_anchorer(operator_id, interval).spawn()
+    }
 }
 
 /// Builds [`Security`]; every component has a default that needs no service.

@@ -148,7 +148,8 @@ impl Bench {
         let first_position = self.next_bare_position.fetch_add(n, Ordering::SeqCst) + 1;
         let mut query = QueryBuilder::new(
             "INSERT INTO bare_events (global_position, event_id, tenant_id, aggregate_type, \
-             aggregate_id, version, event_type, schema_version, occurred_at, payload, metadata) ",
+             aggregate_id, version, event_type, schema_version, occurred_at, payload, metadata, \
+             prev_hash, hash) ",
         );
         query.push_values(events.iter().zip(0i64..), |mut row, (event, i)| {
             row.push_bind(first_position + i)
@@ -163,7 +164,9 @@ impl Bench {
                 .push_bind(serde_json::to_string(&*event.payload).unwrap())
                 .push_unseparated("::json")
                 .push_bind(serde_json::to_string(&*event.metadata).unwrap())
-                .push_unseparated("::json");
+                .push_unseparated("::json")
+                .push_bind(vec![0_u8; 32])
+                .push_bind(vec![0_u8; 32]);
         });
         query.build().execute(&self.bare).await.unwrap();
     }

@@ -50,6 +50,7 @@ mod account;
 mod admin;
 mod aggregate;
 mod cache;
+pub mod chain;
 mod claims;
 mod error;
 mod event;

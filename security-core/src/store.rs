@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 
+use crate::chain::{ChainHead, ChainQuery, ChainRecord};
 use crate::event::{IdempotencyKey, NewEvent, StoredEvent, StreamId};
 use crate::ids::{EventId, TenantId};
 use crate::snapshot::Snapshot;
@@ -256,6 +257,11 @@ impl StoreError {
 ///    outside it. A store may keep none (the defaults below): it stays
 ///    correct, loads just replay whole streams, and the kit's snapshot
 ///    clause fails it.
+/// 9. **Hash chain**: every event is chained to its tenant's previous
+///    event (see [`chain`](crate::chain)); the link is computed from the
+///    tenant's last committed event, so concurrent appends of one tenant
+///    (from any number of processes) never fork the chain, and the store
+///    records each tenant's head in the same commit.
 #[async_trait]
 pub trait EventStore: fmt::Debug + Send + Sync {
     /// Appends events to one stream atomically.
@@ -291,6 +297,24 @@ pub trait EventStore: fmt::Debug + Send + Sync {
 
     /// Every event after `after` in the scope, then new ones as they commit.
     fn subscribe(&self, scope: Scope, after: u64) -> EventStream;
+
+    /// A tenant's chain in global-position order: each event's hashed
+    /// fields exactly as stored, and its hashes. Nothing is decoded, so a
+    /// damaged record is returned as it is, for
+    /// [`verify_chain`](crate::chain::verify_chain) to name.
+    async fn read_chain(
+        &self,
+        tenant_id: TenantId,
+        query: ChainQuery,
+    ) -> Result<Vec<ChainRecord>, StoreError>;
+
+    /// The tenant's chain head as the store recorded it with its last
+    /// append (`None`: the tenant has no event).
+    async fn chain_head(&self, tenant_id: TenantId) -> Result<Option<ChainHead>, StoreError>;
+
+    /// Every tenant's recorded chain head, by tenant id. For the
+    /// application's own anchoring task; never expose it to a tenant.
+    async fn chain_heads(&self) -> Result<Vec<(TenantId, ChainHead)>, StoreError>;
 
     /// Keeps a snapshot of a stream's aggregate, unless the store already
     /// keeps a newer one of the same stream and schema version. Refuses

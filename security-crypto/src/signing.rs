@@ -119,6 +119,24 @@ impl Ed25519PublicKey {
         }
     }
 
+    /// A public key from PEM (`-----BEGIN PUBLIC KEY-----`, an Ed25519
+    /// SubjectPublicKeyInfo, RFC 8410).
+    pub fn from_pem(text: &str) -> Result<Self, CryptoError> {
+        use ed25519_dalek::pkcs8::DecodePublicKey as _;
+        VerifyingKey::from_public_key_pem(text.trim())
+            .map(Self)
+            .map_err(|_| CryptoError::InvalidKey("not an Ed25519 public key in PEM"))
+    }
+
+    /// The key as PEM (SubjectPublicKeyInfo, RFC 8410).
+    pub fn to_pem(&self) -> Result<String, CryptoError> {
+        use ed25519_dalek::pkcs8::EncodePublicKey as _;
+        use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+        self.0
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|_| CryptoError::InvalidKey("the key could not be encoded as PEM"))
+    }
+
     /// The 32 bytes.
     pub fn to_bytes(&self) -> [u8; 32] {
         self.0.to_bytes()
@@ -394,6 +412,30 @@ impl JwkSet {
 
 #[cfg(test)]
 mod tests {
+
+    /// RFC 8410, section 10.1: an Ed25519 public key in PEM.
+    #[test]
+    fn public_keys_read_and_write_pem() {
+        let pem = "-----BEGIN PUBLIC KEY-----\n\
+                   MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n\
+                   -----END PUBLIC KEY-----\n";
+        let key = super::Ed25519PublicKey::from_pem(pem).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            key.to_bytes(),
+            [
+                0x19, 0xbf, 0x44, 0x09, 0x69, 0x84, 0xcd, 0xfe, 0x85, 0x41, 0xba, 0xc1, 0x67, 0xdc,
+                0x3b, 0x96, 0xc8, 0x50, 0x86, 0xaa, 0x30, 0xb6, 0xb6, 0xcb, 0x0c, 0x5c, 0x38, 0xad,
+                0x70, 0x31, 0x66, 0xe1
+            ]
+        );
+        assert_eq!(key.to_pem().ok().as_deref(), Some(pem));
+        assert!(
+            super::Ed25519PublicKey::from_pem(
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+            )
+            .is_err()
+        );
+    }
     use secrecy::ExposeSecret;
 
     use super::*;

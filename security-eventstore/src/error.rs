@@ -4,7 +4,7 @@
 //! [`PublishError`] (both from `security-core`), so that every backend is
 //! interchangeable behind the core traits.
 
-use security_core::{PublishError, StoreError};
+use security_core::{CommandError, DomainError, PublishError, StoreError};
 
 /// A backend could not be set up or run.
 ///
@@ -54,6 +54,35 @@ pub enum Error {
     /// Publishing failed; see [`PublishError`] for how to handle it.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// The operator does not exist or has no active signing key, so no
+    /// anchor can be signed. Create the operator or rotate a key in.
+    #[error("the operator has no active signing key")]
+    NoOperatorKey,
+    /// The key store could not sign an anchor (the key is revoked, expired
+    /// or unavailable). Log it; rotate the operator's key if it is revoked.
+    #[error("the key store could not sign an anchor")]
+    Signing(#[source] security_core::KeyStoreError),
+    /// Recording an anchor failed; see [`CommandError`] for how to handle
+    /// it (a conflict or an unavailable store may be retried).
+    #[error("an anchor could not be recorded")]
+    Anchor(#[source] CommandError<DomainError>),
+    /// A stored operator or anchor event could not be decoded. Log it; the
+    /// store holds an event this build does not understand.
+    #[error("a stored event could not be decoded")]
+    Decode(#[source] security_core::EventDecodeError),
+    /// Reading or writing an audit export failed. Check the file or the
+    /// stream it goes to.
+    #[error("audit export input or output failed")]
+    Io(#[source] std::io::Error),
+    /// An audit export is not in the format (a line is not JSON, or not
+    /// where it belongs). The file is damaged or is not an export.
+    #[error("audit export line {line}: {reason}")]
+    MalformedExport {
+        /// The line (from 1).
+        line: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl Error {
@@ -62,6 +91,7 @@ impl Error {
         match self {
             Self::Connect { .. } | Self::Publish(PublishError::Unavailable(_)) => true,
             Self::Store(e) => e.is_retryable(),
+            Self::Anchor(e) => e.is_retryable(),
             _ => false,
         }
     }

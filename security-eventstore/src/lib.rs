@@ -47,12 +47,13 @@
 //! # }).unwrap();
 //! ```
 
+pub mod audit;
 mod encoded;
-#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats"))]
 mod error;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod memory;
+mod memory_chain;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "postgres")]
@@ -65,7 +66,6 @@ pub mod testkit;
 #[cfg(feature = "nats")]
 pub use async_nats;
 pub use encoded::{Delivery, EncodedEvent, PipelinedPublisher};
-#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats"))]
 pub use error::Error;
 #[cfg(feature = "kafka")]
 pub use kafka::{DEFAULT_KAFKA_TOPIC, KafkaConfig, KafkaPublisher, headers as kafka_headers};

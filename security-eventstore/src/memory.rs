@@ -3,18 +3,23 @@
 //! Meets the whole store contract, exactly as strictly as the PostgreSQL
 //! store: one lock serialises appends, so versions, positions, idempotency
 //! and atomic batches hold by construction. Positions are dense (1, 2, 3…).
+//! Each tenant's hash chain is computed in commit order when it is first
+//! read (see `memory_chain`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use futures::stream;
+use security_core::chain::{ChainHead, ChainQuery, ChainRecord};
 use security_core::{
     AppendRequest, AppendResult, EventId, EventStore, EventStream, GlobalQuery, IdempotencyKey,
     PublishError, PublishedEvent, Publisher, Scope, Snapshot, StoreError, StoredEvent, StreamId,
     StreamQuery, TenantId, Until,
 };
 use tokio::sync::{broadcast, watch};
+
+use crate::memory_chain::Ledger;
 
 /// Events read per step when a subscription catches up.
 const SUBSCRIPTION_PAGE: usize = 256;
@@ -38,6 +43,8 @@ struct Log {
 #[derive(Debug)]
 struct Shared {
     log: RwLock<Log>,
+    /// The hash chain, taken after `log` when both are held.
+    chain: Mutex<Ledger>,
     head: watch::Sender<u64>,
 }
 
@@ -63,6 +70,7 @@ impl MemoryEventStore {
         Self {
             shared: Arc::new(Shared {
                 log: RwLock::new(Log::default()),
+                chain: Mutex::new(Ledger::default()),
                 head,
             }),
         }
@@ -82,6 +90,13 @@ impl MemoryEventStore {
         self.shared
             .log
             .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn chain(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.shared
+            .chain
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -289,6 +304,35 @@ impl EventStore for MemoryEventStore {
 
     async fn head_position(&self) -> Result<u64, StoreError> {
         Ok(self.read().events.len() as u64)
+    }
+
+    async fn read_chain(
+        &self,
+        tenant_id: TenantId,
+        query: ChainQuery,
+    ) -> Result<Vec<ChainRecord>, StoreError> {
+        let log = self.read();
+        let indexes = log.tenants.get(&tenant_id).map_or(&[][..], Vec::as_slice);
+        self.chain().read(tenant_id, indexes, &log.events, query)
+    }
+
+    async fn chain_head(&self, tenant_id: TenantId) -> Result<Option<ChainHead>, StoreError> {
+        let log = self.read();
+        let indexes = log.tenants.get(&tenant_id).map_or(&[][..], Vec::as_slice);
+        self.chain().head(tenant_id, indexes, &log.events)
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<(TenantId, ChainHead)>, StoreError> {
+        let log = self.read();
+        let mut ledger = self.chain();
+        let mut heads = Vec::with_capacity(log.tenants.len());
+        for (&tenant, indexes) in &log.tenants {
+            if let Some(head) = ledger.head(tenant, indexes, &log.events)? {
+                heads.push((tenant, head));
+            }
+        }
+        heads.sort_by_key(|(tenant, _)| *tenant);
+        Ok(heads)
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {

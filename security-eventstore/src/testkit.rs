@@ -45,6 +45,10 @@ use security_core::{
 use serde_json::json;
 use uuid::Uuid;
 
+mod chain;
+
+pub use chain::hash_chain;
+
 /// How long the kit waits for a subscription to deliver before it fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -1184,4 +1188,5 @@ where
     subscriptions(factory().await).await;
     snapshots(factory().await).await;
     round_trip(factory().await).await;
+    hash_chain(factory().await).await;
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::FutureExt;
+use security_core::chain::{ChainHash, ChainHead, ChainQuery, ChainRecord};
 use security_core::{
     AppendRequest, AppendResult, EventStore, EventStream, ExpectedVersion, GlobalQuery,
     IdempotencyKey, Scope, Snapshot, StoreError, StoredEvent, StreamId, StreamQuery, TenantId,
@@ -43,6 +44,10 @@ enum Flaw {
     SnapshotsIgnoreBounds,
     /// Lets an older snapshot replace a newer one.
     SnapshotsGoBack,
+    /// Chains each event to nothing: every event starts a chain of its own.
+    UnchainedEvents,
+    /// Chains each tenant's events to another tenant's head.
+    SharedChain,
 }
 
 #[derive(Debug)]
@@ -191,6 +196,60 @@ impl EventStore for Broken {
             _ => self.inner.subscribe(scope, after),
         }
     }
+
+    async fn read_chain(
+        &self,
+        tenant: TenantId,
+        query: ChainQuery,
+    ) -> Result<Vec<ChainRecord>, StoreError> {
+        match self.flaw {
+            Flaw::UnchainedEvents => {
+                let mut records = self.inner.read_chain(tenant, query).await?;
+                for record in &mut records {
+                    record.prev_hash = ChainHash::GENESIS;
+                    record.hash = record.computed_hash();
+                }
+                Ok(records)
+            }
+            Flaw::SharedChain => {
+                // One chain over every tenant's events, in position order.
+                let events = self
+                    .inner
+                    .read_global(Scope::All, GlobalQuery::after(0, usize::MAX))
+                    .await?;
+                let mut prev = ChainHash::GENESIS;
+                let mut records = Vec::new();
+                for event in &events {
+                    let record = ChainRecord::of_event(event, prev).unwrap();
+                    prev = record.hash;
+                    if event.tenant_id() == tenant
+                        && event.global_position > query.after
+                        && event.global_position <= query.until
+                        && records.len() < query.limit
+                    {
+                        records.push(record);
+                    }
+                }
+                Ok(records)
+            }
+            _ => self.inner.read_chain(tenant, query).await,
+        }
+    }
+
+    async fn chain_head(&self, tenant: TenantId) -> Result<Option<ChainHead>, StoreError> {
+        match self.flaw {
+            Flaw::UnchainedEvents | Flaw::SharedChain => Ok(self
+                .read_chain(tenant, ChainQuery::after(0, usize::MAX))
+                .await?
+                .last()
+                .map(ChainRecord::as_head)),
+            _ => self.inner.chain_head(tenant).await,
+        }
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<(TenantId, ChainHead)>, StoreError> {
+        self.inner.chain_heads().await
+    }
 }
 
 fn broken(flaw: Flaw) -> Arc<dyn EventStore> {
@@ -262,6 +321,16 @@ async fn each_clause_catches_its_flaw() {
     must_fail(
         "skips events",
         testkit::ordered_global_stream(broken(Flaw::SkipsEvents)),
+    )
+    .await;
+    must_fail(
+        "does not chain its events",
+        testkit::hash_chain(broken(Flaw::UnchainedEvents)),
+    )
+    .await;
+    must_fail(
+        "chains every tenant together",
+        testkit::hash_chain(broken(Flaw::SharedChain)),
     )
     .await;
 }

@@ -242,6 +242,24 @@ impl EventStore for AlwaysConflict {
     fn subscribe(&self, s: Scope, after: u64) -> EventStream {
         self.0.subscribe(s, after)
     }
+    async fn read_chain(
+        &self,
+        t: TenantId,
+        q: security_core::chain::ChainQuery,
+    ) -> Result<Vec<security_core::chain::ChainRecord>, StoreError> {
+        self.0.read_chain(t, q).await
+    }
+    async fn chain_head(
+        &self,
+        t: TenantId,
+    ) -> Result<Option<security_core::chain::ChainHead>, StoreError> {
+        self.0.chain_head(t).await
+    }
+    async fn chain_heads(
+        &self,
+    ) -> Result<Vec<(TenantId, security_core::chain::ChainHead)>, StoreError> {
+        self.0.chain_heads().await
+    }
 }
 
 #[tokio::test]
@@ -653,6 +671,24 @@ impl EventStore for Counting {
     }
     fn subscribe(&self, s: Scope, after: u64) -> EventStream {
         self.inner.subscribe(s, after)
+    }
+    async fn read_chain(
+        &self,
+        t: TenantId,
+        q: security_core::chain::ChainQuery,
+    ) -> Result<Vec<security_core::chain::ChainRecord>, StoreError> {
+        self.inner.read_chain(t, q).await
+    }
+    async fn chain_head(
+        &self,
+        t: TenantId,
+    ) -> Result<Option<security_core::chain::ChainHead>, StoreError> {
+        self.inner.chain_head(t).await
+    }
+    async fn chain_heads(
+        &self,
+    ) -> Result<Vec<(TenantId, security_core::chain::ChainHead)>, StoreError> {
+        self.inner.chain_heads().await
     }
 }
 

@@ -638,6 +638,30 @@ impl security_core::EventStore for CountingStore {
         self.inner.idempotent_result(tenant_id, key).await
     }
 
+    async fn read_chain(
+        &self,
+        tenant_id: security_core::TenantId,
+        query: security_core::chain::ChainQuery,
+    ) -> Result<Vec<security_core::chain::ChainRecord>, security_core::StoreError> {
+        self.inner.read_chain(tenant_id, query).await
+    }
+
+    async fn chain_head(
+        &self,
+        tenant_id: security_core::TenantId,
+    ) -> Result<Option<security_core::chain::ChainHead>, security_core::StoreError> {
+        self.inner.chain_head(tenant_id).await
+    }
+
+    async fn chain_heads(
+        &self,
+    ) -> Result<
+        Vec<(security_core::TenantId, security_core::chain::ChainHead)>,
+        security_core::StoreError,
+    > {
+        self.inner.chain_heads().await
+    }
+
     async fn head_position(&self) -> Result<u64, security_core::StoreError> {
         self.inner.head_position().await
     }

@@ -1,6 +1,7 @@
 //! PostgreSQL: the event store, the transactional outbox and its relay,
 //! projection checkpoints.
 
+mod chain;
 mod checkpoints;
 mod config;
 mod errors;

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream;
+use security_core::chain::{ChainHead, ChainQuery, ChainRecord};
 use security_core::{
     AppendRequest, AppendResult, EventId, EventMetadata, EventStore, EventStream, ExpectedVersion,
     GlobalQuery, IdempotencyKey, Scope, Snapshot, StoreError, StoredEvent, StreamId, StreamQuery,
@@ -61,18 +62,28 @@ const BUMP_EXACT: &str = "UPDATE security_streams SET version = version + $4 \
      WHERE tenant_id = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND version = $5 \
      RETURNING version";
 
-/// Numbers and writes the events, their outbox rows and the idempotency
-/// record in one statement, and queues the notification (sent at commit).
+/// Numbers, chains and writes the events, their outbox rows and the
+/// idempotency record in one statement, and queues the notification (sent
+/// at commit). The chain links are computed by `security_chain_append`
+/// from the content digests (`$15`) once the log head's lock is held (see
+/// `0040_hash_chain.sql` for why that reads the tenant's true head). The
+/// links are read through a scalar subquery, not a join: a join with
+/// `chain` multiplies the planner's row estimates past `jit_above_cost`,
+/// and compiling the statement then costs far more than running it.
 ///
 /// The `UPDATE` of the log head takes that row's lock, which this
 /// transaction keeps until it commits: see [`PostgresEventStore`] for why.
 const INSERT_EVENTS: &str = "WITH head AS ( \
        UPDATE security_log_head SET position = position + $4 WHERE id RETURNING position \
+     ), chain AS ( \
+       SELECT security_chain_append($1, head.position - $4 + 1, $15::bytea[]) AS links FROM head \
      ), inserted AS ( \
        INSERT INTO security_events (global_position, event_id, tenant_id, aggregate_type, \
-         aggregate_id, version, event_type, schema_version, occurred_at, payload, metadata) \
+         aggregate_id, version, event_type, schema_version, occurred_at, payload, metadata, \
+         prev_hash, hash) \
        SELECT head.position - $4 + e.ord, e.event_id, $1, $2, $3, $5 - 1 + e.ord, \
-         e.event_type, e.schema_version, e.occurred_at, e.payload::json, e.metadata::json \
+         e.event_type, e.schema_version, e.occurred_at, e.payload::json, e.metadata::json, \
+         ((SELECT links FROM chain))[e.ord], ((SELECT links FROM chain))[e.ord + 1] \
        FROM head, unnest($6::uuid[], $7::text[], $8::bigint[], $9::timestamptz[], \
          $10::text[], $11::text[]) WITH ORDINALITY \
          AS e(event_id, event_type, schema_version, occurred_at, payload, metadata, ord) \
@@ -137,6 +148,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "snapshots",
         include_str!("migrations/0003_snapshots.sql"),
+    ),
+    (
+        40,
+        "hash chain",
+        include_str!("migrations/0040_hash_chain.sql"),
     ),
 ];
 
@@ -253,6 +269,8 @@ struct Columns<'a> {
     occurred: Vec<DateTime<Utc>>,
     payloads: Vec<String>,
     metadata: Vec<String>,
+    /// The chain's content digest of each event.
+    contents: Vec<Vec<u8>>,
 }
 
 impl PostgresEventStore {
@@ -474,8 +492,8 @@ impl PostgresEventStore {
             .into());
         };
         validate(request)?;
-        let columns = Columns::of(request)?;
         let first_version = last_version - count + 1;
+        let columns = Columns::of(request, from_i64(first_version)?)?;
         let inserted = sqlx::query_scalar::<_, i64>(INSERT_EVENTS)
             .bind(tenant.as_uuid())
             .bind(&*stream.aggregate_type)
@@ -491,6 +509,7 @@ impl PostgresEventStore {
             .bind(self.shared.options.outbox)
             .bind(request.idempotency_key.as_ref().map(IdempotencyKey::as_str))
             .bind(self.shared.options.channel())
+            .bind(&columns.contents)
             .fetch_one(&mut *tx)
             .await;
         let last_position = match inserted {
@@ -717,7 +736,7 @@ fn validate(request: &AppendRequest) -> Result<(), StoreError> {
 }
 
 impl<'a> Columns<'a> {
-    fn of(request: &'a AppendRequest) -> Result<Self, StoreError> {
+    fn of(request: &'a AppendRequest, first_version: u64) -> Result<Self, StoreError> {
         let n = request.events.len();
         let mut columns = Columns {
             ids: Vec::with_capacity(n),
@@ -726,6 +745,7 @@ impl<'a> Columns<'a> {
             occurred: Vec::with_capacity(n),
             payloads: Vec::with_capacity(n),
             metadata: Vec::with_capacity(n),
+            contents: Vec::with_capacity(n),
         };
         for event in &request.events {
             columns.ids.push(event.event_id.as_uuid());
@@ -743,6 +763,12 @@ impl<'a> Columns<'a> {
                     .map_err(|e| StoreError::Backend(Box::new(e)))?,
             );
         }
+        columns.contents = super::chain::content_digests(
+            request,
+            first_version,
+            &columns.payloads,
+            &columns.metadata,
+        );
         Ok(columns)
     }
 }
@@ -916,6 +942,22 @@ impl EventStore for PostgresEventStore {
             .await
             .map_err(db)?;
         from_i64(head)
+    }
+
+    async fn read_chain(
+        &self,
+        tenant_id: TenantId,
+        query: ChainQuery,
+    ) -> Result<Vec<ChainRecord>, StoreError> {
+        self.chain_records(tenant_id, query).await
+    }
+
+    async fn chain_head(&self, tenant_id: TenantId) -> Result<Option<ChainHead>, StoreError> {
+        self.recorded_head(tenant_id).await
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<(TenantId, ChainHead)>, StoreError> {
+        self.recorded_heads().await
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
