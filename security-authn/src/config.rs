@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 use security_core::LockoutPolicy;
 
 use crate::policy::PasswordPolicy;
-use crate::rate_limit::RateLimit;
+use security_core::RateLimit;
 use crate::totp::TotpConfig;
 
 /// The smallest HS256 key accepted, in bytes (RFC 7518 §3.2: at least the
@@ -160,6 +160,7 @@ impl Default for AuthnConfig {
                 max_failures: 5,
                 base_lock_secs: 300,
                 max_lock_secs: 86_400,
+                escalation_reset_secs: security_core::DEFAULT_ESCALATION_RESET_SECS,
             },
             password_policy: PasswordPolicy::default(),
         }
@@ -314,7 +315,7 @@ fn number(
 fn rate(variable: &'static str, value: &str) -> Result<RateLimit, ConfigError> {
     value
         .parse()
-        .map_err(|e: crate::rate_limit::InvalidRateLimit| ConfigError::new(variable, e.to_string()))
+        .map_err(|e: security_core::InvalidRateLimit| ConfigError::new(variable, e.to_string()))
 }
 
 fn text(variable: &'static str, value: &str) -> Result<String, ConfigError> {

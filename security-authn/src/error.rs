@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::config::ConfigError;
 use crate::policy::PolicyViolation;
-use crate::rate_limit::RateLimitError;
+use security_core::RateLimitError;
 
 /// An authentication operation failed.
 ///

@@ -121,9 +121,10 @@ pub use jwt::{
 pub use login::{LoginOutcome, MfaChallenge, PasswordChangeTicket, PublicKeyChallenge};
 pub use policy::{PasswordPolicy, PasswordRule, PolicyViolation};
 pub use projection::RevocationProjection;
-pub use rate_limit::{
-    InvalidRateLimit, MemoryRateLimiter, RateDecision, RateLimit, RateLimitError, RateLimiter,
-};
+pub use rate_limit::MemoryRateLimiter;
+/// Re-exported from `security-core`, where the port lives (so shared
+/// backends implement it without depending on this crate).
+pub use security_core::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use service::{AuthenticationService, AuthenticationServiceBuilder, TokenPair};
 pub use session::{Session, SessionCommand, SessionError, SessionEvent, SessionStatus};
 pub use totp::{TOTP_SECRET_BYTES, TotpAlgorithm, TotpConfig, TotpEnrollment, TotpSecret};

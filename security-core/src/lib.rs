@@ -49,6 +49,8 @@
 mod account;
 mod admin;
 mod aggregate;
+mod attempts;
+mod challenge;
 mod claims;
 mod error;
 mod event;
@@ -59,6 +61,7 @@ mod permissions;
 mod policy;
 mod ports;
 mod projection;
+mod rate_limit;
 mod repository;
 mod role;
 mod sealed;
@@ -74,6 +77,13 @@ pub use account::{
 };
 pub use admin::{AdminError, AdminResult, AdminService, NewUser, Request};
 pub use aggregate::{Aggregate, CommandContext};
+pub use attempts::{
+    AttemptLedger, AttemptLedgerError, AttemptOutcome, AttemptPolicy, LeaseId, Reservation,
+};
+pub use challenge::{
+    ChallengeDigest, ChallengePurpose, ChallengeQuota, ChallengeStore, ChallengeStoreError,
+    PendingChallenge, QuotaScope,
+};
 pub use claims::{AccessClaims, Audience, TokenError, TokenValidator};
 pub use error::DomainError;
 pub use event::{
@@ -103,6 +113,7 @@ pub use projection::{
     CheckpointStore, DEFAULT_BATCH_SIZE, InMemoryCheckpoints, Projection, ProjectionError,
     ProjectionRunner,
 };
+pub use rate_limit::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use repository::{
     CommandError, CommandOutcome, DEFAULT_MAX_RETRIES, Loaded, Repository, new_events, replay,
 };
@@ -117,9 +128,9 @@ pub use store::{
 };
 pub use subject::SubjectError;
 pub use user::{
-    AuthMethod, ClientInfo, Credential, CredentialType, FailureReason, LockoutPolicy,
-    MAX_USER_AGENT_LEN, MfaProof, MfaState, PASSWORD_HISTORY_KEPT, User, UserCommand, UserEvent,
-    UserStatus,
+    AuthMethod, ClientInfo, Credential, CredentialType, DEFAULT_ESCALATION_RESET_SECS,
+    FAILURE_LOCK_REASON, FailureReason, LockoutPolicy, MAX_USER_AGENT_LEN, MfaProof, MfaState,
+    PASSWORD_HISTORY_KEPT, User, UserCommand, UserEvent, UserStatus,
 };
 
 /// Re-exported so that implementors of the async traits use the same version.
