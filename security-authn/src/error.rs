@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use security_core::{
-    CommandError, DomainError, EventEncodeError, KeyStoreError, StoreError, TokenError,
+    AttemptLedgerError, ChallengeStoreError, CommandError, DomainError, EventEncodeError,
+    KeyStoreError, StoreError, TokenError,
 };
 use uuid::Uuid;
 
@@ -103,6 +104,14 @@ pub enum AuthnError {
     /// fails closed; log it, answer 503.
     #[error("rate limiter failed")]
     RateLimiter(#[source] RateLimitError),
+    /// The challenge store's backend failed. Infrastructure: log it,
+    /// answer 503.
+    #[error("challenge store failed")]
+    Challenges(#[source] ChallengeStoreError),
+    /// The attempt ledger's backend failed. Infrastructure: authentication
+    /// fails closed; log it, answer 503.
+    #[error("attempt ledger failed")]
+    Attempts(#[source] AttemptLedgerError),
     /// A cryptographic operation (hashing, randomness, encoding) failed.
     /// Infrastructure: log it, answer 503.
     #[error("cryptographic operation failed")]
@@ -115,7 +124,12 @@ impl AuthnError {
     pub fn is_infrastructure(&self) -> bool {
         matches!(
             self,
-            Self::Store(_) | Self::KeyStore(_) | Self::RateLimiter(_) | Self::Crypto(_)
+            Self::Store(_)
+                | Self::KeyStore(_)
+                | Self::RateLimiter(_)
+                | Self::Challenges(_)
+                | Self::Attempts(_)
+                | Self::Crypto(_)
         )
     }
 

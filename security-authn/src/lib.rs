@@ -93,6 +93,7 @@ mod challenge;
 mod config;
 mod error;
 mod identity;
+mod guard;
 mod jwt;
 mod lockout;
 mod login;
@@ -104,6 +105,7 @@ mod service;
 mod session;
 mod store;
 mod tenant_keys;
+mod tickets;
 mod tokens;
 mod totp;
 
@@ -118,7 +120,11 @@ pub use jwt::{
     ACCESS_TOKEN_TYP, DEFAULT_MAX_TOKEN_BYTES, JwtValidator, JwtValidatorBuilder, KeyError,
     RevocationList,
 };
-pub use login::{LoginOutcome, MfaChallenge, PasswordChangeTicket, PublicKeyChallenge};
+pub use challenge::MemoryChallengeStore;
+pub use lockout::MemoryAttemptLedger;
+pub use login::{
+    LoginOutcome, MfaChallenge, PasswordChangeTicket, PublicKeyChallenge, public_key_login_message,
+};
 pub use policy::{PasswordPolicy, PasswordRule, PolicyViolation};
 pub use projection::RevocationProjection;
 pub use rate_limit::MemoryRateLimiter;

@@ -18,12 +18,13 @@ use security_core::{
 };
 
 use crate::audit::{AuditLog, AuthAuditEvent};
-use crate::challenge::ChallengeStore;
+use crate::challenge::MemoryChallengeStore;
 use crate::config::{AuthnConfig, JwtSigning};
 use crate::error::AuthnError;
 use crate::jwt::{self, ACCESS_TOKEN_TYP, JwtValidator, RevocationList};
-use crate::lockout::PhantomLockouts;
-use crate::rate_limit::{MemoryRateLimiter, RateDecision, RateLimit, RateLimiter};
+use crate::lockout::MemoryAttemptLedger;
+use crate::rate_limit::MemoryRateLimiter;
+use security_core::{AttemptLedger, ChallengeStore, RateLimit, RateLimiter};
 use crate::session::{Session, SessionCommand};
 use crate::store::{EventWriter, StreamCache};
 use crate::tenant_keys::TenantKeys;
@@ -97,8 +98,8 @@ pub(crate) struct Inner {
     pub(crate) config: AuthnConfig,
     pub(crate) validator: Arc<JwtValidator>,
     pub(crate) hs256: Option<(String, jsonwebtoken::EncodingKey)>,
-    pub(crate) challenges: ChallengeStore,
-    pub(crate) phantoms: PhantomLockouts,
+    pub(crate) challenges: Arc<dyn ChallengeStore>,
+    pub(crate) attempts: Arc<dyn AttemptLedger>,
     pub(crate) audit: AuditLog,
 }
 
@@ -107,7 +108,9 @@ impl fmt::Debug for AuthenticationService {
         f.debug_struct("AuthenticationService")
             .field("algorithm", &self.inner.config.jwt.signing.algorithm_name())
             .field("validator", &self.inner.validator)
+            .field("limiter", &self.inner.limiter)
             .field("challenges", &self.inner.challenges)
+            .field("attempts", &self.inner.attempts)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +123,8 @@ pub struct AuthenticationServiceBuilder {
     clock: Arc<dyn Clock>,
     config: AuthnConfig,
     limiter: Option<Arc<dyn RateLimiter>>,
+    challenges: Option<Arc<dyn ChallengeStore>>,
+    attempts: Option<Arc<dyn AttemptLedger>>,
 }
 
 impl fmt::Debug for AuthenticationServiceBuilder {
@@ -138,9 +143,30 @@ impl AuthenticationServiceBuilder {
     }
 
     /// Uses this rate limiter (default: a [`MemoryRateLimiter`], which
-    /// limits per process; share a backend across processes).
+    /// limits per process). Replicas must share one (Redis or PostgreSQL,
+    /// `security-eventstore`), or each replica throttles on its own.
     pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
         self.limiter = Some(limiter);
+        self
+    }
+
+    /// Keeps pending MFA challenges, password-change tickets and
+    /// public-key nonces here (default: a [`MemoryChallengeStore`], one
+    /// process). Replicas must share one (PostgreSQL,
+    /// `security-eventstore`), or a challenge made on one replica cannot be
+    /// completed on another.
+    pub fn challenge_store(mut self, challenges: Arc<dyn ChallengeStore>) -> Self {
+        self.challenges = Some(challenges);
+        self
+    }
+
+    /// Keeps the verification budgets and the lockouts of unknown
+    /// usernames here (default: a [`MemoryAttemptLedger`], one process).
+    /// Replicas must share one (Redis or PostgreSQL, `security-eventstore`),
+    /// or the lockout is not exact and unknown usernames behave differently
+    /// from real ones across replicas.
+    pub fn attempt_ledger(mut self, attempts: Arc<dyn AttemptLedger>) -> Self {
+        self.attempts = Some(attempts);
         self
     }
 
@@ -190,11 +216,15 @@ impl AuthenticationServiceBuilder {
                 limiter: self
                     .limiter
                     .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
-                phantoms: PhantomLockouts::new(self.config.lockout),
                 config: self.config,
                 validator: Arc::new(validator),
                 hs256,
-                challenges: ChallengeStore::default(),
+                challenges: self
+                    .challenges
+                    .unwrap_or_else(|| Arc::new(MemoryChallengeStore::new())),
+                attempts: self
+                    .attempts
+                    .unwrap_or_else(|| Arc::new(MemoryAttemptLedger::new())),
                 audit,
                 writer,
                 users: StreamCache::default(),
@@ -335,6 +365,8 @@ impl AuthenticationService {
             clock,
             config: AuthnConfig::default(),
             limiter: None,
+            challenges: None,
+            attempts: None,
         }
     }
 
@@ -450,6 +482,30 @@ impl AuthenticationService {
         Err(AuthnError::Conflict)
     }
 
+    /// Runs a user command that records a fact (an authentication, a
+    /// failure): a concurrency conflict is retried, with a growing jittered
+    /// wait, until it lands or `attempt_wait` passes, so that concurrent
+    /// logins of one user never see a conflict and no failure is lost.
+    pub(crate) async fn record_user_fact(
+        &self,
+        ctx: &CommandContext,
+        user_id: UserId,
+        command: UserCommand,
+    ) -> Result<UserOutcome, AuthnError> {
+        let deadline = tokio::time::Instant::now() + self.inner.config.attempt_wait;
+        let mut wait = std::time::Duration::from_millis(2);
+        loop {
+            match self.user_command(ctx, user_id, command.clone()).await {
+                Err(AuthnError::Conflict) if tokio::time::Instant::now() < deadline => {
+                    let byte = security_crypto::random_bytes::<1>().map_or(0, |b| b[0]);
+                    tokio::time::sleep(wait + wait.mul_f64(f64::from(byte) / 256.0)).await;
+                    wait = (wait * 2).min(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub(crate) async fn record_audit(
         &self,
         ctx: &CommandContext,
@@ -458,22 +514,29 @@ impl AuthenticationService {
         self.inner.audit.record(ctx, event).await
     }
 
-    /// Counts one event under `limit` for each key; the first refusal wins.
+    /// Counts one event under `limit` for each key (in one round trip to
+    /// a shared limiter); the first refusal wins.
     pub(crate) async fn throttle(
         &self,
         keys: &[Option<String>],
         limit: RateLimit,
         now: DateTime<Utc>,
     ) -> Result<Option<(usize, std::time::Duration)>, AuthnError> {
-        for (index, key) in keys.iter().enumerate() {
-            let Some(key) = key else { continue };
-            if let RateDecision::Limited { retry_after } =
-                self.inner.limiter.acquire(key, limit, now).await?
-            {
-                return Ok(Some((index, retry_after)));
-            }
+        let present: Vec<(usize, &str)> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| k.as_deref().map(|k| (i, k)))
+            .collect();
+        if present.is_empty() {
+            return Ok(None);
         }
-        Ok(None)
+        let names: Vec<&str> = present.iter().map(|(_, k)| *k).collect();
+        Ok(self
+            .inner
+            .limiter
+            .acquire_all(&names, limit, now)
+            .await?
+            .map(|(at, retry_after)| (present[at].0, retry_after)))
     }
 
     // ----- sealing --------------------------------------------------------

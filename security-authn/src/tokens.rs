@@ -120,7 +120,17 @@ impl AuthenticationService {
                     .await?;
                 return Err(AuthnError::SessionRevoked);
             }
-            if let Err(e) = user.check_can_authenticate(now) {
+            // A lock caused by failed logins (which anyone can cause) does
+            // not stop a session that was already open; an admin's lock
+            // revokes the sessions anyway.
+            let failure_lock = matches!(
+                &user.status,
+                security_core::UserStatus::Locked { reason, .. }
+                    if reason == security_core::FAILURE_LOCK_REASON
+            );
+            if let Err(e) = user.check_can_authenticate(now)
+                && !failure_lock
+            {
                 if user.status == security_core::UserStatus::Expired {
                     self.end_session(&ctx, session_id, "user expired").await?;
                 }

@@ -1011,7 +1011,13 @@ impl User {
                 client,
                 lockout,
             } => {
-                let failures = self.consecutive_failures.saturating_add(1);
+                // An attempt refused because of a lock is recorded but
+                // does not count: it verified nothing.
+                let failures = if self.is_locked_at(now) {
+                    self.consecutive_failures
+                } else {
+                    self.consecutive_failures.saturating_add(1)
+                };
                 let mut events = vec![UserEvent::AuthenticationFailed {
                     user_id,
                     reason: *reason,
