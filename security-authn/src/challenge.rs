@@ -98,6 +98,7 @@ impl ChallengeStore for MemoryChallengeStore {
 
     async fn take(
         &self,
+        tenant: TenantId,
         digest: &ChallengeDigest,
         purpose: &ChallengePurpose,
         now: DateTime<Utc>,
@@ -110,7 +111,7 @@ impl ChallengeStore for MemoryChallengeStore {
             map.remove(digest);
             return Ok(None);
         }
-        if found.purpose != *purpose {
+        if found.purpose != *purpose || found.tenant_id != tenant {
             return Ok(None);
         }
         Ok(map.remove(digest))

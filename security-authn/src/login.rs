@@ -147,8 +147,15 @@ impl fmt::Debug for PublicKeyChallenge {
     }
 }
 
+/// How long until `until`, in whole seconds rounded up (the precision a
+/// client is told, so that answers computed on different replicas, or for
+/// a user and for an unknown username, look alike).
 fn remaining(now: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Option<Duration> {
-    until.map(|u| (u - now).to_std().unwrap_or(Duration::ZERO))
+    until.map(|u| {
+        let left = (u - now).to_std().unwrap_or(Duration::ZERO);
+        let whole = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        Duration::from_secs(whole)
+    })
 }
 
 fn lock_error(user: &User, now: DateTime<Utc>) -> AuthnError {

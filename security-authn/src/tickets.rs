@@ -130,7 +130,7 @@ impl AuthenticationService {
         let (token, digest) = new_token(prefix, tenant, expires_at)?;
         self.inner
             .challenges
-            .take(&digest, purpose, now)
+            .take(tenant, &digest, purpose, now)
             .await
             .map_err(challenge_error)?;
         Ok((token, expires_at))
@@ -154,12 +154,12 @@ impl AuthenticationService {
         match self
             .inner
             .challenges
-            .take(&parts.digest, purpose, now)
+            .take(parts.tenant, &parts.digest, purpose, now)
             .await
             .map_err(challenge_error)?
         {
-            Some(found) if found.tenant_id == parts.tenant => Ok(Lookup::Found(found)),
-            _ => Ok(Lookup::Missing { live_tenant }),
+            Some(found) => Ok(Lookup::Found(found)),
+            None => Ok(Lookup::Missing { live_tenant }),
         }
     }
 

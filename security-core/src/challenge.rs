@@ -159,7 +159,7 @@ impl ChallengeStoreError {
 ///   `quota.per_user` live challenges or the tenant `quota.per_tenant`
 ///   (expired ones do not count, and may be removed by any call);
 /// - [`take`](Self::take) removes and returns a live challenge of the given
-///   purpose; of concurrent takes of one digest, on any replicas, exactly
+///   tenant and purpose; of concurrent takes of one digest, on any replicas, exactly
 ///   one gets it; an expired challenge or one of another purpose is never
 ///   returned (and one of another purpose stays);
 /// - [`put_back`](Self::put_back) stores a taken challenge again (after a
@@ -174,9 +174,11 @@ pub trait ChallengeStore: fmt::Debug + Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), ChallengeStoreError>;
 
-    /// Removes and returns the live challenge with this digest and purpose.
+    /// Removes and returns the live challenge of the tenant with this
+    /// digest and purpose.
     async fn take(
         &self,
+        tenant: TenantId,
         digest: &ChallengeDigest,
         purpose: &ChallengePurpose,
         now: DateTime<Utc>,

@@ -14,6 +14,11 @@
 //!   It builds librdkafka from source (needs `make`, `gcc`, `libssl-dev`).
 //! - NATS JetStream (feature `nats`): `NatsPublisher`, deduplicated by
 //!   `Nats-Msg-Id`.
+//! - What the replicas of an authentication service share (see
+//!   `security_authn`): with `postgres`, `PostgresRateLimiter`,
+//!   `PostgresAttemptLedger` and `PostgresChallengeStore` in the event
+//!   store's database; with `redis` (`REDIS_URL`), `RedisRateLimiter` and
+//!   `RedisAttemptLedger`, one round trip per check.
 //! - The conformance kit, module `testkit` (feature `testkit`): one async
 //!   function per clause of the contract and `testkit::run_all`, so an
 //!   integrator's adapter proves itself with one call.
@@ -48,7 +53,7 @@
 //! ```
 
 mod encoded;
-#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats"))]
+#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats", feature = "redis"))]
 mod error;
 #[cfg(feature = "kafka")]
 mod kafka;
@@ -57,6 +62,8 @@ mod memory;
 mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis_state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -65,7 +72,7 @@ pub mod testkit;
 #[cfg(feature = "nats")]
 pub use async_nats;
 pub use encoded::{Delivery, EncodedEvent, PipelinedPublisher};
-#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats"))]
+#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats", feature = "redis"))]
 pub use error::Error;
 #[cfg(feature = "kafka")]
 pub use kafka::{DEFAULT_KAFKA_TOPIC, KafkaConfig, KafkaPublisher, headers as kafka_headers};
@@ -75,8 +82,14 @@ pub use nats::{NatsConfig, NatsPublisher};
 #[cfg(feature = "postgres")]
 pub use postgres::{
     DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE, DATABASE_URL, DEFAULT_CHANNEL, OutboxRelay,
-    PoolConfig, PostgresCheckpointStore, PostgresConfig, PostgresEventStore,
-    PostgresKeyRecordStore, RelayConfig, RelayOutcome, RelayStats, StoreOptions,
+    PoolConfig, PostgresAttemptLedger, PostgresChallengeStore, PostgresCheckpointStore,
+    PostgresConfig, PostgresEventStore, PostgresKeyRecordStore, PostgresRateLimiter, RelayConfig,
+    RelayOutcome, RelayStats, StoreOptions,
+};
+#[cfg(feature = "redis")]
+pub use redis_state::{
+    REDIS_KEY_PREFIX, REDIS_URL, RedisAttemptLedger, RedisConfig, RedisConnection,
+    RedisRateLimiter,
 };
 /// The Kafka client, re-exported so that applications (and the benchmark's
 /// bare producer) use the version the publisher was built with.

@@ -107,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key records",
         include_str!("migrations/0002_key_records.sql"),
     ),
+    (
+        10,
+        "authn shared state",
+        include_str!("migrations/0010_authn_shared_state.sql"),
+    ),
 ];
 
 impl MigrationSource<'static> for Embedded {
