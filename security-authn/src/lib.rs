@@ -88,6 +88,7 @@
 
 // ---- authentication -------------------------------------------
 mod audit;
+mod background;
 mod backup;
 mod challenge;
 mod config;
@@ -101,6 +102,7 @@ mod manage;
 mod policy;
 mod projection;
 mod rate_limit;
+mod revocation;
 mod service;
 mod session;
 mod store;
@@ -112,6 +114,7 @@ mod totp;
 pub use audit::{
     AuthAudit, AuthAuditEvent, RecordAuthAudit, ThrottleScope, audit_key_owner, audit_stream_id,
 };
+pub use background::ProjectionHealth;
 pub use backup::{BACKUP_CODE_LEN, BackupCodes};
 pub use config::{AuthnConfig, ConfigError, ENV_VARS, JwtConfig, JwtSigning, MIN_HS256_KEY_BYTES};
 pub use error::AuthnError;
@@ -131,7 +134,9 @@ pub use rate_limit::MemoryRateLimiter;
 /// Re-exported from `security-core`, where the port lives (so shared
 /// backends implement it without depending on this crate).
 pub use security_core::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, RateLimiter};
+pub use revocation::{ACCESS_TOKEN_REVOCATION, TokenRevocationEvent};
 pub use service::{AuthenticationService, AuthenticationServiceBuilder, TokenPair};
+pub use tenant_keys::{KeyringEvent, TENANT_KEYRING};
 pub use session::{Session, SessionCommand, SessionError, SessionEvent, SessionStatus};
 pub use totp::{TOTP_SECRET_BYTES, TotpAlgorithm, TotpConfig, TotpEnrollment, TotpSecret};
 

@@ -18,7 +18,9 @@ use security_core::{
 };
 
 use crate::audit::{AuditLog, AuthAuditEvent};
+use crate::background::{self, Health, ProjectionHealth, Supervisor};
 use crate::challenge::MemoryChallengeStore;
+use crate::projection::{RevocationProjection, RevocationTap};
 use crate::config::{AuthnConfig, JwtSigning};
 use crate::error::AuthnError;
 use crate::jwt::{self, ACCESS_TOKEN_TYP, JwtValidator, RevocationList};
@@ -100,6 +102,10 @@ pub(crate) struct Inner {
     pub(crate) hs256: Option<(String, jsonwebtoken::EncodingKey)>,
     pub(crate) challenges: Arc<dyn ChallengeStore>,
     pub(crate) attempts: Arc<dyn AttemptLedger>,
+    pub(crate) health: Arc<Health>,
+    /// Dropped with the service: stops the background work.
+    #[allow(dead_code, reason = "held for its Drop")]
+    pub(crate) background: Option<Supervisor>,
     pub(crate) audit: AuditLog,
 }
 
@@ -125,6 +131,7 @@ pub struct AuthenticationServiceBuilder {
     limiter: Option<Arc<dyn RateLimiter>>,
     challenges: Option<Arc<dyn ChallengeStore>>,
     attempts: Option<Arc<dyn AttemptLedger>>,
+    background: bool,
 }
 
 impl fmt::Debug for AuthenticationServiceBuilder {
@@ -170,7 +177,18 @@ impl AuthenticationServiceBuilder {
         self
     }
 
-    /// The service.
+    /// Whether the service runs its revocation projection by itself
+    /// (default: yes, when built inside a Tokio runtime). Turn it off only
+    /// to run a [`RevocationProjection`] yourself: without one, a
+    /// revocation made by another replica is never seen here.
+    pub fn background(mut self, run: bool) -> Self {
+        self.background = run;
+        self
+    }
+
+    /// The service. Inside a Tokio runtime it starts its background work
+    /// (see [`revocation_health`](AuthenticationService::revocation_health)),
+    /// which stops when the last clone of the service is dropped.
     pub fn build(self) -> Result<AuthenticationService, AuthnError> {
         let jwt = &self.config.jwt;
         let retention = jwt.access_token_ttl + jwt.leeway + std::time::Duration::from_secs(60);
@@ -184,7 +202,9 @@ impl AuthenticationServiceBuilder {
             .typ(ACCESS_TOKEN_TYP)
             .leeway(jwt.leeway)
             .revocations(Arc::new(RevocationList::new(retention)))
+            .key_store(Arc::clone(&self.keys))
             .build();
+        let validator = Arc::new(validator);
         let hs256 = match &jwt.signing {
             JwtSigning::EdDsa => None,
             JwtSigning::Hs256(secret) => {
@@ -200,24 +220,43 @@ impl AuthenticationServiceBuilder {
                 ))
             }
         };
-        let admin = AdminService::new(
-            self.repo.clone(),
-            Arc::clone(&self.clock),
-            Arc::clone(&self.keys),
-        );
+        // Revocations written through this service's repository (its admin
+        // API included) apply in this process before the command returns;
+        // other processes' arrive through the supervised projection.
+        let projection = RevocationProjection::for_validator(Arc::clone(&validator));
+        let tap = RevocationTap {
+            projection: projection.clone(),
+            next: self.repo.publisher().cloned(),
+        };
         let writer = EventWriter::new(&self.repo);
+        let repo = self.repo.with_publisher(Arc::new(tap));
+        let admin = AdminService::new(repo.clone(), Arc::clone(&self.clock), Arc::clone(&self.keys));
         let audit = AuditLog::new(writer.clone());
+        let health = Arc::new(Health::default());
+        let background = if self.background {
+            background::start(
+                Arc::clone(repo.store()),
+                projection,
+                Arc::clone(&self.clock),
+                retention,
+                Arc::clone(&health),
+            )
+        } else {
+            None
+        };
         Ok(AuthenticationService {
             inner: Arc::new(Inner {
                 admin,
-                keys: TenantKeys::new(self.keys),
+                keys: TenantKeys::new(self.keys, writer.clone(), Arc::clone(&self.clock)),
+                background,
+                health,
                 hasher: self.hasher,
                 clock: self.clock,
                 limiter: self
                     .limiter
                     .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
                 config: self.config,
-                validator: Arc::new(validator),
+                validator,
                 hs256,
                 challenges: self
                     .challenges
@@ -229,7 +268,7 @@ impl AuthenticationServiceBuilder {
                 writer,
                 users: StreamCache::default(),
                 accounts: StreamCache::default(),
-                repo: self.repo,
+                repo,
             }),
         })
     }
@@ -367,6 +406,7 @@ impl AuthenticationService {
             limiter: None,
             challenges: None,
             attempts: None,
+            background: true,
         }
     }
 
@@ -382,9 +422,21 @@ impl AuthenticationService {
         Arc::clone(&self.inner.validator)
     }
 
-    /// The admin API over the same repository and key store.
+    /// The admin API over the same repository and key store. Revocations
+    /// it records (a lock, a role change, an expiry) apply to this
+    /// service's validator before the call returns.
     pub fn admin(&self) -> &AdminService {
         &self.inner.admin
+    }
+
+    /// How the background revocation projection fares: whether it is live,
+    /// the position it reached, how far behind the store's head it is, how
+    /// often it restarted after a store error. A revocation made on another
+    /// replica is refused here once `position` passes it (milliseconds when
+    /// `live`).
+    pub async fn revocation_health(&self) -> ProjectionHealth {
+        let head = self.inner.repo.store().head_position().await.ok();
+        self.inner.health.snapshot(head)
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -466,7 +518,7 @@ impl AuthenticationService {
                     self.inner
                         .validator
                         .revocations()
-                        .revoke_user(user_id, *revoked_at, ctx.now);
+                        .revoke_user(tenant, user_id, *revoked_at, ctx.now);
                 }
             }
             self.inner.users.put(
@@ -679,7 +731,7 @@ impl AuthenticationService {
         let cutoff = user
             .sessions_revoked_at
             .map(|r| r.timestamp())
-            .max(self.inner.validator.revocations().user_cutoff(user_id));
+            .max(self.inner.validator.revocations().user_cutoff(tenant, user_id));
         if let Some(cutoff) = cutoff
             && iat <= cutoff
         {
@@ -756,36 +808,10 @@ impl AuthenticationService {
 
     /// Validates an access token in-process. Like the
     /// [`validator`](Self::validator), plus: a token signed by a key this
-    /// process has not seen yet (issued by another instance, or before a
+    /// process has not seen yet (issued by another replica, or before a
     /// restart) is checked after looking the key up in the key store.
     pub async fn validate_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        match self.inner.validator.validate_as::<AccessClaims>(token) {
-            Err(TokenError::UnknownKey) => {}
-            other => return other,
-        }
-        let kid = unverified_kid(token).ok_or(TokenError::UnknownKey)?;
-        let key_id: security_core::KeyId = kid.parse().map_err(|_| TokenError::UnknownKey)?;
-        let info = self
-            .inner
-            .keys
-            .store()
-            .key(key_id)
-            .await
-            .map_err(|_| TokenError::UnknownKey)?;
-        if info.purpose != KeyPurpose::TokenSigning {
-            return Err(TokenError::UnknownKey);
-        }
-        self.register_signing_key(&info)
-            .map_err(|_| TokenError::UnknownKey)?;
-        self.inner.validator.validate_as::<AccessClaims>(token)
-    }
-
-    /// Revokes one access token (by its `jti`) until it expires.
-    pub fn revoke_access_token(&self, claims: &AccessClaims) {
-        self.inner
-            .validator
-            .revocations()
-            .revoke_jti(&claims.jti, claims.exp, self.now());
+        self.inner.validator.validate_fetching(token).await
     }
 
     /// Creates a new token-signing key for the tenant; new tokens are
@@ -795,13 +821,11 @@ impl AuthenticationService {
         &self,
         tenant: TenantId,
     ) -> Result<security_core::KeyId, AuthnError> {
-        let current = self
+        let next = self
             .inner
             .keys
-            .active(tenant, KeyPurpose::TokenSigning)
+            .rotate(tenant, KeyPurpose::TokenSigning)
             .await?;
-        let next = self.inner.keys.store().rotate_key(current.key_id).await?;
-        self.inner.keys.forget(tenant, KeyPurpose::TokenSigning);
         self.register_signing_key(&next)?;
         Ok(next.key_id)
     }
@@ -821,24 +845,11 @@ impl AuthenticationService {
         }
         self.inner.validator.revoke_kid(&key_id.to_string());
         self.inner.keys.store().revoke_key(key_id).await?;
-        self.inner.keys.forget(tenant, KeyPurpose::TokenSigning);
-        Ok(())
+        self.inner
+            .keys
+            .record_revoked(tenant, KeyPurpose::TokenSigning, key_id)
+            .await
     }
-}
-
-/// The `kid` of a token's header, read without any verification (only to
-/// look the key up).
-fn unverified_kid(token: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct KidOnly {
-        kid: Option<String>,
-    }
-    if token.len() > jwt::DEFAULT_MAX_TOKEN_BYTES {
-        return None;
-    }
-    let header = token.split('.').next()?;
-    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
-    serde_json::from_slice::<KidOnly>(&bytes).ok()?.kid
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl AuthenticationService {
         self.inner
             .validator
             .revocations()
-            .revoke_session(session_id, ctx.now);
+            .revoke_session(ctx.tenant_id, session_id, ctx.now);
         Ok(())
     }
 
@@ -171,7 +171,7 @@ impl AuthenticationService {
             self.inner
                 .validator
                 .revocations()
-                .revoke_session(session_id, now);
+                .revoke_session(tenant, session_id, now);
             tracing::warn!(%session_id, "refresh token reuse: session revoked");
             return Err(AuthnError::RefreshTokenReused);
         }
