@@ -1,0 +1,14 @@
+//! The fleet suite: every guarantee of the authentication service with
+//! three replicas behind a round-robin balancer over one PostgreSQL and one
+//! Redis. Each race runs at least 100 times and its counts are asserted.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    reason = "test code fails by panicking"
+)]
+
+mod common;
+mod races;
