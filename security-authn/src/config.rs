@@ -153,7 +153,7 @@ pub struct AuthnConfig {
     /// that took it never settles it (it crashed): 30 s.
     pub attempt_lease_ttl: Duration,
     /// How long a login waits for the verifications in flight on the same
-    /// user before it is answered as throttled: 10 s.
+    /// user before it is answered as throttled: 30 s.
     pub attempt_wait: Duration,
 }
 
@@ -179,7 +179,7 @@ impl Default for AuthnConfig {
             ipv6_prefix_len: 64,
             challenge_quota: ChallengeQuota::default(),
             attempt_lease_ttl: Duration::from_secs(30),
-            attempt_wait: Duration::from_secs(10),
+            attempt_wait: Duration::from_secs(30),
         }
     }
 }
