@@ -211,6 +211,15 @@ pub(crate) fn username_rate_key(tenant: TenantId, folded: &str) -> String {
     format!("login:{}", name_key(tenant, folded))
 }
 
+/// Where a right password leads.
+enum Step {
+    /// A challenge or a ticket (the login goes on elsewhere).
+    Done(LoginOutcome),
+    /// The authentication is recorded: open a session for the user as it
+    /// is now.
+    Open(User),
+}
+
 /// An attempt that failed without (or before) a user stream.
 struct Attempt<'a> {
     user_id: Option<UserId>,
@@ -525,13 +534,25 @@ impl AuthenticationService {
             }
         };
         let (result, outcome) = self
-            .password_login_leased(ctx, &account, &user, password, client)
+            .password_login_leased(ctx.clone(), &account, &user, password, client)
             .await;
+        // Released as soon as the outcome is recorded: the session is
+        // opened outside the budget.
         if let Err(error) = self.settle(&key, lease, outcome, &policy).await {
             // The lease expires by itself; the login's own answer stands.
             tracing::warn!(%error, "could not settle a verification lease");
         }
-        result
+        match result? {
+            Step::Done(outcome) => Ok(outcome),
+            Step::Open(state) => {
+                let ctx = ctx.with_actor(Actor::user(user_id));
+                let tokens = self
+                    .open_session(&ctx, &state, &account, AuthMethod::Password, client)
+                    .await?;
+                self.rehash_if_needed(&ctx, &user, password).await;
+                Ok(LoginOutcome::Authenticated(tokens))
+            }
+        }
     }
 
     /// The part of a password login that runs under a verification lease;
@@ -543,7 +564,7 @@ impl AuthenticationService {
         user: &User,
         password: &SecretString,
         client: &ClientInfo,
-    ) -> (Result<LoginOutcome, AuthnError>, AttemptOutcome) {
+    ) -> (Result<Step, AuthnError>, AttemptOutcome) {
         let Some(user_id) = user.id else {
             return (Err(AuthnError::InvalidCredentials), AttemptOutcome::Released);
         };
@@ -565,8 +586,8 @@ impl AuthenticationService {
             .after_right_password(ctx, account, user, password, client)
             .await
         {
-            Ok(outcome @ LoginOutcome::Authenticated(_)) => (Ok(outcome), AttemptOutcome::Success),
-            Ok(outcome) => (Ok(outcome), AttemptOutcome::Released),
+            Ok(step @ Step::Open(_)) => (Ok(step), AttemptOutcome::Success),
+            Ok(step) => (Ok(step), AttemptOutcome::Released),
             Err(e) => (Err(e), AttemptOutcome::Released),
         }
     }
@@ -581,7 +602,7 @@ impl AuthenticationService {
         user: &User,
         password: &SecretString,
         client: &ClientInfo,
-    ) -> Result<LoginOutcome, AuthnError> {
+    ) -> Result<Step, AuthnError> {
         let now = ctx.now;
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
         let mut must_change = user.password_must_change;
@@ -606,25 +627,33 @@ impl AuthenticationService {
             if user.mfa.enabled {
                 return self
                     .issue_mfa_challenge(&ctx, user_id, must_change, client)
-                    .await;
+                    .await
+                    .map(Step::Done);
             }
             return self
                 .issue_password_ticket(&ctx, user_id, AuthMethod::Password, client)
-                .await;
+                .await
+                .map(Step::Done);
         }
-        let tokens = match self
-            .finish_login(&ctx, account, user_id, AuthMethod::Password, client)
-            .await
-        {
+        let _ = account;
+        let recorded = self
+            .record_user_fact(
+                &ctx,
+                user_id,
+                UserCommand::RecordAuthentication {
+                    method: AuthMethod::Password,
+                    client: client.clone(),
+                },
+            )
+            .await;
+        match recorded {
             Err(AuthnError::UserLocked { .. }) => {
                 self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
                     .await?;
-                return Err(AuthnError::InvalidCredentials);
+                Err(AuthnError::InvalidCredentials)
             }
-            other => other?,
-        };
-        self.rehash_if_needed(&ctx, user, password).await;
-        Ok(LoginOutcome::Authenticated(tokens))
+            other => Ok(Step::Open(other?.state)),
+        }
     }
 
     fn password_too_old(&self, user: &User, now: DateTime<Utc>) -> bool {
