@@ -764,3 +764,37 @@ async fn a_login_reads_only_the_events_it_has_not_seen() {
     // the previous login appended (plus the first full load).
     assert!(reads[1..].iter().all(|n| *n <= 1), "{reads:?}");
 }
+
+#[tokio::test]
+async fn oversized_inputs_are_refused_before_any_hashing() {
+    let f = Fixture::new().await;
+    f.user("alice").await;
+    let work = f.hasher.work();
+    let huge = "a".repeat(10 * 1024 * 1024);
+    let started = std::time::Instant::now();
+    let err = f
+        .authn
+        .authenticate(f.tenant(), &huge, &secret(PASSWORD), &client("198.51.100.2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
+    assert!(matches!(
+        f.authn
+            .start_public_key_login(f.tenant(), &huge, &client("198.51.100.2"))
+            .await,
+        Err(AuthnError::InvalidCredentials)
+    ));
+    // An over-long password of a real user is never hashed either.
+    let err = f
+        .authn
+        .authenticate(f.tenant(), "alice", &secret(&huge), &client("198.51.100.2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
+    // An over-long MFA code, challenge or refresh token likewise.
+    let code = secret(&huge);
+    assert!(f.authn.verify_mfa(&code, &code, &client("198.51.100.2")).await.is_err());
+    assert!(f.authn.refresh(&code, &client("198.51.100.2")).await.is_err());
+    assert_eq!(f.hasher.work(), work, "no argon2 run for oversized input");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
