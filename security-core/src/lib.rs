@@ -50,6 +50,7 @@ mod account;
 mod admin;
 mod aggregate;
 mod attempts;
+mod cache;
 mod challenge;
 mod claims;
 mod error;
@@ -63,12 +64,15 @@ mod ports;
 mod projection;
 mod rate_limit;
 mod repository;
+mod retry;
 mod role;
 mod sealed;
 mod store;
 pub mod subject;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+#[cfg(feature = "tokio")]
+mod timer;
 mod user;
 
 pub use account::{
@@ -80,6 +84,7 @@ pub use aggregate::{Aggregate, CommandContext};
 pub use attempts::{
     AttemptLedger, AttemptLedgerError, AttemptOutcome, AttemptPolicy, LeaseId, Reservation,
 };
+pub use cache::{DEFAULT_CACHE_CAPACITY, StateCache};
 pub use challenge::{
     ChallengeDigest, ChallengePurpose, ChallengeQuota, ChallengeStore, ChallengeStoreError,
     PendingChallenge, QuotaScope,
@@ -117,6 +122,7 @@ pub use rate_limit::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, 
 pub use repository::{
     CommandError, CommandOutcome, DEFAULT_MAX_RETRIES, Loaded, Repository, new_events, replay,
 };
+pub use retry::{DEFAULT_ATTEMPTS, RetryPolicy, Timer};
 pub use role::{
     BUILTIN_ROLES, InvalidPermission, InvalidRoleName, Permission, Role, RoleCommand, RoleEvent,
     RoleName,
@@ -127,6 +133,8 @@ pub use store::{
     StoreError, StreamQuery, Until,
 };
 pub use subject::SubjectError;
+#[cfg(feature = "tokio")]
+pub use timer::TokioTimer;
 pub use user::{
     AuthMethod, ClientInfo, Credential, CredentialType, DEFAULT_ESCALATION_RESET_SECS,
     FAILURE_LOCK_REASON, FailureReason, LockoutPolicy, MAX_USER_AGENT_LEN, MfaProof, MfaState,
