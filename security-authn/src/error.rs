@@ -148,6 +148,12 @@ impl AuthnError {
     }
 }
 
+impl From<std::convert::Infallible> for AuthnError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<KeyStoreError> for AuthnError {
     fn from(e: KeyStoreError) -> Self {
         Self::KeyStore(e)

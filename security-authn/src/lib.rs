@@ -105,7 +105,6 @@ mod rate_limit;
 mod revocation;
 mod service;
 mod session;
-mod store;
 mod tenant_keys;
 mod tickets;
 mod tokens;
@@ -136,7 +135,8 @@ pub use rate_limit::MemoryRateLimiter;
 pub use security_core::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use revocation::{ACCESS_TOKEN_REVOCATION, TokenRevocationEvent};
 pub use service::{AuthenticationService, AuthenticationServiceBuilder, TokenPair};
-pub use tenant_keys::{KeyringEvent, TENANT_KEYRING};
+pub use revocation::{RevokeAccessToken, TokenRevocations};
+pub use tenant_keys::{KeyringCommand, KeyringError, KeyringEvent, TENANT_KEYRING, TenantKeyring};
 pub use session::{Session, SessionCommand, SessionError, SessionEvent, SessionStatus};
 pub use totp::{TOTP_SECRET_BYTES, TotpAlgorithm, TotpConfig, TotpEnrollment, TotpSecret};
 

@@ -2,14 +2,14 @@
 //! it (through its [`RevocationProjection`](crate::RevocationProjection)).
 //!
 //! The events go to the stream `(tenant, "access_token_revocation",
-//! user)`, appended without a version check (a revocation has no invariant
-//! to protect and must never fail on contention).
+//! user)`, through the repository like every command, retried until they
+//! land (a revocation must never fail on contention).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use security_core::{
-    AccessClaims, Actor, CommandContext, ExpectedVersion, StreamId, UserId, impl_domain_event,
+    AccessClaims, Actor, Aggregate, CommandContext, RetryPolicy, UserId, impl_domain_event,
 };
 
 use crate::error::AuthnError;
@@ -36,6 +36,49 @@ pub enum TokenRevocationEvent {
 
 impl_domain_event!(TokenRevocationEvent, version = 1, types = [AccessTokenRevoked]);
 
+/// The access tokens of one user revoked one by one (the stream's
+/// aggregate: it only counts them; the revocation list is a projection).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenRevocations {
+    /// How many tokens were revoked.
+    pub revoked: u64,
+}
+
+/// Revokes one access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeAccessToken {
+    /// Its user.
+    pub user_id: UserId,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp` (Unix seconds).
+    pub expires_at: i64,
+}
+
+impl Aggregate for TokenRevocations {
+    const TYPE: &'static str = ACCESS_TOKEN_REVOCATION;
+    type Command = RevokeAccessToken;
+    type Event = TokenRevocationEvent;
+    type Error = std::convert::Infallible;
+
+    fn handle(
+        &self,
+        command: &RevokeAccessToken,
+        ctx: &CommandContext,
+    ) -> Result<Vec<TokenRevocationEvent>, Self::Error> {
+        Ok(vec![TokenRevocationEvent::AccessTokenRevoked {
+            user_id: command.user_id,
+            jti: command.jti.clone(),
+            expires_at: command.expires_at,
+            revoked_at: ctx.now,
+        }])
+    }
+
+    fn apply(&mut self, _event: &TokenRevocationEvent) {
+        self.revoked += 1;
+    }
+}
+
 impl AuthenticationService {
     /// Revokes one access token (by its `jti`) until it expires: an
     /// `AccessTokenRevoked` event, applied in this process at once and by
@@ -47,19 +90,20 @@ impl AuthenticationService {
         }
         let tenant = claims.tenant_id;
         let ctx: CommandContext = self.context(tenant, Some(Actor::user(claims.user_id)));
-        let event = TokenRevocationEvent::AccessTokenRevoked {
+        let command = RevokeAccessToken {
             user_id: claims.user_id,
             jti: claims.jti.clone(),
             expires_at: claims.exp,
-            revoked_at: ctx.now,
         };
-        let stream = StreamId::new(tenant, ACCESS_TOKEN_REVOCATION, claims.user_id.as_uuid());
-        let writer = &self.inner.writer;
-        let events = writer.encode(std::slice::from_ref(&event), &ctx)?;
-        writer
-            .append(&stream, ExpectedVersion::Any, events, &ctx)
-            .await?
-            .ok_or(AuthnError::Conflict)?;
+        self.inner
+            .repo
+            .execute_with::<TokenRevocations>(
+                claims.user_id,
+                &command,
+                &ctx,
+                &RetryPolicy::persistent(),
+            )
+            .await?;
         self.inner
             .validator
             .revocations()

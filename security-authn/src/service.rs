@@ -11,10 +11,9 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use uuid::Uuid;
 
 use security_core::{
-    AccessClaims, Account, Actor, AdminService, Aggregate, Audience, AuthMethod, ClientInfo, Clock,
-    CommandContext, ExpectedVersion, KeyOwner, KeyPurpose, KeyStatus, KeyStore, Loaded,
-    PasswordHasher, Permissions, Policy, Repository, SealedSecret, SessionId, StreamId, TenantId,
-    TokenError, User, UserCommand, UserEvent, UserId,
+    AccessClaims, Account, Actor, AdminService, Audience, AuthMethod, ClientInfo, Clock,
+    CommandContext, KeyOwner, KeyPurpose, KeyStatus, KeyStore, PasswordHasher, Permissions, Policy,
+    Repository, SealedSecret, SessionId, TenantId, TokenError, User, UserCommand, UserId,
 };
 
 use crate::audit::{AuditLog, AuthAuditEvent};
@@ -26,9 +25,11 @@ use crate::error::AuthnError;
 use crate::jwt::{self, ACCESS_TOKEN_TYP, JwtValidator, RevocationList};
 use crate::lockout::MemoryAttemptLedger;
 use crate::rate_limit::MemoryRateLimiter;
-use security_core::{AttemptLedger, ChallengeStore, RateLimit, RateLimiter};
+use security_core::{
+    AttemptLedger, ChallengeStore, DEFAULT_CACHE_CAPACITY, RateLimit, RateLimiter, RetryPolicy,
+    StateCache, TokioTimer,
+};
 use crate::session::{Session, SessionCommand};
-use crate::store::{EventWriter, StreamCache};
 use crate::tenant_keys::TenantKeys;
 
 /// Prefix of refresh tokens (lets secret scanners find leaked ones).
@@ -89,9 +90,6 @@ pub(crate) struct UserOutcome {
 
 pub(crate) struct Inner {
     pub(crate) repo: Repository,
-    pub(crate) writer: EventWriter,
-    pub(crate) users: StreamCache<User>,
-    pub(crate) accounts: StreamCache<Account>,
     pub(crate) admin: AdminService,
     pub(crate) keys: TenantKeys,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
@@ -228,10 +226,20 @@ impl AuthenticationServiceBuilder {
             projection: projection.clone(),
             next: self.repo.publisher().cloned(),
         };
-        let writer = EventWriter::new(&self.repo);
-        let repo = self.repo.with_publisher(Arc::new(tap));
+        // The one command path: the repository, with a state cache (a
+        // login catches the user up from the store instead of replaying
+        // its stream) and a timer for the backoff of persistent retries.
+        let mut repo = self.repo;
+        if repo.state_cache().is_none() {
+            repo = repo.with_state_cache(StateCache::new(DEFAULT_CACHE_CAPACITY));
+        }
+        if repo.timer().is_none() {
+            repo = repo.with_timer(Arc::new(TokioTimer));
+        }
+        let audit_repo = repo.clone();
+        let repo = repo.with_publisher(Arc::new(tap));
         let admin = AdminService::new(repo.clone(), Arc::clone(&self.clock), Arc::clone(&self.keys));
-        let audit = AuditLog::new(writer.clone());
+        let audit = AuditLog::new(audit_repo);
         let health = Arc::new(Health::default());
         let background = if self.background {
             background::start(
@@ -247,7 +255,7 @@ impl AuthenticationServiceBuilder {
         Ok(AuthenticationService {
             inner: Arc::new(Inner {
                 admin,
-                keys: TenantKeys::new(self.keys, writer.clone(), Arc::clone(&self.clock)),
+                keys: TenantKeys::new(self.keys, repo.clone(), Arc::clone(&self.clock)),
                 background,
                 health,
                 hasher: self.hasher,
@@ -265,9 +273,6 @@ impl AuthenticationServiceBuilder {
                     .attempts
                     .unwrap_or_else(|| Arc::new(MemoryAttemptLedger::new())),
                 audit,
-                writer,
-                users: StreamCache::default(),
-                accounts: StreamCache::default(),
                 repo,
             }),
         })
@@ -455,11 +460,10 @@ impl AuthenticationService {
     }
 
     pub(crate) async fn account(&self, tenant: TenantId) -> Result<Account, AuthnError> {
-        let store = &*self.inner.writer.store;
         Ok(self
             .inner
-            .accounts
-            .load(store, tenant, tenant.as_uuid())
+            .repo
+            .load::<Account>(tenant, tenant.as_uuid())
             .await?
             .state)
     }
@@ -470,73 +474,32 @@ impl AuthenticationService {
         tenant: TenantId,
         user_id: UserId,
     ) -> Result<Option<User>, AuthnError> {
-        let store = &*self.inner.writer.store;
-        let user = self
-            .inner
-            .users
-            .load(store, tenant, user_id.as_uuid())
-            .await?
-            .state;
+        let user = self.inner.repo.load::<User>(tenant, user_id).await?.state;
         Ok(user.id.is_some().then_some(user))
     }
 
-    /// Runs a user command: the user as the cache has it (caught up with
-    /// the store), its rules, an append expecting that version (retried on
-    /// a conflict, like the repository does), and the revocation list kept
-    /// in step with any sessions it revoked.
+    /// Runs a user command through the repository (with its retry policy;
+    /// any sessions it revokes are refused by this service's validator
+    /// before it returns).
     pub(crate) async fn user_command(
         &self,
         ctx: &CommandContext,
         user_id: UserId,
         command: UserCommand,
     ) -> Result<UserOutcome, AuthnError> {
-        let writer = &self.inner.writer;
-        let tenant = ctx.tenant_id;
-        let stream_id = StreamId::new(tenant, User::TYPE, user_id.as_uuid());
-        for _ in 0..=writer.max_retries {
-            let Loaded { mut state, version } = self
-                .inner
-                .users
-                .load(&*writer.store, tenant, user_id.as_uuid())
-                .await?;
-            let events = state.handle(&command, ctx)?;
-            if events.is_empty() {
-                return Ok(UserOutcome { state });
-            }
-            let expected = if version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(version)
-            };
-            let encoded = writer.encode(&events, ctx)?;
-            let Some(result) = writer.append(&stream_id, expected, encoded, ctx).await? else {
-                continue;
-            };
-            for event in &events {
-                state.apply(event);
-                if let UserEvent::SessionsRevoked { revoked_at, .. } = event {
-                    self.inner
-                        .validator
-                        .revocations()
-                        .revoke_user(tenant, user_id, *revoked_at, ctx.now);
-                }
-            }
-            self.inner.users.put(
-                tenant,
-                user_id.as_uuid(),
-                Loaded {
-                    state: state.clone(),
-                    version: result.last_version,
-                },
-            );
-            return Ok(UserOutcome { state });
-        }
-        Err(AuthnError::Conflict)
+        let outcome = self
+            .inner
+            .repo
+            .execute::<User>(user_id, &command, ctx)
+            .await?;
+        Ok(UserOutcome {
+            state: outcome.state,
+        })
     }
 
     /// Runs a user command that records a fact (an authentication, a
-    /// failure): a concurrency conflict is retried, with a growing jittered
-    /// wait, until it lands or `attempt_wait` passes, so that concurrent
+    /// failure): a concurrency conflict is retried with the repository's
+    /// persistent policy (jittered backoff) until it lands, so concurrent
     /// logins of one user never see a conflict and no failure is lost.
     pub(crate) async fn record_user_fact(
         &self,
@@ -544,18 +507,14 @@ impl AuthenticationService {
         user_id: UserId,
         command: UserCommand,
     ) -> Result<UserOutcome, AuthnError> {
-        let deadline = tokio::time::Instant::now() + self.inner.config.attempt_wait;
-        let mut wait = std::time::Duration::from_millis(2);
-        loop {
-            match self.user_command(ctx, user_id, command.clone()).await {
-                Err(AuthnError::Conflict) if tokio::time::Instant::now() < deadline => {
-                    let byte = security_crypto::random_bytes::<1>().map_or(0, |b| b[0]);
-                    tokio::time::sleep(wait + wait.mul_f64(f64::from(byte) / 256.0)).await;
-                    wait = (wait * 2).min(std::time::Duration::from_millis(50));
-                }
-                other => return other,
-            }
-        }
+        let outcome = self
+            .inner
+            .repo
+            .execute_with::<User>(user_id, &command, ctx, &RetryPolicy::persistent())
+            .await?;
+        Ok(UserOutcome {
+            state: outcome.state,
+        })
     }
 
     pub(crate) async fn record_audit(

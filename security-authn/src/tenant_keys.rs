@@ -17,18 +17,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use security_core::{
-    Clock, CommandContext, ExpectedVersion, KeyId, KeyInfo, KeyOwner, KeyPurpose, KeySpec, KeyStatus,
-    KeyStore, KeyStoreError, StreamId, StreamQuery, TenantId, impl_domain_event,
+    Aggregate, Clock, CommandContext, CommandError, KeyId, KeyInfo, KeyOwner, KeyPurpose, KeySpec,
+    KeyStatus, KeyStore, KeyStoreError, Repository, RetryPolicy, TenantId, impl_domain_event,
 };
 
 use crate::error::AuthnError;
-use crate::store::EventWriter;
 
 /// The aggregate type of keyring streams.
 pub const TENANT_KEYRING: &str = "tenant_keyring";
 
-/// How many times a keyring change is tried again after another replica
-/// changed the keyring first.
+/// How many times a first key is looked for again after the keyring moved
+/// under it (a key retired meanwhile).
 const KEYRING_ATTEMPTS: usize = 8;
 
 /// Events of a tenant's keyring.
@@ -67,21 +66,129 @@ pub(crate) fn tenant_owner(tenant: TenantId) -> KeyOwner {
     KeyOwner::new(tenant, tenant.as_uuid())
 }
 
-fn keyring_stream(tenant: TenantId) -> StreamId {
-    StreamId::new(tenant, TENANT_KEYRING, tenant.as_uuid())
+/// A tenant's keyring: its active key for each purpose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantKeyring {
+    /// The active key of each purpose.
+    pub active: HashMap<KeyPurpose, KeyId>,
 }
 
-/// A keyring as its stream says, and the stream's version.
-#[derive(Default)]
-struct Keyring {
-    active: HashMap<KeyPurpose, KeyId>,
-    version: u64,
+/// Commands of a keyring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyringCommand {
+    /// Makes a key the active one of its purpose; refused while another is.
+    Activate {
+        /// What it is for.
+        purpose: KeyPurpose,
+        /// The key.
+        key_id: KeyId,
+    },
+    /// Retires a key (and, when `successor` is given, activates that one).
+    Retire {
+        /// What it was for.
+        purpose: KeyPurpose,
+        /// The key.
+        key_id: KeyId,
+        /// Whether it was revoked.
+        revoked: bool,
+        /// The key that replaces it.
+        successor: Option<KeyId>,
+    },
+}
+
+/// Why a keyring refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// The purpose already has an active key (another replica made it
+    /// first): use that one.
+    #[error("the tenant already has an active key for this purpose")]
+    AlreadyActive(KeyId),
+    /// The key is not the purpose's active one (another replica rotated
+    /// it first): look the active one up again.
+    #[error("the key is not the active one")]
+    NotActive,
+}
+
+impl From<KeyringError> for AuthnError {
+    fn from(_: KeyringError) -> Self {
+        Self::Conflict
+    }
+}
+
+impl Aggregate for TenantKeyring {
+    const TYPE: &'static str = TENANT_KEYRING;
+    type Command = KeyringCommand;
+    type Event = KeyringEvent;
+    type Error = KeyringError;
+
+    fn handle(
+        &self,
+        command: &KeyringCommand,
+        ctx: &CommandContext,
+    ) -> Result<Vec<KeyringEvent>, KeyringError> {
+        match command {
+            KeyringCommand::Activate { purpose, key_id } => match self.active.get(purpose) {
+                Some(active) if active == key_id => Ok(Vec::new()),
+                Some(active) => Err(KeyringError::AlreadyActive(*active)),
+                None => Ok(vec![KeyringEvent::TenantKeyActivated {
+                    purpose: *purpose,
+                    key_id: *key_id,
+                    activated_at: ctx.now,
+                }]),
+            },
+            KeyringCommand::Retire {
+                purpose,
+                key_id,
+                revoked,
+                successor,
+            } => {
+                // A revocation is recorded whatever the keyring says (every
+                // replica must refuse the key); a rotation only of the
+                // active key.
+                if !revoked && self.active.get(purpose) != Some(key_id) {
+                    return Err(KeyringError::NotActive);
+                }
+                let mut events = vec![KeyringEvent::TenantKeyRetired {
+                    purpose: *purpose,
+                    key_id: *key_id,
+                    revoked: *revoked,
+                    retired_at: ctx.now,
+                }];
+                if let Some(next) = successor {
+                    events.push(KeyringEvent::TenantKeyActivated {
+                        purpose: *purpose,
+                        key_id: *next,
+                        activated_at: ctx.now,
+                    });
+                }
+                Ok(events)
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &KeyringEvent) {
+        match event {
+            KeyringEvent::TenantKeyActivated {
+                purpose, key_id, ..
+            } => {
+                self.active.insert(*purpose, *key_id);
+            }
+            KeyringEvent::TenantKeyRetired {
+                purpose, key_id, ..
+            } => {
+                if self.active.get(purpose) == Some(key_id) {
+                    self.active.remove(purpose);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct TenantKeys {
     store: Arc<dyn KeyStore>,
-    writer: EventWriter,
+    repo: Repository,
     clock: Arc<dyn Clock>,
     cache: RwLock<HashMap<(TenantId, KeyPurpose), KeyInfo>>,
 }
@@ -100,10 +207,10 @@ pub(crate) fn is_stale(e: &KeyStoreError) -> bool {
 }
 
 impl TenantKeys {
-    pub(crate) fn new(store: Arc<dyn KeyStore>, writer: EventWriter, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(store: Arc<dyn KeyStore>, repo: Repository, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
-            writer,
+            repo,
             clock,
             cache: RwLock::new(HashMap::new()),
         }
@@ -129,54 +236,37 @@ impl TenantKeys {
             .remove(&(tenant, purpose));
     }
 
-    async fn keyring(&self, tenant: TenantId) -> Result<Keyring, AuthnError> {
-        let events = self
-            .writer
-            .store
-            .read_stream(&keyring_stream(tenant), StreamQuery::all())
-            .await?;
-        let mut ring = Keyring::default();
-        for stored in &events {
-            match stored.decode::<KeyringEvent>().map_err(|e| AuthnError::Store(Box::new(e)))? {
-                KeyringEvent::TenantKeyActivated {
-                    purpose, key_id, ..
-                } => {
-                    ring.active.insert(purpose, key_id);
-                }
-                KeyringEvent::TenantKeyRetired {
-                    purpose, key_id, ..
-                } => {
-                    if ring.active.get(&purpose) == Some(&key_id) {
-                        ring.active.remove(&purpose);
-                    }
-                }
-            }
-            ring.version = stored.version;
-        }
-        Ok(ring)
+    async fn keyring(&self, tenant: TenantId) -> Result<TenantKeyring, AuthnError> {
+        Ok(self
+            .repo
+            .load::<TenantKeyring>(tenant, tenant.as_uuid())
+            .await?
+            .state)
     }
 
-    /// Appends keyring events expecting `version`; `false` when another
-    /// replica changed the keyring first.
-    async fn append(
+    /// Runs a keyring command (retried after conflicts: the keyring's rule
+    /// is checked again against what the other replica wrote).
+    async fn run(
         &self,
         tenant: TenantId,
-        version: u64,
-        events: &[KeyringEvent],
-    ) -> Result<bool, AuthnError> {
+        command: KeyringCommand,
+    ) -> Result<Result<(), KeyringError>, AuthnError> {
         let ctx = CommandContext::new(tenant, self.clock.now())
             .with_actor(security_core::Actor::service("security-authn"));
-        let expected = if version == 0 {
-            ExpectedVersion::NoStream
-        } else {
-            ExpectedVersion::Exact(version)
-        };
-        let encoded = self.writer.encode(events, &ctx)?;
-        Ok(self
-            .writer
-            .append(&keyring_stream(tenant), expected, encoded, &ctx)
-            .await?
-            .is_some())
+        match self
+            .repo
+            .execute_with::<TenantKeyring>(
+                tenant.as_uuid(),
+                &command,
+                &ctx,
+                &RetryPolicy::persistent(),
+            )
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(CommandError::Rejected(refusal)) => Ok(Err(refusal)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn remember(&self, tenant: TenantId, purpose: KeyPurpose, info: &KeyInfo) {
@@ -195,7 +285,6 @@ impl TenantKeys {
         if let Some(info) = self.cached(tenant, purpose) {
             return Ok(info);
         }
-        let now = self.clock.now();
         let owner = tenant_owner(tenant);
         for _ in 0..KEYRING_ATTEMPTS {
             let ring = self.keyring(tenant).await?;
@@ -206,16 +295,17 @@ impl TenantKeys {
                     return Ok(info);
                 }
                 // Rotated or revoked in the key store directly: retire it.
-                let retired = KeyringEvent::TenantKeyRetired {
+                let revoked = matches!(
+                    info.status,
+                    KeyStatus::Revoked { .. } | KeyStatus::Destroyed { .. }
+                );
+                let retire = KeyringCommand::Retire {
                     purpose,
                     key_id: *key_id,
-                    revoked: matches!(
-                        info.status,
-                        KeyStatus::Revoked { .. } | KeyStatus::Destroyed { .. }
-                    ),
-                    retired_at: now,
+                    revoked,
+                    successor: None,
                 };
-                self.append(tenant, ring.version, &[retired]).await?;
+                let _ = self.run(tenant, retire).await?;
                 continue;
             }
             // None yet: adopt an active key made before keyrings existed,
@@ -230,21 +320,23 @@ impl TenantKeys {
                 Some(info) => (info, false),
                 None => (self.store.create_key(KeySpec::new(owner, purpose)).await?, true),
             };
-            let activated = KeyringEvent::TenantKeyActivated {
+            let activate = KeyringCommand::Activate {
                 purpose,
                 key_id: info.key_id,
-                activated_at: now,
             };
-            if self.append(tenant, ring.version, &[activated]).await? {
-                self.remember(tenant, purpose, &info);
-                return Ok(info);
-            }
-            // Another replica changed the keyring first. Unless it made our
-            // key the active one, ours signed nothing: revoke it.
-            if created
-                && self.keyring(tenant).await?.active.get(&purpose) != Some(&info.key_id)
-            {
-                self.store.revoke_key(info.key_id).await?;
+            match self.run(tenant, activate).await? {
+                Ok(()) => {
+                    self.remember(tenant, purpose, &info);
+                    return Ok(info);
+                }
+                // Another replica activated a key first: ours signed
+                // nothing, so it goes; theirs is used.
+                Err(KeyringError::AlreadyActive(winner)) => {
+                    if created && winner != info.key_id {
+                        self.store.revoke_key(info.key_id).await?;
+                    }
+                }
+                Err(KeyringError::NotActive) => {}
             }
         }
         Err(AuthnError::Conflict)
@@ -257,27 +349,16 @@ impl TenantKeys {
         tenant: TenantId,
         purpose: KeyPurpose,
     ) -> Result<KeyInfo, AuthnError> {
-        let now = self.clock.now();
         let current = self.active(tenant, purpose).await?;
-        let ring = self.keyring(tenant).await?;
         let next = self.store.rotate_key(current.key_id).await?;
         self.forget(tenant, purpose);
-        let events = [
-            KeyringEvent::TenantKeyRetired {
-                purpose,
-                key_id: current.key_id,
-                revoked: false,
-                retired_at: now,
-            },
-            KeyringEvent::TenantKeyActivated {
-                purpose,
-                key_id: next.key_id,
-                activated_at: now,
-            },
-        ];
-        if !self.append(tenant, ring.version, &events).await? {
-            return Err(AuthnError::Conflict);
-        }
+        let rotate = KeyringCommand::Retire {
+            purpose,
+            key_id: current.key_id,
+            revoked: false,
+            successor: Some(next.key_id),
+        };
+        self.run(tenant, rotate).await??;
         self.remember(tenant, purpose, &next);
         Ok(next)
     }
@@ -290,21 +371,14 @@ impl TenantKeys {
         purpose: KeyPurpose,
         key_id: KeyId,
     ) -> Result<(), AuthnError> {
-        let now = self.clock.now();
         self.forget(tenant, purpose);
-        let ctx = CommandContext::new(tenant, now)
-            .with_actor(security_core::Actor::service("security-authn"));
-        let event = KeyringEvent::TenantKeyRetired {
+        let retire = KeyringCommand::Retire {
             purpose,
             key_id,
             revoked: true,
-            retired_at: now,
+            successor: None,
         };
-        let encoded = self.writer.encode(&[event], &ctx)?;
-        self.writer
-            .append(&keyring_stream(tenant), ExpectedVersion::Any, encoded, &ctx)
-            .await?
-            .ok_or(AuthnError::Conflict)?;
+        self.run(tenant, retire).await??;
         Ok(())
     }
 
