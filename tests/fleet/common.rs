@@ -138,11 +138,14 @@ pub async fn admin_pool() -> PgPool {
         .expect("PostgreSQL must be running (scripts/services.sh starts it)")
 }
 
-pub async fn role_pool(name: &str, url: &str, max: u32) -> PgPool {
-    let options = PgConnectOptions::from_str(url)
+pub async fn role_pool(name: &str, port: Option<u16>, max: u32) -> PgPool {
+    let mut options = PgConnectOptions::from_str(&database_url())
         .unwrap()
         .username(name)
         .options([("search_path", name)]);
+    if let Some(port) = port {
+        options = options.host("127.0.0.1").port(port);
+    }
     PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(20))
@@ -173,12 +176,12 @@ pub fn t0() -> DateTime<Utc> {
 
 impl Fleet {
     pub async fn new(config: AuthnConfig, time: Time) -> Self {
-        Self::with_urls(config, time, &[None, None, None]).await
+        Self::with_ports(config, time, &[None, None, None]).await
     }
 
-    /// Replica `i` connects to PostgreSQL through `urls[i]` when given
-    /// (a proxy), else directly.
-    pub async fn with_urls(config: AuthnConfig, time: Time, urls: &[Option<String>]) -> Self {
+    /// Replica `i` connects to PostgreSQL on 127.0.0.1:`ports[i]` when
+    /// given (a proxy), else as `DATABASE_URL` says.
+    pub async fn with_ports(config: AuthnConfig, time: Time, ports: &[Option<u16>]) -> Self {
         let admin = admin_pool().await;
         let schema = format!("fleet_{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
         security::eventstore::sqlx::raw_sql(&format!(
@@ -202,10 +205,11 @@ impl Fleet {
         let mut stores = Vec::new();
         let mut replicas = Vec::new();
         let mut keys = Vec::new();
-        for (i, url) in urls.iter().enumerate() {
-            let url = url.clone().unwrap_or_else(database_url);
-            let store =
-                PostgresEventStore::from_pool_with(role_pool(&schema, &url, 8).await, options.clone());
+        for (i, port) in ports.iter().enumerate() {
+            let store = PostgresEventStore::from_pool_with(
+                role_pool(&schema, *port, 8).await,
+                options.clone(),
+            );
             if i == 0 {
                 store.migrate().await.unwrap();
             }
@@ -329,4 +333,55 @@ pub fn percentile(mut samples: Vec<Duration>, p: usize) -> Duration {
     samples.sort();
     let index = (samples.len() * p).div_ceil(100).saturating_sub(1);
     samples[index.min(samples.len() - 1)]
+}
+
+/// A TCP proxy to PostgreSQL that the test can cut (every connection
+/// dropped, new ones refused) and restore: a database outage for the
+/// replicas behind it, without touching the shared server.
+pub struct Proxy {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start() -> Self {
+        let target = {
+            let options = PgConnectOptions::from_str(&database_url()).unwrap();
+            format!("{}:{}", options.get_host(), options.get_port())
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if *watch.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut }
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
 }

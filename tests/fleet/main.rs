@@ -11,4 +11,5 @@
 )]
 
 mod common;
+mod outage;
 mod races;
