@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
-use security::authn::{AuthenticationService, AuthnConfig, LoginOutcome, MemoryRateLimiter, RateLimit};
+use security::authn::{
+    AuthenticationService, AuthnConfig, LoginOutcome, MemoryRateLimiter, RateLimit,
+};
 use security::core::{
     AccountClaims, ClientInfo, KeyStore, PasswordHasher, RateLimiter, Repository, Request,
 };
@@ -54,13 +56,19 @@ fn env(var: &str, default: &str) -> String {
 
 /// A fresh schema owned by a fresh role, and a migrated store on it.
 async fn fresh_store() -> PostgresEventStore {
-    let url = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+    let url = env(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    );
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(PgConnectOptions::from_str(&url).unwrap())
         .await
         .expect("PostgreSQL must be running");
-    let name = format!("bench_fleet_{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let name = format!(
+        "bench_fleet_{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    );
     security::eventstore::sqlx::raw_sql(&format!(
         "CREATE ROLE \"{name}\" LOGIN NOSUPERUSER NOBYPASSRLS; \
          CREATE SCHEMA \"{name}\" AUTHORIZATION \"{name}\";"
@@ -153,9 +161,17 @@ async fn shared_service(
         .build()
         .unwrap();
     let admin = authn.admin();
-    let operator = admin.create_operator(&Request::default(), "ops").await.unwrap();
+    let operator = admin
+        .create_operator(&Request::default(), "ops")
+        .await
+        .unwrap();
     let account = admin
-        .create_account(&Request::default(), operator, "acme", AccountClaims::default())
+        .create_account(
+            &Request::default(),
+            operator,
+            "acme",
+            AccountClaims::default(),
+        )
         .await
         .unwrap();
     authn

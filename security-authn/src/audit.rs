@@ -190,7 +190,8 @@ impl AuditLog {
             AuthAudit::TYPE,
             audit_stream_id(ctx.tenant_id),
         );
-        let events = security_core::new_events(std::slice::from_ref(event), ctx, &**self.repo.ids())?;
+        let events =
+            security_core::new_events(std::slice::from_ref(event), ctx, &**self.repo.ids())?;
         let request = AppendRequest {
             stream_id: stream_id.clone(),
             expected: ExpectedVersion::Any,

@@ -206,7 +206,8 @@ pub(crate) async fn first_position_since(
     window: Duration,
 ) -> Result<u64, StoreError> {
     let margin = chrono::Duration::minutes(5);
-    let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1)) - margin;
+    let since =
+        now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1)) - margin;
     let head = store.head_position().await?;
     // Invariant: every event at or before `low` occurred before `since`;
     // the answer is in `low..=high`.

@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret, SecretSlice};
 use security_core::{ChallengeQuota, LockoutPolicy};
 
 use crate::policy::PasswordPolicy;
-use security_core::RateLimit;
 use crate::totp::TotpConfig;
+use security_core::RateLimit;
 
 /// The smallest HS256 key accepted, in bytes (RFC 7518 §3.2: at least the
 /// hash output size).

@@ -658,7 +658,10 @@ impl JwtValidator {
     /// Like [`validate_as`](Self::validate_as); a token signed by a key the
     /// validator does not hold is checked after looking the key up in the
     /// key store (see [`JwtValidatorBuilder::key_store`]).
-    pub async fn validate_fetching<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+    pub async fn validate_fetching<T: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<T, TokenError> {
         match self.validate_as::<T>(token) {
             Err(TokenError::UnknownKey) => {}
             other => return other,

@@ -93,8 +93,8 @@ mod backup;
 mod challenge;
 mod config;
 mod error;
-mod identity;
 mod guard;
+mod identity;
 mod jwt;
 mod lockout;
 mod login;
@@ -115,6 +115,7 @@ pub use audit::{
 };
 pub use background::ProjectionHealth;
 pub use backup::{BACKUP_CODE_LEN, BackupCodes};
+pub use challenge::MemoryChallengeStore;
 pub use config::{AuthnConfig, ConfigError, ENV_VARS, JwtConfig, JwtSigning, MIN_HS256_KEY_BYTES};
 pub use error::AuthnError;
 pub use identity::{IdentitySync, OrganizationCreated, PersonCreated, PersonProvisioned};
@@ -122,7 +123,6 @@ pub use jwt::{
     ACCESS_TOKEN_TYP, DEFAULT_MAX_TOKEN_BYTES, JwtValidator, JwtValidatorBuilder, KeyError,
     RevocationList,
 };
-pub use challenge::MemoryChallengeStore;
 pub use lockout::MemoryAttemptLedger;
 pub use login::{
     LoginOutcome, MfaChallenge, PasswordChangeTicket, PublicKeyChallenge, public_key_login_message,
@@ -130,14 +130,14 @@ pub use login::{
 pub use policy::{PasswordPolicy, PasswordRule, PolicyViolation};
 pub use projection::RevocationProjection;
 pub use rate_limit::MemoryRateLimiter;
+pub use revocation::{ACCESS_TOKEN_REVOCATION, TokenRevocationEvent};
+pub use revocation::{RevokeAccessToken, TokenRevocations};
 /// Re-exported from `security-core`, where the port lives (so shared
 /// backends implement it without depending on this crate).
 pub use security_core::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, RateLimiter};
-pub use revocation::{ACCESS_TOKEN_REVOCATION, TokenRevocationEvent};
 pub use service::{AuthenticationService, AuthenticationServiceBuilder, TokenPair};
-pub use revocation::{RevokeAccessToken, TokenRevocations};
-pub use tenant_keys::{KeyringCommand, KeyringError, KeyringEvent, TENANT_KEYRING, TenantKeyring};
 pub use session::{Session, SessionCommand, SessionError, SessionEvent, SessionStatus};
+pub use tenant_keys::{KeyringCommand, KeyringError, KeyringEvent, TENANT_KEYRING, TenantKeyring};
 pub use totp::{TOTP_SECRET_BYTES, TotpAlgorithm, TotpConfig, TotpEnrollment, TotpSecret};
 
 /// Re-exported: the JWT algorithm type of [`JwtValidatorBuilder::algorithms`].

@@ -200,20 +200,20 @@ mod tests {
             let ledger = MemoryAttemptLedger::new();
             let p = policy(false);
             let t = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
-            let a = granted(ledger.reserve("k", &p, t).await.unwrap());
-            let b = granted(ledger.reserve("k", &p, t).await.unwrap());
+            let first = granted(ledger.reserve("k", &p, t).await.unwrap());
+            let second = granted(ledger.reserve("k", &p, t).await.unwrap());
             ledger
-                .settle("k", a, AttemptOutcome::Failure, &p, t)
+                .settle("k", first, AttemptOutcome::Failure, &p, t)
                 .await
                 .unwrap();
-            let c = granted(ledger.reserve("k", &p, t).await.unwrap());
+            let third = granted(ledger.reserve("k", &p, t).await.unwrap());
             // 1 failure + 2 leases: full.
             assert_eq!(
                 ledger.reserve("k", &p, t).await.unwrap(),
                 Reservation::Busy { in_flight: 2 }
             );
             ledger
-                .settle("k", b, AttemptOutcome::Success, &p, t)
+                .settle("k", second, AttemptOutcome::Success, &p, t)
                 .await
                 .unwrap();
             // A success zeroes the failures.
@@ -223,7 +223,7 @@ mod tests {
             granted(ledger.reserve("k", &p, later).await.unwrap());
             // Settling an expired lease counts nothing.
             ledger
-                .settle("k", c, AttemptOutcome::Failure, &p, later)
+                .settle("k", third, AttemptOutcome::Failure, &p, later)
                 .await
                 .unwrap();
             ledger.resync("k", 0, later).await.unwrap();

@@ -179,9 +179,7 @@ const MAX_CODE_BYTES: usize = 64;
 
 /// Whether a username may name a user at all: checked before any work.
 fn acceptable_username(username: &str) -> bool {
-    !username.is_empty()
-        && username.len() <= MAX_USERNAME_BYTES
-        && username.chars().count() <= 256
+    !username.is_empty() && username.len() <= MAX_USERNAME_BYTES && username.chars().count() <= 256
 }
 
 impl AuthenticationService {
@@ -192,15 +190,16 @@ impl AuthenticationService {
         let ip = client.ip?;
         Some(match ip {
             std::net::IpAddr::V4(v4) => format!("{kind}:ip:{v4}"),
-            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => format!("{kind}:ip:{v4}"),
-                None => {
+            std::net::IpAddr::V6(v6) => {
+                if let Some(v4) = v6.to_ipv4_mapped() {
+                    format!("{kind}:ip:{v4}")
+                } else {
                     let bits = u32::from(self.inner.config.ipv6_prefix_len.clamp(1, 128));
                     let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
                     let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
                     format!("{kind}:ip:{network}/{bits}")
                 }
-            },
+            }
         })
     }
 }
@@ -217,7 +216,7 @@ enum Step {
     Done(LoginOutcome),
     /// The authentication is recorded: open a session for the user as it
     /// is now.
-    Open(User),
+    Open(Box<User>),
 }
 
 /// An attempt that failed without (or before) a user stream.
@@ -566,7 +565,10 @@ impl AuthenticationService {
         client: &ClientInfo,
     ) -> (Result<Step, AuthnError>, AttemptOutcome) {
         let Some(user_id) = user.id else {
-            return (Err(AuthnError::InvalidCredentials), AttemptOutcome::Released);
+            return (
+                Err(AuthnError::InvalidCredentials),
+                AttemptOutcome::Released,
+            );
         };
         let verified = match self.verify_password(user.password_hash(), password).await {
             Ok(verified) => verified,
@@ -652,7 +654,7 @@ impl AuthenticationService {
                     .await?;
                 Err(AuthnError::InvalidCredentials)
             }
-            other => Ok(Step::Open(other?.state)),
+            other => Ok(Step::Open(Box::new(other?.state))),
         }
     }
 
@@ -803,7 +805,12 @@ impl AuthenticationService {
             return Err(AuthnError::InvalidMfaCode);
         }
         let Lookup::Found(mut pending) = self
-            .take_challenge(MFA_CHALLENGE_PREFIX, challenge, &ChallengePurpose::mfa(), now)
+            .take_challenge(
+                MFA_CHALLENGE_PREFIX,
+                challenge,
+                &ChallengePurpose::mfa(),
+                now,
+            )
             .await?
         else {
             return Err(AuthnError::InvalidChallenge);
@@ -1025,7 +1032,11 @@ impl AuthenticationService {
     ) -> Result<TokenPair, AuthnError> {
         let now = self.now();
         if let Some((_, retry_after)) = self
-            .throttle(&[self.ip_key("apikey", client)], self.inner.config.api_rate, now)
+            .throttle(
+                &[self.ip_key("apikey", client)],
+                self.inner.config.api_rate,
+                now,
+            )
             .await?
         {
             return Err(AuthnError::Throttled { retry_after });
@@ -1238,8 +1249,13 @@ impl AuthenticationService {
         };
         let nonce = pending.payload["nonce"].as_str().unwrap_or_default();
         let jwt = &self.inner.config.jwt;
-        let message =
-            public_key_login_message(&jwt.issuer, &jwt.audience, tenant, nonce, pending.expires_at);
+        let message = public_key_login_message(
+            &jwt.issuer,
+            &jwt.audience,
+            tenant,
+            nonce,
+            pending.expires_at,
+        );
         let valid = !nonce.is_empty()
             && signature.len() == 64
             && match user.credential(CredentialType::PublicKey) {

@@ -34,7 +34,11 @@ pub enum TokenRevocationEvent {
     },
 }
 
-impl_domain_event!(TokenRevocationEvent, version = 1, types = [AccessTokenRevoked]);
+impl_domain_event!(
+    TokenRevocationEvent,
+    version = 1,
+    types = [AccessTokenRevoked]
+);
 
 /// The access tokens of one user revoked one by one (the stream's
 /// aggregate: it only counts them; the revocation list is a projection).

@@ -19,18 +19,18 @@ use security_core::{
 use crate::audit::{AuditLog, AuthAuditEvent};
 use crate::background::{self, Health, ProjectionHealth, Supervisor};
 use crate::challenge::MemoryChallengeStore;
-use crate::projection::{RevocationProjection, RevocationTap};
 use crate::config::{AuthnConfig, JwtSigning};
 use crate::error::AuthnError;
 use crate::jwt::{self, ACCESS_TOKEN_TYP, JwtValidator, RevocationList};
 use crate::lockout::MemoryAttemptLedger;
+use crate::projection::{RevocationProjection, RevocationTap};
 use crate::rate_limit::MemoryRateLimiter;
+use crate::session::{Session, SessionCommand};
+use crate::tenant_keys::TenantKeys;
 use security_core::{
     AttemptLedger, ChallengeStore, DEFAULT_CACHE_CAPACITY, RateLimit, RateLimiter, RetryPolicy,
     StateCache, TokioTimer,
 };
-use crate::session::{Session, SessionCommand};
-use crate::tenant_keys::TenantKeys;
 
 /// Prefix of refresh tokens (lets secret scanners find leaked ones).
 pub(crate) const REFRESH_TOKEN_PREFIX: &str = "sec_rt_";
@@ -238,7 +238,11 @@ impl AuthenticationServiceBuilder {
         }
         let audit_repo = repo.clone();
         let repo = repo.with_publisher(Arc::new(tap));
-        let admin = AdminService::new(repo.clone(), Arc::clone(&self.clock), Arc::clone(&self.keys));
+        let admin = AdminService::new(
+            repo.clone(),
+            Arc::clone(&self.clock),
+            Arc::clone(&self.keys),
+        );
         let audit = AuditLog::new(audit_repo);
         let health = Arc::new(Health::default());
         let background = if self.background {
@@ -687,10 +691,12 @@ impl AuthenticationService {
         // token of its second: a token issued after it in the same second
         // carries the next second.
         let mut iat = now.timestamp();
-        let cutoff = user
-            .sessions_revoked_at
-            .map(|r| r.timestamp())
-            .max(self.inner.validator.revocations().user_cutoff(tenant, user_id));
+        let cutoff = user.sessions_revoked_at.map(|r| r.timestamp()).max(
+            self.inner
+                .validator
+                .revocations()
+                .user_cutoff(tenant, user_id),
+        );
         if let Some(cutoff) = cutoff
             && iat <= cutoff
         {

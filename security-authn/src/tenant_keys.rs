@@ -318,7 +318,10 @@ impl TenantKeys {
                 .rfind(|k| k.purpose == purpose && k.status == KeyStatus::Active);
             let (info, created) = match existing {
                 Some(info) => (info, false),
-                None => (self.store.create_key(KeySpec::new(owner, purpose)).await?, true),
+                None => (
+                    self.store.create_key(KeySpec::new(owner, purpose)).await?,
+                    true,
+                ),
             };
             let activate = KeyringCommand::Activate {
                 purpose,

@@ -231,9 +231,8 @@ impl LockoutPolicy {
         previous_lock_until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> u32 {
-        let reset = Duration::seconds(
-            i64::try_from(self.escalation_reset_secs).unwrap_or(i64::MAX / 1000),
-        );
+        let reset =
+            Duration::seconds(i64::try_from(self.escalation_reset_secs).unwrap_or(i64::MAX / 1000));
         match previous_lock_until {
             Some(until) if now >= until + reset => 0,
             _ => level,

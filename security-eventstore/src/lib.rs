@@ -53,7 +53,12 @@
 //! ```
 
 mod encoded;
-#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats", feature = "redis"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "kafka",
+    feature = "nats",
+    feature = "redis"
+))]
 mod error;
 #[cfg(feature = "kafka")]
 mod kafka;
@@ -72,7 +77,12 @@ pub mod testkit;
 #[cfg(feature = "nats")]
 pub use async_nats;
 pub use encoded::{Delivery, EncodedEvent, PipelinedPublisher};
-#[cfg(any(feature = "postgres", feature = "kafka", feature = "nats", feature = "redis"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "kafka",
+    feature = "nats",
+    feature = "redis"
+))]
 pub use error::Error;
 #[cfg(feature = "kafka")]
 pub use kafka::{DEFAULT_KAFKA_TOPIC, KafkaConfig, KafkaPublisher, headers as kafka_headers};
@@ -86,15 +96,14 @@ pub use postgres::{
     PostgresConfig, PostgresEventStore, PostgresKeyRecordStore, PostgresRateLimiter, RelayConfig,
     RelayOutcome, RelayStats, StoreOptions,
 };
-#[cfg(feature = "redis")]
-pub use redis_state::{
-    REDIS_KEY_PREFIX, REDIS_URL, RedisAttemptLedger, RedisConfig, RedisConnection,
-    RedisRateLimiter,
-};
 /// The Kafka client, re-exported so that applications (and the benchmark's
 /// bare producer) use the version the publisher was built with.
 #[cfg(feature = "kafka")]
 pub use rdkafka;
+#[cfg(feature = "redis")]
+pub use redis_state::{
+    REDIS_KEY_PREFIX, REDIS_URL, RedisAttemptLedger, RedisConfig, RedisConnection, RedisRateLimiter,
+};
 /// The PostgreSQL driver, re-exported so that a pool built by the
 /// application (for [`PostgresEventStore::from_pool`]) is of the same
 /// version.

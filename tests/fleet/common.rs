@@ -48,7 +48,10 @@ fn env(var: &str, loopback: &str) -> String {
 }
 
 pub fn database_url() -> String {
-    env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    env(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    )
 }
 
 pub fn redis_url() -> String {
@@ -197,9 +200,10 @@ impl Fleet {
         };
         let master = MasterKey::generate().unwrap().to_base64();
         let prefix = format!("{schema}:");
-        let redis = RedisConnection::connect(&RedisConfig::new(redis_url()).with_key_prefix(&prefix))
-            .await
-            .expect("Redis must be running (scripts/services.sh starts it)");
+        let redis =
+            RedisConnection::connect(&RedisConfig::new(redis_url()).with_key_prefix(&prefix))
+                .await
+                .expect("Redis must be running (scripts/services.sh starts it)");
         let hasher = Arc::new(CountingHasher::new());
         let options = StoreOptions::default();
         let mut stores = Vec::new();
@@ -240,9 +244,17 @@ impl Fleet {
             keys.push(key_store);
         }
         let admin_api = replicas[0].admin();
-        let operator = admin_api.create_operator(&Request::default(), "ops").await.unwrap();
+        let operator = admin_api
+            .create_operator(&Request::default(), "ops")
+            .await
+            .unwrap();
         let account = admin_api
-            .create_account(&Request::default(), operator, "bank", AccountClaims::default())
+            .create_account(
+                &Request::default(),
+                operator,
+                "bank",
+                AccountClaims::default(),
+            )
             .await
             .unwrap();
         Self {
@@ -323,7 +335,11 @@ impl Fleet {
             .await
             .unwrap();
         if !keys.is_empty() {
-            let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await.unwrap();
+            let _: () = redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
         }
     }
 }

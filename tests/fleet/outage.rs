@@ -19,7 +19,10 @@ impl tower_service::Service<http::Request<String>> for Ok200 {
     type Error = std::convert::Infallible;
     type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
 
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
 
@@ -41,7 +44,10 @@ async fn status(service: &mut security::authz::RequirePermission<Ok200>, token: 
 async fn the_layer_on_one_replica_accepts_tokens_of_another_and_refuses_a_revoked_key() {
     let fleet = Fleet::new(open_config(), Time::Real).await;
     let admin = fleet.replica(0).admin();
-    let operator = admin.create_operator(&Request::default(), "ops-layer").await.unwrap();
+    let operator = admin
+        .create_operator(&Request::default(), "ops-layer")
+        .await
+        .unwrap();
     let layer = RequirePermissionLayer::new(
         fleet.replica(1).validator() as Arc<dyn TokenValidator>,
         Arc::new(TokenRoles),
@@ -52,17 +58,32 @@ async fn the_layer_on_one_replica_accepts_tokens_of_another_and_refuses_a_revoke
     for round in 0..100_u32 {
         // A new tenant: its signing key is made on replica A by this login.
         let account = admin
-            .create_account(&Request::default(), operator, &format!("t-{round}"), AccountClaims::default())
+            .create_account(
+                &Request::default(),
+                operator,
+                &format!("t-{round}"),
+                AccountClaims::default(),
+            )
             .await
             .unwrap();
         let user = fleet.user_in(account, "auditor").await;
         admin
-            .assign_role(&Request::default(), account.tenant(), user, RoleName::new("auditor").unwrap())
+            .assign_role(
+                &Request::default(),
+                account.tenant(),
+                user,
+                RoleName::new("auditor").unwrap(),
+            )
             .await
             .unwrap();
         let LoginOutcome::Authenticated(tokens) = fleet
             .replica(0)
-            .authenticate(account.tenant(), "auditor", &secret(PASSWORD), &client(round))
+            .authenticate(
+                account.tenant(),
+                "auditor",
+                &secret(PASSWORD),
+                &client(round),
+            )
             .await
             .unwrap()
         else {
@@ -73,7 +94,11 @@ async fn the_layer_on_one_replica_accepts_tokens_of_another_and_refuses_a_revoke
         assert_eq!(status(&mut service, &token).await, 200, "round {round}");
         // A rotates the tenant's key and revokes the old one; B refuses
         // the old key's tokens within a second.
-        let next = fleet.replica(0).rotate_signing_key(account.tenant()).await.unwrap();
+        let next = fleet
+            .replica(0)
+            .rotate_signing_key(account.tenant())
+            .await
+            .unwrap();
         let header_kid = token_kid(&token);
         assert_ne!(next.to_string(), header_kid, "round {round}");
         fleet
@@ -83,12 +108,20 @@ async fn the_layer_on_one_replica_accepts_tokens_of_another_and_refuses_a_revoke
             .unwrap();
         let start = Instant::now();
         while status(&mut service, &token).await != 401 {
-            assert!(start.elapsed() < Duration::from_secs(5), "round {round}: never refused");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "round {round}: never refused"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         delays.push(start.elapsed());
         assert_eq!(
-            fleet.replica(2).validator().validate_async(&token).await.unwrap_err(),
+            fleet
+                .replica(2)
+                .validator()
+                .validate_async(&token)
+                .await
+                .unwrap_err(),
             TokenError::RevokedKey
         );
     }
@@ -100,7 +133,9 @@ async fn the_layer_on_one_replica_accepts_tokens_of_another_and_refuses_a_revoke
 fn token_kid(token: &str) -> String {
     use base64::Engine as _;
     let header = token.split('.').next().unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
     let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     value["kid"].as_str().unwrap().to_owned()
 }

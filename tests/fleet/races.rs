@@ -4,9 +4,8 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret;
 use security::authn::{AuthnConfig, AuthnError, LoginOutcome, RateLimit, TotpSecret};
 use security::core::{
-    Clock,
-    AccountClaims, KeyOwner, KeyPurpose, KeyStatus, ManualClock, Request, RoleName, TokenError,
-    TokenValidator,
+    AccountClaims, Clock, KeyOwner, KeyPurpose, KeyStatus, ManualClock, Request, RoleName,
+    TokenError, TokenValidator,
 };
 
 use crate::common::{Fleet, PASSWORD, Time, client, open_config, percentile, secret, t0};
@@ -30,18 +29,35 @@ async fn a_burst_of_guesses_over_three_replicas_costs_at_most_the_limit() {
         let before = fleet.hasher.verifies();
         // 15 simultaneous guesses spread over 3 replicas; in every other
         // round one of them is right.
-        let right_at = if round % 2 == 0 { (round as usize * 7) % 15 } else { usize::MAX };
+        let right_at = if round % 2 == 0 {
+            (round as usize * 7) % 15
+        } else {
+            usize::MAX
+        };
         let mut tasks = Vec::new();
         for i in 0..15_usize {
             let authn = fleet.replica(i).clone();
             let tenant = fleet.tenant();
             let name = name.clone();
-            let password = if i == right_at { PASSWORD } else { "Wrong-Guess-123!" };
+            let password = if i == right_at {
+                PASSWORD
+            } else {
+                "Wrong-Guess-123!"
+            };
             tasks.push(tokio::spawn(async move {
                 let result = authn
-                    .authenticate(tenant, &name, &secret(password), &client(round * 100 + i as u32))
+                    .authenticate(
+                        tenant,
+                        &name,
+                        &secret(password),
+                        &client(round * 100 + u32::try_from(i).unwrap()),
+                    )
                     .await;
-                (i, looks(&result), matches!(result, Err(AuthnError::Conflict)))
+                (
+                    i,
+                    looks(&result),
+                    matches!(result, Err(AuthnError::Conflict)),
+                )
             }));
         }
         let mut answers = Vec::new();
@@ -72,7 +88,10 @@ async fn a_burst_of_guesses_over_three_replicas_costs_at_most_the_limit() {
                 .iter()
                 .filter(|(i, _)| *i != right_at)
                 .any(|(_, look)| *look == right);
-            assert!(like_a_wrong_one, "round {round}: {right:?} stands out in {answers:?}");
+            assert!(
+                like_a_wrong_one,
+                "round {round}: {right:?} stands out in {answers:?}"
+            );
             right_answered[if right.0 == "user is locked" { 1 } else { 2 }] += 1;
         }
         continue_checks(&fleet, user, &answers, round).await;
@@ -92,8 +111,16 @@ async fn continue_checks(
     round: u32,
 ) {
     {
-        let failed = answers.iter().filter(|(_, l)| l.0 != "authenticated").count();
-        let recorded = fleet.replica(0).admin().user(fleet.tenant(), user).await.unwrap();
+        let failed = answers
+            .iter()
+            .filter(|(_, l)| l.0 != "authenticated")
+            .count();
+        let recorded = fleet
+            .replica(0)
+            .admin()
+            .user(fleet.tenant(), user)
+            .await
+            .unwrap();
         let events = security::core::EventStore::read_stream(
             &fleet.stores[0],
             &security::core::StreamId::new(fleet.tenant(), "user", user.as_uuid()),
@@ -148,9 +175,13 @@ async fn challenges_made_on_one_replica_complete_on_the_others() {
     let enrollment = a.start_totp_enrollment(tenant, mfa_user).await.unwrap();
     let totp = TotpSecret::from_base32(enrollment.secret_base32.expose_secret()).unwrap();
     let config = a.config().totp.clone();
-    a.confirm_totp_enrollment(tenant, mfa_user, &config.code_at(&totp, clock.now()).unwrap())
-        .await
-        .unwrap();
+    a.confirm_totp_enrollment(
+        tenant,
+        mfa_user,
+        &config.code_at(&totp, clock.now()).unwrap(),
+    )
+    .await
+    .unwrap();
     let mut completed = 0;
     for i in 0..100_usize {
         fleet.advance(31);
@@ -192,7 +223,11 @@ async fn challenges_made_on_one_replica_complete_on_the_others() {
         };
         fleet
             .replica(i + 1 + i % 2)
-            .complete_password_change(&ticket.ticket, &secret(&format!("New-Password-{i}-ok!")), &client(2))
+            .complete_password_change(
+                &ticket.ticket,
+                &secret(&format!("New-Password-{i}-ok!")),
+                &client(2),
+            )
             .await
             .unwrap();
         changed += 1;
@@ -201,9 +236,13 @@ async fn challenges_made_on_one_replica_complete_on_the_others() {
     // Public-key nonces.
     let device = fleet.user("device").await;
     let pair = security::crypto::NkeyPair::generate(security::crypto::NkeyKind::User).unwrap();
-    a.set_public_key(tenant, device, security::core::PublicKey::ed25519(pair.public_key()))
-        .await
-        .unwrap();
+    a.set_public_key(
+        tenant,
+        device,
+        security::core::PublicKey::ed25519(pair.public_key()),
+    )
+    .await
+    .unwrap();
     let mut signed_in = 0;
     for i in 0..100_usize {
         fleet.advance(13);
@@ -214,16 +253,26 @@ async fn challenges_made_on_one_replica_complete_on_the_others() {
             .unwrap();
         fleet
             .replica(i + 1 + i % 2)
-            .complete_public_key_login(&challenge.challenge, &pair.sign(&challenge.message), &client(3))
+            .complete_public_key_login(
+                &challenge.challenge,
+                &pair.sign(&challenge.message),
+                &client(3),
+            )
             .await
             .unwrap();
         signed_in += 1;
         // Exactly once: the third replica cannot use it again.
-        assert!(fleet
-            .replica(i + 2 - i % 2)
-            .complete_public_key_login(&challenge.challenge, &pair.sign(&challenge.message), &client(3))
-            .await
-            .is_err());
+        assert!(
+            fleet
+                .replica(i + 2 - i % 2)
+                .complete_public_key_login(
+                    &challenge.challenge,
+                    &pair.sign(&challenge.message),
+                    &client(3)
+                )
+                .await
+                .is_err()
+        );
     }
     assert_eq!(signed_in, 100);
     fleet.cleanup().await;
@@ -242,15 +291,28 @@ async fn throttling_is_global() {
         for i in 0..5 {
             let r = fleet
                 .replica(0)
-                .authenticate(fleet.tenant(), &format!("nobody-{round}-{i}"), &secret("x-Wrong-1234!"), &client(round))
+                .authenticate(
+                    fleet.tenant(),
+                    &format!("nobody-{round}-{i}"),
+                    &secret("x-Wrong-1234!"),
+                    &client(round),
+                )
                 .await;
             assert!(matches!(r, Err(AuthnError::InvalidCredentials)), "{r:?}");
         }
         let r = fleet
             .replica(1 + round as usize % 2)
-            .authenticate(fleet.tenant(), "nobody-else", &secret("x-Wrong-1234!"), &client(round))
+            .authenticate(
+                fleet.tenant(),
+                "nobody-else",
+                &secret("x-Wrong-1234!"),
+                &client(round),
+            )
             .await;
-        assert!(matches!(r, Err(AuthnError::Throttled { .. })), "round {round}: {r:?}");
+        assert!(
+            matches!(r, Err(AuthnError::Throttled { .. })),
+            "round {round}: {r:?}"
+        );
     }
     fleet.cleanup().await;
 }
@@ -268,7 +330,12 @@ async fn real_and_unknown_usernames_answer_alike_across_replicas() {
             for (which, name) in [&real, &ghost].into_iter().enumerate() {
                 let r = fleet
                     .replica(attempt + which)
-                    .authenticate(fleet.tenant(), name, &secret("Wrong-Guess-123!"), &client(round))
+                    .authenticate(
+                        fleet.tenant(),
+                        name,
+                        &secret("Wrong-Guess-123!"),
+                        &client(round),
+                    )
                     .await;
                 answers[which].push(looks(&r));
             }
@@ -312,7 +379,11 @@ async fn revocations_reach_every_replica_within_a_second() {
             match kind {
                 "logout" => actor.logout(&tokens.refresh_token).await.unwrap(),
                 "lock" => {
-                    actor.admin().lock_user(&Request::default(), tenant, user, "review").await.unwrap();
+                    actor
+                        .admin()
+                        .lock_user(&Request::default(), tenant, user, "review")
+                        .await
+                        .unwrap();
                 }
                 "token" => {
                     let claims = actor.validate_access_token(&token).await.unwrap();
@@ -321,7 +392,12 @@ async fn revocations_reach_every_replica_within_a_second() {
                 _ => {
                     actor
                         .admin()
-                        .assign_role(&Request::default(), tenant, user, RoleName::new("auditor").unwrap())
+                        .assign_role(
+                            &Request::default(),
+                            tenant,
+                            user,
+                            RoleName::new("auditor").unwrap(),
+                        )
                         .await
                         .unwrap();
                 }
@@ -339,8 +415,11 @@ async fn revocations_reach_every_replica_within_a_second() {
         }
     }
     let p99 = percentile(delays.clone(), 99);
-    eprintln!("revocation seen on the other replicas: p50 {:?}, p99 {p99:?}, max {:?}",
-        percentile(delays.clone(), 50), percentile(delays, 100));
+    eprintln!(
+        "revocation seen on the other replicas: p50 {:?}, p99 {p99:?}, max {:?}",
+        percentile(delays.clone(), 50),
+        percentile(delays, 100)
+    );
     assert!(p99 < Duration::from_secs(1), "p99 {p99:?}");
     fleet.cleanup().await;
 }
@@ -349,10 +428,18 @@ async fn revocations_reach_every_replica_within_a_second() {
 async fn exactly_one_active_key_per_purpose_after_simultaneous_first_logins() {
     let fleet = Fleet::new(open_config(), Time::Real).await;
     let admin = fleet.replica(0).admin();
-    let operator = admin.create_operator(&Request::default(), "ops-2").await.unwrap();
+    let operator = admin
+        .create_operator(&Request::default(), "ops-2")
+        .await
+        .unwrap();
     for round in 0..100_u32 {
         let account = admin
-            .create_account(&Request::default(), operator, &format!("tenant-{round}"), AccountClaims::default())
+            .create_account(
+                &Request::default(),
+                operator,
+                &format!("tenant-{round}"),
+                AccountClaims::default(),
+            )
             .await
             .unwrap();
         for who in 0..3 {
@@ -363,12 +450,20 @@ async fn exactly_one_active_key_per_purpose_after_simultaneous_first_logins() {
             let authn = fleet.replica(who).clone();
             tasks.push(tokio::spawn(async move {
                 authn
-                    .authenticate(account.tenant(), &format!("user-{who}"), &secret(PASSWORD), &client(who as u32))
+                    .authenticate(
+                        account.tenant(),
+                        &format!("user-{who}"),
+                        &secret(PASSWORD),
+                        &client(u32::try_from(who).unwrap()),
+                    )
                     .await
             }));
         }
         for task in tasks {
-            assert!(matches!(task.await.unwrap(), Ok(LoginOutcome::Authenticated(_))));
+            assert!(matches!(
+                task.await.unwrap(),
+                Ok(LoginOutcome::Authenticated(_))
+            ));
         }
         let owner = KeyOwner::new(account.tenant(), account.tenant().as_uuid());
         let keys = fleet.keys[0].list_keys(owner).await.unwrap();

@@ -109,7 +109,11 @@ impl Fixture {
     }
 
     pub(crate) async fn with_config(config: AuthnConfig) -> Self {
-        Self::with_challenges(config, Arc::new(security_authn::MemoryChallengeStore::new())).await
+        Self::with_challenges(
+            config,
+            Arc::new(security_authn::MemoryChallengeStore::new()),
+        )
+        .await
     }
 
     pub(crate) async fn with_challenges(

@@ -183,7 +183,12 @@ async fn a_lockout_looks_the_same_for_unknown_usernames() {
     // The stranger's failures did not log Alice out.
     assert!(!types.contains(&"SessionsRevoked".to_owned()), "{types:?}");
     assert!(f.validate(&session).await.is_ok());
-    assert!(f.authn.refresh(&session.refresh_token, &client("198.51.100.9")).await.is_ok());
+    assert!(
+        f.authn
+            .refresh(&session.refresh_token, &client("198.51.100.9"))
+            .await
+            .is_ok()
+    );
     // After the lock, failures lock again, twice as long, for both.
     // (The refused attempts during the lock did not count.)
     f.advance(300);
@@ -522,14 +527,13 @@ async fn a_public_key_signs_a_nonce() {
             .await,
         Err(AuthnError::InvalidCredentials)
     ));
-    assert!(
-        !challenge
-            .message
-            .starts_with(challenge.nonce.as_bytes())
-    );
+    assert!(!challenge.message.starts_with(challenge.nonce.as_bytes()));
     // The message binds the service and the tenant.
     let text = String::from_utf8(challenge.message.clone()).unwrap();
-    assert!(text.starts_with("security-authn public-key login v1\n"), "{text}");
+    assert!(
+        text.starts_with("security-authn public-key login v1\n"),
+        "{text}"
+    );
     assert!(text.contains(&f.tenant().to_string()), "{text}");
     let challenge = f
         .authn
@@ -774,7 +778,12 @@ async fn oversized_inputs_are_refused_before_any_hashing() {
     let started = std::time::Instant::now();
     let err = f
         .authn
-        .authenticate(f.tenant(), &huge, &secret(PASSWORD), &client("198.51.100.2"))
+        .authenticate(
+            f.tenant(),
+            &huge,
+            &secret(PASSWORD),
+            &client("198.51.100.2"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
@@ -793,8 +802,18 @@ async fn oversized_inputs_are_refused_before_any_hashing() {
     assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
     // An over-long MFA code, challenge or refresh token likewise.
     let code = secret(&huge);
-    assert!(f.authn.verify_mfa(&code, &code, &client("198.51.100.2")).await.is_err());
-    assert!(f.authn.refresh(&code, &client("198.51.100.2")).await.is_err());
+    assert!(
+        f.authn
+            .verify_mfa(&code, &code, &client("198.51.100.2"))
+            .await
+            .is_err()
+    );
+    assert!(
+        f.authn
+            .refresh(&code, &client("198.51.100.2"))
+            .await
+            .is_err()
+    );
     assert_eq!(f.hasher.work(), work, "no argon2 run for oversized input");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }

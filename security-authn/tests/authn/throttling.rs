@@ -200,26 +200,46 @@ async fn an_ipv6_host_is_throttled_by_its_prefix() {
     }
     let err = f
         .authn
-        .authenticate(f.tenant(), "name-9", &secret("x"), &client("2001:db8:1:2:ffff::9"))
+        .authenticate(
+            f.tenant(),
+            "name-9",
+            &secret("x"),
+            &client("2001:db8:1:2:ffff::9"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, AuthnError::Throttled { .. }), "{err:?}");
     // Another /64 is another client; an IPv4-mapped address is its IPv4.
     let err = f
         .authn
-        .authenticate(f.tenant(), "name-10", &secret("x"), &client("2001:db8:1:3::1"))
+        .authenticate(
+            f.tenant(),
+            "name-10",
+            &secret("x"),
+            &client("2001:db8:1:3::1"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
     for i in 0..5 {
         f.authn
-            .authenticate(f.tenant(), &format!("v4-{i}"), &secret("x"), &client("192.0.2.200"))
+            .authenticate(
+                f.tenant(),
+                &format!("v4-{i}"),
+                &secret("x"),
+                &client("192.0.2.200"),
+            )
             .await
             .unwrap_err();
     }
     let err = f
         .authn
-        .authenticate(f.tenant(), "v4-9", &secret("x"), &client("::ffff:192.0.2.200"))
+        .authenticate(
+            f.tenant(),
+            "v4-9",
+            &secret("x"),
+            &client("::ffff:192.0.2.200"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, AuthnError::Throttled { .. }), "{err:?}");
@@ -268,11 +288,12 @@ async fn a_flood_of_public_key_starts_stores_nothing_and_quotas_keep_tenants_apa
             .await
             .unwrap();
     }
-    assert!(f
-        .authn
-        .start_public_key_login(f.tenant(), "bob", &client("198.51.100.4"))
-        .await
-        .is_err());
+    assert!(
+        f.authn
+            .start_public_key_login(f.tenant(), "bob", &client("198.51.100.4"))
+            .await
+            .is_err()
+    );
     assert_eq!(challenges.pending(), 5);
     // Expired challenges free the quota.
     f.advance(301);

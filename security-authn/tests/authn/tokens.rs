@@ -264,7 +264,10 @@ async fn another_instance_validates_after_looking_the_key_up() {
     f.authn.logout(&tokens.refresh_token).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match other.validator().validate(tokens.access_token.expose_secret()) {
+        match other
+            .validator()
+            .validate(tokens.access_token.expose_secret())
+        {
             Err(TokenError::Revoked) => break,
             Ok(_) if std::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -293,7 +296,10 @@ async fn another_instance_validates_after_looking_the_key_up() {
     assert_eq!(claims, TokenError::Revoked);
     assert!(
         mine.revocations()
-            .user_cutoff(f.tenant(), security_core::UserId::from_uuid(uuid::Uuid::nil()))
+            .user_cutoff(
+                f.tenant(),
+                security_core::UserId::from_uuid(uuid::Uuid::nil())
+            )
             .is_none()
     );
 }
@@ -444,7 +450,12 @@ async fn an_admin_lock_or_role_change_revokes_access_tokens_in_this_process_at_o
     // The admin API of the service: no projection wired by hand, no wait.
     f.authn
         .admin()
-        .lock_user(&security_core::Request::default(), f.tenant(), alice, "fraud review")
+        .lock_user(
+            &security_core::Request::default(),
+            f.tenant(),
+            alice,
+            "fraud review",
+        )
         .await
         .unwrap();
     assert_eq!(

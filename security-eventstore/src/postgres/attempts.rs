@@ -49,9 +49,11 @@ fn max(policy: &AttemptPolicy) -> i32 {
 /// How long an entry outlives its last change: long enough for the lock
 /// escalation to decay as the policy says.
 fn retention(policy: &AttemptPolicy) -> std::time::Duration {
-    let reset = policy.lockout.map_or(security_core::DEFAULT_ESCALATION_RESET_SECS, |l| {
-        l.escalation_reset_secs
-    });
+    let reset = policy
+        .lockout
+        .map_or(security_core::DEFAULT_ESCALATION_RESET_SECS, |l| {
+            l.escalation_reset_secs
+        });
     std::time::Duration::from_secs(reset.clamp(3600, 30 * 86_400))
 }
 

@@ -12,8 +12,7 @@ use uuid::Uuid;
 use super::errors::db;
 use super::store::PostgresEventStore;
 
-const ISSUE: &str =
-    "SELECT security_challenge_issue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const ISSUE: &str = "SELECT security_challenge_issue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const TAKE: &str = "SELECT user_id, payload, failures, expires_at \
      FROM security_challenge_take($1, $2, $3, $4)";
 const PUT_BACK: &str = "SELECT security_challenge_put_back($1, $2, $3, $4, $5, $6, $7, $8)";

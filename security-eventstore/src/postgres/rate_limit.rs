@@ -87,9 +87,9 @@ impl RateLimiter for PostgresRateLimiter {
         now: DateTime<Utc>,
     ) -> Result<Option<(usize, Duration)>, RateLimitError> {
         if keys.iter().any(|k| k.contains('\0')) {
-            return Err(RateLimitError::backend(security_core::StoreError::InvalidRequest(
-                "a rate-limit key holds a NUL character",
-            )));
+            return Err(RateLimitError::backend(
+                security_core::StoreError::InvalidRequest("a rate-limit key holds a NUL character"),
+            ));
         }
         let (refused, retry_after_ms): (i32, i64) = sqlx::query_as(ACQUIRE)
             .bind(keys)

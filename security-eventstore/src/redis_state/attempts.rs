@@ -117,18 +117,24 @@ fn ms(duration: std::time::Duration) -> i64 {
 }
 
 fn secs_ms(secs: u64) -> i64 {
-    i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
 }
 
 fn retention_ms(policy: &AttemptPolicy) -> i64 {
-    let reset = policy.lockout.map_or(security_core::DEFAULT_ESCALATION_RESET_SECS, |l| {
-        l.escalation_reset_secs
-    });
+    let reset = policy
+        .lockout
+        .map_or(security_core::DEFAULT_ESCALATION_RESET_SECS, |l| {
+            l.escalation_reset_secs
+        });
     secs_ms(reset.clamp(3600, 30 * 86_400))
 }
 
 fn at(ms: i64) -> Option<DateTime<Utc>> {
-    (ms > 0).then(|| DateTime::from_timestamp_millis(ms)).flatten()
+    (ms > 0)
+        .then(|| DateTime::from_timestamp_millis(ms))
+        .flatten()
 }
 
 #[async_trait]

@@ -89,10 +89,11 @@ impl RedisConnection {
             service: "redis",
             source: Box::new(e),
         };
-        let client = redis::Client::open(config.url.as_str()).map_err(|_| Error::InvalidSetting {
-            setting: REDIS_URL,
-            reason: "not a redis:// URL",
-        })?;
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|_| Error::InvalidSetting {
+                setting: REDIS_URL,
+                reason: "not a redis:// URL",
+            })?;
         let manager = ConnectionManager::new(client).await.map_err(connect)?;
         Ok(Self {
             manager,

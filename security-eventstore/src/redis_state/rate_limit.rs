@@ -62,7 +62,7 @@ impl RedisRateLimiter {
         for key in keys {
             invocation.key(self.connection.key("rate", key));
         }
-        let random = security_member()?;
+        let random = member();
         invocation
             .arg(limit.max.max(1))
             .arg(u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX))
@@ -79,9 +79,8 @@ impl RedisRateLimiter {
 
 /// A unique member for the sorted set (two events of one millisecond are
 /// two members).
-fn security_member() -> Result<String, RateLimitError> {
-    let bytes = uuid::Uuid::now_v7();
-    Ok(bytes.simple().to_string())
+fn member() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 #[async_trait]
