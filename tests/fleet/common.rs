@@ -29,7 +29,8 @@ use security::crypto::{
 use security::eventstore::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use security::eventstore::{
     PostgresAttemptLedger, PostgresChallengeStore, PostgresEventStore, PostgresKeyRecordStore,
-    RedisAttemptLedger, RedisConfig, RedisConnection, RedisRateLimiter, StoreOptions,
+    PostgresRateLimiter, RedisAttemptLedger, RedisConfig, RedisConnection, RedisRateLimiter,
+    StoreOptions,
 };
 
 pub const PASSWORD: &str = "Correct-Horse-Battery-9";
@@ -111,6 +112,15 @@ impl PasswordHasher for CountingHasher {
     }
 }
 
+/// Where the replicas keep rate limits and verification budgets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shared {
+    /// Redis (the default wiring where there is one).
+    Redis,
+    /// The event store's PostgreSQL (deployments without Redis).
+    Postgres,
+}
+
 /// Which clock the fleet shares.
 pub enum Time {
     /// The system clock (races, delays).
@@ -179,12 +189,21 @@ pub fn t0() -> DateTime<Utc> {
 
 impl Fleet {
     pub async fn new(config: AuthnConfig, time: Time) -> Self {
-        Self::with_ports(config, time, &[None, None, None]).await
+        Self::build(config, time, &[None, None, None], Shared::Redis).await
+    }
+
+    /// The fleet of a deployment without Redis.
+    pub async fn postgres_only(config: AuthnConfig, time: Time) -> Self {
+        Self::build(config, time, &[None, None, None], Shared::Postgres).await
     }
 
     /// Replica `i` connects to PostgreSQL on 127.0.0.1:`ports[i]` when
     /// given (a proxy), else as `DATABASE_URL` says.
     pub async fn with_ports(config: AuthnConfig, time: Time, ports: &[Option<u16>]) -> Self {
+        Self::build(config, time, ports, Shared::Redis).await
+    }
+
+    async fn build(config: AuthnConfig, time: Time, ports: &[Option<u16>], shared: Shared) -> Self {
         let admin = admin_pool().await;
         let schema = format!("fleet_{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
         security::eventstore::sqlx::raw_sql(&format!(
@@ -234,9 +253,15 @@ impl Fleet {
                 clock.clone(),
             )
             .config(config.clone())
-            .rate_limiter(Arc::new(RedisRateLimiter::new(&redis)))
-            .attempt_ledger(Arc::new(RedisAttemptLedger::new(&redis)))
-            .challenge_store(Arc::new(PostgresChallengeStore::new(&store)))
+            .challenge_store(Arc::new(PostgresChallengeStore::new(&store)));
+            let authn = match shared {
+                Shared::Redis => authn
+                    .rate_limiter(Arc::new(RedisRateLimiter::new(&redis)))
+                    .attempt_ledger(Arc::new(RedisAttemptLedger::new(&redis))),
+                Shared::Postgres => authn
+                    .rate_limiter(Arc::new(PostgresRateLimiter::new(&store)))
+                    .attempt_ledger(Arc::new(PostgresAttemptLedger::new(&store))),
+            }
             .build()
             .unwrap();
             stores.push(store);
@@ -269,12 +294,6 @@ impl Fleet {
             manual,
             account,
         }
-    }
-
-    /// The same fleet's ledger in PostgreSQL instead of Redis (the
-    /// PostgreSQL-only deployment).
-    pub fn postgres_ledger(&self, i: usize) -> Arc<PostgresAttemptLedger> {
-        Arc::new(PostgresAttemptLedger::new(&self.stores[i]))
     }
 
     pub fn tenant(&self) -> security::core::TenantId {

@@ -22,6 +22,30 @@ fn looks(result: &Result<LoginOutcome, AuthnError>) -> (String, Option<Duration>
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_guesses_over_three_replicas_costs_at_most_the_limit() {
     let fleet = Fleet::new(open_config(), Time::Real).await;
+    bursts(&fleet).await;
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_lockout_is_exact_and_unknown_names_alike_without_redis() {
+    let fleet = Fleet::postgres_only(open_config(), Time::Real).await;
+    bursts(&fleet).await;
+    fleet.cleanup().await;
+    let clock = Arc::new(ManualClock::new(t0()));
+    let fleet = Fleet::postgres_only(open_config(), Time::Manual(clock)).await;
+    alike(&fleet).await;
+    fleet.cleanup().await;
+    let clock = Arc::new(ManualClock::new(t0()));
+    let config = AuthnConfig {
+        login_rate: RateLimit::per_minute(5),
+        ..open_config()
+    };
+    let fleet = Fleet::postgres_only(config, Time::Manual(clock)).await;
+    global_throttle(&fleet).await;
+    fleet.cleanup().await;
+}
+
+async fn bursts(fleet: &Fleet) {
     let mut right_answered = [0_usize; 3];
     for round in 0..100_u32 {
         let name = format!("target-{round}");
@@ -78,7 +102,7 @@ async fn a_burst_of_guesses_over_three_replicas_costs_at_most_the_limit() {
         // The right password is answered like a wrong one, or logs in.
         let Some((_, right)) = answers.iter().find(|(i, _)| *i == right_at).cloned() else {
             assert!(verifications <= 5);
-            continue_checks(&fleet, user, &answers, round).await;
+            continue_checks(fleet, user, &answers, round).await;
             continue;
         };
         if right.0 == "authenticated" {
@@ -94,13 +118,12 @@ async fn a_burst_of_guesses_over_three_replicas_costs_at_most_the_limit() {
             );
             right_answered[if right.0 == "user is locked" { 1 } else { 2 }] += 1;
         }
-        continue_checks(&fleet, user, &answers, round).await;
+        continue_checks(fleet, user, &answers, round).await;
     }
     eprintln!(
         "right password: {} logged in, {} answered locked, {} answered invalid",
         right_answered[0], right_answered[1], right_answered[2]
     );
-    fleet.cleanup().await;
 }
 
 /// Every failure of a burst is in the user's stream.
@@ -286,6 +309,11 @@ async fn throttling_is_global() {
         ..open_config()
     };
     let fleet = Fleet::new(config, Time::Manual(clock)).await;
+    global_throttle(&fleet).await;
+    fleet.cleanup().await;
+}
+
+async fn global_throttle(fleet: &Fleet) {
     for round in 0..100_u32 {
         // Five attempts from one address on A, the sixth on B or C.
         for i in 0..5 {
@@ -314,13 +342,17 @@ async fn throttling_is_global() {
             "round {round}: {r:?}"
         );
     }
-    fleet.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn real_and_unknown_usernames_answer_alike_across_replicas() {
     let clock = Arc::new(ManualClock::new(t0()));
     let fleet = Fleet::new(open_config(), Time::Manual(clock)).await;
+    alike(&fleet).await;
+    fleet.cleanup().await;
+}
+
+async fn alike(fleet: &Fleet) {
     for round in 0..100_u32 {
         let real = format!("real-{round}");
         fleet.user(&real).await;
@@ -345,7 +377,6 @@ async fn real_and_unknown_usernames_answer_alike_across_replicas() {
         assert_eq!(answers[0][5].0, "user is locked", "round {round}");
         fleet.advance(3600);
     }
-    fleet.cleanup().await;
 }
 
 /// Waits until `check` holds, and says how long that took.
