@@ -27,18 +27,35 @@
 //!   hashes, rotated on every use; reusing a rotated one revokes its whole
 //!   [`Session`].
 //! - **Throttling and lockout**: a [`RateLimiter`] (sliding window) per IP
-//!   and per username; consecutive failures lock the user for a growing
-//!   time.
+//!   (IPv6 per /64) and per username; consecutive failures lock the user for
+//!   a growing time that decays; each verification holds a lease of the
+//!   user's budget in the [`AttemptLedger`](security_core::AttemptLedger),
+//!   so the lockout is exact under concurrency.
+//! - **Several replicas**: every piece of state a guarantee depends on is a
+//!   port with an in-memory default and shared implementations in
+//!   `security-eventstore` (PostgreSQL, Redis): the rate limiter, the
+//!   [`ChallengeStore`](security_core::ChallengeStore) and the attempt
+//!   ledger, given to the builder. Revocations come from the store: the
+//!   service runs its own supervised [`RevocationProjection`]
+//!   ([`AuthenticationService::revocation_health`]); tenant keys are chosen
+//!   through the event store's optimistic concurrency
+//!   ([`TenantKeyring`]); the validator fetches keys other replicas made.
 //! - **Configuration**: [`AuthnConfig::from_env`] reads the variables of
 //!   [`ENV_VARS`]; defaults are those of the source documents.
 //!
 //! # Threat model, in short
 //!
 //! Guessing is throttled (5 logins per minute per IP and per username, 3 MFA
-//! codes per minute) and locks the user; an unknown username costs the same
-//! hashing work, gets the same error and even "locks" the same way, so
-//! neither timing nor answers tell usernames apart; a locked user is refused
-//! whatever the password. A TOTP step works once; a backup code works once;
+//! codes per minute) and locks the user (without ending its sessions:
+//! anyone can cause such a lock); simultaneous guesses on any replicas cost
+//! at most the lockout limit in verifications; an unknown username costs
+//! the same hashing work, gets the same error and "locks" the same way in
+//! the shared ledger, so neither timing nor answers tell usernames apart; a
+//! locked user is refused whatever the password, and a lock that lands
+//! while a right password is checked answers like a wrong one. Inputs are
+//! checked before any hashing. A public-key login signs a message bound to
+//! its purpose, service and tenant, so no signature made for another
+//! protocol (a NATS `CONNECT`) opens a session. A TOTP step works once; a backup code works once;
 //! a challenge is single-use. A stolen refresh token that is used after its
 //! owner refreshed (or the other way round) kills the session. Secrets
 //! (password hashes, TOTP secrets, backup-code hashes, unknown usernames)
