@@ -22,8 +22,9 @@ use crate::service::AuthenticationService;
 
 /// What the budget allows.
 pub(crate) enum Gate {
-    /// Verify, then settle this lease.
-    Lease(LeaseId),
+    /// Verify, then settle this lease. `waited`: other verifications were
+    /// in flight first (what they recorded may change the user).
+    Lease(LeaseId, bool),
     /// Locked (until then, if the lock lifts by itself): answer as locked.
     Locked(Option<DateTime<Utc>>),
 }
@@ -73,6 +74,7 @@ impl AuthenticationService {
     ) -> Result<Gate, AuthnError> {
         let deadline = tokio::time::Instant::now() + self.inner.config.attempt_wait;
         let mut poll = FIRST_POLL;
+        let mut waited = false;
         loop {
             let now = self.now();
             match self
@@ -82,7 +84,7 @@ impl AuthenticationService {
                 .await
                 .map_err(AuthnError::Attempts)?
             {
-                Reservation::Granted(lease) => return Ok(Gate::Lease(lease)),
+                Reservation::Granted(lease) => return Ok(Gate::Lease(lease, waited)),
                 Reservation::Locked { until } => return Ok(Gate::Locked(Some(until))),
                 Reservation::Busy { in_flight: 0 } => {
                     let failures = match user {
@@ -113,6 +115,7 @@ impl AuthenticationService {
                     }
                     tokio::time::sleep(jitter(poll)).await;
                     poll = (poll * 2).min(MAX_POLL);
+                    waited = true;
                 }
             }
         }

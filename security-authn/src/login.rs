@@ -449,7 +449,7 @@ impl AuthenticationService {
                     retry_after: remaining(self.now(), until),
                 })
             }
-            Gate::Lease(lease) => {
+            Gate::Lease(lease, _) => {
                 let result = async {
                     self.verify_password(None, password).await?;
                     self.audit_attempt(ctx, attempt(FailureReason::BadPassword), client)
@@ -521,16 +521,31 @@ impl AuthenticationService {
         }
         let key = user_key(ctx.tenant_id, user_id);
         let policy = self.attempt_policy(false);
-        let lease = match self
+        let (lease, waited) = match self
             .gate(&key, &policy, Some((ctx.tenant_id, user_id)))
             .await?
         {
-            Gate::Lease(lease) => lease,
+            Gate::Lease(lease, waited) => (lease, waited),
             Gate::Locked(until) => {
                 return self
                     .refuse_locked(&ctx, user_id, until, password, client)
                     .await;
             }
+        };
+        // After a wait, verify against the user as the verifications in
+        // flight left it (a password may have changed meanwhile).
+        let user = if waited {
+            match self.user(ctx.tenant_id, user_id).await {
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => user,
+                Err(e) => {
+                    self.settle(&key, lease, AttemptOutcome::Released, &policy)
+                        .await?;
+                    return Err(e);
+                }
+            }
+        } else {
+            user
         };
         let (result, outcome) = self
             .password_login_leased(ctx.clone(), &account, &user, password, client)
