@@ -112,6 +112,7 @@ mod config;
 mod error;
 mod guard;
 mod identity;
+mod jwks;
 mod jwt;
 mod lockout;
 mod login;
@@ -122,8 +123,10 @@ mod rate_limit;
 mod revocation;
 mod service;
 mod session;
+mod sessions_view;
 mod tenant_keys;
 mod tickets;
+mod token_tenant;
 mod tokens;
 mod totp;
 
@@ -154,6 +157,7 @@ pub use revocation::{RevokeAccessToken, TokenRevocations};
 pub use security_core::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use service::{AuthenticationService, AuthenticationServiceBuilder, TokenPair};
 pub use session::{Session, SessionCommand, SessionError, SessionEvent, SessionStatus};
+pub use sessions_view::{SessionSummary, SessionsProjection, SessionsView};
 pub use tenant_keys::{KeyringCommand, KeyringError, KeyringEvent, TENANT_KEYRING, TenantKeyring};
 pub use totp::{TOTP_SECRET_BYTES, TotpAlgorithm, TotpConfig, TotpEnrollment, TotpSecret};
 

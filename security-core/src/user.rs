@@ -21,6 +21,7 @@ use crate::impl_domain_event;
 use crate::keys::PublicKey;
 use crate::role::RoleName;
 use crate::sealed::SealedSecret;
+use crate::snapshot::SnapshotCodec;
 
 /// How many past password hashes a user keeps (the password policy checks
 /// the newest of them).
@@ -253,7 +254,7 @@ impl LockoutPolicy {
 }
 
 /// The MFA state of a user.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MfaState {
     /// Whether MFA is enabled (enrolment confirmed).
     pub enabled: bool,
@@ -659,7 +660,10 @@ impl_domain_event!(
 );
 
 /// The user's state.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Serialisable for snapshots: every secret in it is a [`SealedSecret`],
+/// so a snapshot holds ciphertext only, as the events do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Its id (`None` before creation).
     pub id: Option<UserId>,
@@ -1066,6 +1070,8 @@ impl Aggregate for User {
     type Command = UserCommand;
     type Event = UserEvent;
     type Error = DomainError;
+    // A user's stream grows with every login.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
 
     fn handle(
         &self,
