@@ -2,7 +2,8 @@
 # Makes sure every service the full test suite talks to is up on loopback,
 # installing and starting what is missing:
 #   PostgreSQL 127.0.0.1:5432 (trust auth), NATS with JetStream 127.0.0.1:4222,
-#   the Kafka-protocol broker tansu 127.0.0.1:9092, and the interop tools
+#   Redis 127.0.0.1:6379, the Kafka-protocol broker tansu 127.0.0.1:9092, and
+#   the interop tools
 #   (oathtool, nats-server binary, Python's confluent-kafka and PyJWT).
 # Safe to run again: it only acts on what is missing. Logs go to
 # target/services/.
@@ -83,6 +84,15 @@ if ! port_open 4222; then
   wait_port 4222 NATS
 fi
 
+# --- Redis ----------------------------------------------------------------
+command -v redis-server >/dev/null || apt_install redis-server
+if ! port_open 6379; then
+  say "starting redis-server"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no \
+    --logfile "$log_dir/redis.log"
+  wait_port 6379 Redis
+fi
+
 # --- Kafka-protocol broker (tansu) ---------------------------------------
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v tansu >/dev/null; then
@@ -99,4 +109,4 @@ if ! port_open 9092; then
     --storage-engine memory://tansu/ >"$log_dir/tansu.log" 2>&1 </dev/null) &
   wait_port 9092 tansu
 fi
-say "PostgreSQL, NATS and tansu are up"
+say "PostgreSQL, NATS, Redis and tansu are up"

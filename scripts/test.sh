@@ -12,6 +12,7 @@ scripts/services.sh
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 # Tests that need a service fail (never skip) when it is missing.
 export SECURITY_TEST_SERVICES=required
 

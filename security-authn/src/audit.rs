@@ -17,13 +17,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use security_core::{
-    Aggregate, AuthMethod, ClientInfo, CommandContext, ExpectedVersion, FailureReason, KeyOwner,
-    SealedSecret, StreamId, TenantId, UserId, impl_domain_event,
+    Aggregate, AppendRequest, AuthMethod, ClientInfo, CommandContext, ExpectedVersion,
+    FailureReason, KeyOwner, Repository, SealedSecret, StoredEvent, StreamId, StreamQuery,
+    TenantId, Until, UserId, impl_domain_event,
 };
 
 use crate::error::AuthnError;
-use crate::store::EventWriter;
 
 /// The id of a tenant's auth-audit stream (and of the data subject whose
 /// key seals the usernames in it).
@@ -160,16 +162,22 @@ impl Aggregate for AuthAudit {
     }
 }
 
-/// Appends to auth-audit streams (no version check: the stream has no
-/// invariant, and an attack must not make attempts contend).
+/// Appends to auth-audit streams without a version check, and publishes
+/// what it appended through the repository's publisher.
+///
+/// The one write of this crate that does not go through
+/// [`Repository::execute`]: the audit stream is a log, not an aggregate
+/// with a rule to protect, and under attack every replica records failed
+/// attempts of a tenant into it at once; a versioned append would make
+/// them contend for nothing.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditLog {
-    writer: EventWriter,
+    repo: Repository,
 }
 
 impl AuditLog {
-    pub(crate) fn new(writer: EventWriter) -> Self {
-        Self { writer }
+    pub(crate) fn new(repo: Repository) -> Self {
+        Self { repo }
     }
 
     pub(crate) async fn record(
@@ -182,11 +190,28 @@ impl AuditLog {
             AuthAudit::TYPE,
             audit_stream_id(ctx.tenant_id),
         );
-        let events = self.writer.encode(std::slice::from_ref(event), ctx)?;
-        self.writer
-            .append(&stream_id, ExpectedVersion::Any, events, ctx)
-            .await?
-            .ok_or(AuthnError::Conflict)?;
+        let events =
+            security_core::new_events(std::slice::from_ref(event), ctx, &**self.repo.ids())?;
+        let request = AppendRequest {
+            stream_id: stream_id.clone(),
+            expected: ExpectedVersion::Any,
+            events,
+            idempotency_key: ctx.idempotency_key.clone(),
+        };
+        let result = self.repo.store().append(request).await?;
+        if let Some(publisher) = self.repo.publisher() {
+            let query = StreamQuery {
+                from_version: result.first_version,
+                until: Until::Version(result.last_version),
+                limit: usize::MAX,
+            };
+            let stored = self.repo.store().read_stream(&stream_id, query).await?;
+            let published: Vec<_> = stored.iter().map(StoredEvent::to_published).collect();
+            if let Err(error) = Arc::clone(publisher).publish(&published).await {
+                // Stored is what counts; publishing again is safe (dedupe on id).
+                tracing::warn!(%error, "audit events stored but not published");
+            }
+        }
         Ok(())
     }
 }

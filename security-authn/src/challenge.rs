@@ -1,101 +1,130 @@
-//! Short-lived, single-use login challenges (MFA, password change, public
-//! key nonces), kept in memory.
-//!
-//! A challenge is handed to the client as an opaque 256-bit token with a
-//! fixed prefix; only its SHA-256 is kept, so a memory dump of the map
-//! gives nothing usable. Taking a challenge removes it: two concurrent
-//! uses of one challenge cannot both succeed.
+//! The in-memory [`ChallengeStore`]: exact inside one process. Several
+//! replicas share one in PostgreSQL instead
+//! (`security_eventstore::PostgresChallengeStore`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
+use security_core::{
+    ChallengeDigest, ChallengePurpose, ChallengeQuota, ChallengeStore, ChallengeStoreError,
+    PendingChallenge, QuotaScope, TenantId, UserId,
+};
 
-use security_core::{AuthMethod, TenantId, UserId};
-
-use crate::error::AuthnError;
-
-/// The most challenges kept at once (expired ones are swept first).
-const MAX_CHALLENGES: usize = 100_000;
-
-#[derive(Clone)]
-pub(crate) enum ChallengeKind {
-    /// The password was right; a second factor is needed.
-    Mfa { then_change_password: bool },
-    /// The credentials were right; the password must be changed first.
-    PasswordChange { method: AuthMethod },
-    /// Sign this nonce with the user's key (`user_id` is `None` for an
-    /// unknown username, so the answer looks the same).
-    PublicKey {
-        nonce: Zeroizing<Vec<u8>>,
-        username: Zeroizing<String>,
-    },
-}
-
-#[derive(Clone)]
-pub(crate) struct Challenge {
-    pub(crate) tenant: TenantId,
-    pub(crate) user_id: Option<UserId>,
-    pub(crate) kind: ChallengeKind,
-    pub(crate) expires_at: DateTime<Utc>,
-    pub(crate) failures: u32,
-}
-
+/// Pending challenges in a map, by digest.
 #[derive(Default)]
-pub(crate) struct ChallengeStore {
-    map: Mutex<HashMap<[u8; 32], Challenge>>,
+pub struct MemoryChallengeStore {
+    map: Mutex<HashMap<ChallengeDigest, PendingChallenge>>,
 }
 
-impl std::fmt::Debug for ChallengeStore {
+impl std::fmt::Debug for MemoryChallengeStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChallengeStore")
-            .field("pending", &self.lock().len())
+        f.debug_struct("MemoryChallengeStore")
+            .field("pending", &self.pending())
             .finish()
     }
 }
 
-fn digest(token: &SecretString) -> [u8; 32] {
-    security_crypto::sha256(token.expose_secret().as_bytes())
-}
+impl MemoryChallengeStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
 
-impl ChallengeStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Challenge>> {
+    /// How many challenges are kept (live or not yet swept).
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChallengeDigest, PendingChallenge>> {
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
 
-    /// Stores a challenge and returns its token.
-    pub(crate) fn issue(
-        &self,
-        prefix: &str,
-        challenge: Challenge,
-        now: DateTime<Utc>,
-    ) -> Result<SecretString, AuthnError> {
-        let token = security_crypto::generate_token(prefix).map_err(AuthnError::crypto)?;
-        let mut map = self.lock();
-        if map.len() >= MAX_CHALLENGES {
-            map.retain(|_, c| c.expires_at > now);
-            if map.len() >= MAX_CHALLENGES {
-                return Err(AuthnError::Throttled {
-                    retry_after: std::time::Duration::from_secs(60),
-                });
+fn live_counts(
+    map: &HashMap<ChallengeDigest, PendingChallenge>,
+    tenant: TenantId,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> (usize, usize) {
+    let mut per_user = 0;
+    let mut per_tenant = 0;
+    for c in map.values() {
+        if c.tenant_id == tenant && c.expires_at > now {
+            per_tenant += 1;
+            if c.user_id == user {
+                per_user += 1;
             }
         }
-        map.insert(digest(&token), challenge);
-        Ok(token)
+    }
+    (per_user, per_tenant)
+}
+
+#[async_trait]
+impl ChallengeStore for MemoryChallengeStore {
+    async fn issue(
+        &self,
+        challenge: PendingChallenge,
+        quota: ChallengeQuota,
+        now: DateTime<Utc>,
+    ) -> Result<(), ChallengeStoreError> {
+        let mut map = self.lock();
+        let limit = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        let (mut per_user, mut per_tenant) =
+            live_counts(&map, challenge.tenant_id, challenge.user_id, now);
+        if per_tenant >= limit(quota.per_tenant) || per_user >= limit(quota.per_user) {
+            map.retain(|_, c| c.expires_at > now);
+            (per_user, per_tenant) = live_counts(&map, challenge.tenant_id, challenge.user_id, now);
+        }
+        if per_tenant >= limit(quota.per_tenant) {
+            return Err(ChallengeStoreError::QuotaExceeded {
+                scope: QuotaScope::Tenant,
+            });
+        }
+        if per_user >= limit(quota.per_user) {
+            return Err(ChallengeStoreError::QuotaExceeded {
+                scope: QuotaScope::User,
+            });
+        }
+        if map.contains_key(&challenge.digest) {
+            return Err(ChallengeStoreError::Duplicate);
+        }
+        map.insert(challenge.digest, challenge);
+        Ok(())
     }
 
-    /// Removes and returns a live challenge.
-    pub(crate) fn take(&self, token: &SecretString, now: DateTime<Utc>) -> Option<Challenge> {
-        let challenge = self.lock().remove(&digest(token))?;
-        (challenge.expires_at > now).then_some(challenge)
+    async fn take(
+        &self,
+        tenant: TenantId,
+        digest: &ChallengeDigest,
+        purpose: &ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingChallenge>, ChallengeStoreError> {
+        let mut map = self.lock();
+        let Some(found) = map.get(digest) else {
+            return Ok(None);
+        };
+        if found.expires_at <= now {
+            map.remove(digest);
+            return Ok(None);
+        }
+        if found.purpose != *purpose || found.tenant_id != tenant {
+            return Ok(None);
+        }
+        Ok(map.remove(digest))
     }
 
-    /// Puts a challenge back after a failed attempt (same token).
-    pub(crate) fn put_back(&self, token: &SecretString, challenge: Challenge) {
-        self.lock().insert(digest(token), challenge);
+    async fn put_back(
+        &self,
+        challenge: PendingChallenge,
+        now: DateTime<Utc>,
+    ) -> Result<(), ChallengeStoreError> {
+        if challenge.expires_at > now {
+            self.lock().insert(challenge.digest, challenge);
+        }
+        Ok(())
     }
 }

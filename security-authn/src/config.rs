@@ -5,11 +5,11 @@ use std::fmt;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretSlice};
-use security_core::LockoutPolicy;
+use security_core::{ChallengeQuota, LockoutPolicy};
 
 use crate::policy::PasswordPolicy;
-use crate::rate_limit::RateLimit;
 use crate::totp::TotpConfig;
+use security_core::RateLimit;
 
 /// The smallest HS256 key accepted, in bytes (RFC 7518 §3.2: at least the
 /// hash output size).
@@ -142,6 +142,19 @@ pub struct AuthnConfig {
     /// The password policy (`PASSWORD_MIN_LENGTH` 12, `PASSWORD_HISTORY` 5,
     /// `PASSWORD_MAX_AGE_DAYS` 90).
     pub password_policy: PasswordPolicy,
+    /// IPv6 clients are throttled by this prefix of their address
+    /// (`RATE_LIMIT_IPV6_PREFIX`, 64: one customer's network), since one
+    /// host commonly holds a whole /64. IPv4 clients by their address.
+    pub ipv6_prefix_len: u8,
+    /// Live challenges allowed per user and per tenant, so that a flood of
+    /// starts in one tenant cannot deny the others.
+    pub challenge_quota: ChallengeQuota,
+    /// How long a lease on one password verification lives if the replica
+    /// that took it never settles it (it crashed): 30 s.
+    pub attempt_lease_ttl: Duration,
+    /// How long a login waits for the verifications in flight on the same
+    /// user before it is answered as throttled: 30 s.
+    pub attempt_wait: Duration,
 }
 
 impl Default for AuthnConfig {
@@ -160,8 +173,13 @@ impl Default for AuthnConfig {
                 max_failures: 5,
                 base_lock_secs: 300,
                 max_lock_secs: 86_400,
+                escalation_reset_secs: security_core::DEFAULT_ESCALATION_RESET_SECS,
             },
             password_policy: PasswordPolicy::default(),
+            ipv6_prefix_len: 64,
+            challenge_quota: ChallengeQuota::default(),
+            attempt_lease_ttl: Duration::from_secs(30),
+            attempt_wait: Duration::from_secs(30),
         }
     }
 }
@@ -186,6 +204,7 @@ pub const ENV_VARS: &[&str] = &[
     "PASSWORD_MIN_LENGTH",
     "PASSWORD_HISTORY",
     "PASSWORD_MAX_AGE_DAYS",
+    "RATE_LIMIT_IPV6_PREFIX",
 ];
 
 impl AuthnConfig {
@@ -291,6 +310,10 @@ impl AuthnConfig {
             let days = number("PASSWORD_MAX_AGE_DAYS", &v, 0, 3650, "days")?;
             config.password_policy.max_age = (days > 0).then(|| Duration::from_secs(days * 86_400));
         }
+        if let Some(v) = get("RATE_LIMIT_IPV6_PREFIX") {
+            let bits = number("RATE_LIMIT_IPV6_PREFIX", &v, 16, 128, "bits")?;
+            config.ipv6_prefix_len = u8::try_from(bits).unwrap_or(64);
+        }
         Ok(config)
     }
 }
@@ -314,7 +337,7 @@ fn number(
 fn rate(variable: &'static str, value: &str) -> Result<RateLimit, ConfigError> {
     value
         .parse()
-        .map_err(|e: crate::rate_limit::InvalidRateLimit| ConfigError::new(variable, e.to_string()))
+        .map_err(|e: security_core::InvalidRateLimit| ConfigError::new(variable, e.to_string()))
 }
 
 fn text(variable: &'static str, value: &str) -> Result<String, ConfigError> {
@@ -373,8 +396,10 @@ mod tests {
             ("MFA_RATE_LIMIT", "2/minute"),
             ("LOCKOUT_MAX_FAILURES", "3"),
             ("PASSWORD_MAX_AGE_DAYS", "0"),
+            ("RATE_LIMIT_IPV6_PREFIX", "56"),
         ])
         .unwrap();
+        assert_eq!(c.ipv6_prefix_len, 56);
         assert_eq!(c.jwt.signing.algorithm_name(), "HS256");
         assert_eq!(c.jwt.access_token_ttl, Duration::from_secs(900));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(86_400));
@@ -430,6 +455,7 @@ mod tests {
                 "LOCKOUT_MAX_SECONDS",
             ),
             (&[("PASSWORD_MIN_LENGTH", "4")], "PASSWORD_MIN_LENGTH"),
+            (&[("RATE_LIMIT_IPV6_PREFIX", "8")], "RATE_LIMIT_IPV6_PREFIX"),
         ];
         for (vars, variable) in cases {
             let err = from(vars).unwrap_err();

@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use security_core::{
-    CommandError, DomainError, EventEncodeError, KeyStoreError, StoreError, TokenError,
+    AttemptLedgerError, ChallengeStoreError, CommandError, DomainError, EventEncodeError,
+    KeyStoreError, StoreError, TokenError,
 };
 use uuid::Uuid;
 
 use crate::config::ConfigError;
 use crate::policy::PolicyViolation;
-use crate::rate_limit::RateLimitError;
+use security_core::RateLimitError;
 
 /// An authentication operation failed.
 ///
@@ -103,6 +104,14 @@ pub enum AuthnError {
     /// fails closed; log it, answer 503.
     #[error("rate limiter failed")]
     RateLimiter(#[source] RateLimitError),
+    /// The challenge store's backend failed. Infrastructure: log it,
+    /// answer 503.
+    #[error("challenge store failed")]
+    Challenges(#[source] ChallengeStoreError),
+    /// The attempt ledger's backend failed. Infrastructure: authentication
+    /// fails closed; log it, answer 503.
+    #[error("attempt ledger failed")]
+    Attempts(#[source] AttemptLedgerError),
     /// A cryptographic operation (hashing, randomness, encoding) failed.
     /// Infrastructure: log it, answer 503.
     #[error("cryptographic operation failed")]
@@ -115,7 +124,12 @@ impl AuthnError {
     pub fn is_infrastructure(&self) -> bool {
         matches!(
             self,
-            Self::Store(_) | Self::KeyStore(_) | Self::RateLimiter(_) | Self::Crypto(_)
+            Self::Store(_)
+                | Self::KeyStore(_)
+                | Self::RateLimiter(_)
+                | Self::Challenges(_)
+                | Self::Attempts(_)
+                | Self::Crypto(_)
         )
     }
 
@@ -131,6 +145,12 @@ impl AuthnError {
 
     pub(crate) fn crypto(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Crypto(Box::new(e))
+    }
+}
+
+impl From<std::convert::Infallible> for AuthnError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
     }
 }
 

@@ -21,7 +21,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use security_core::{AccessClaims, Clock, SessionId, TenantId, TokenError, TokenValidator, UserId};
+use security_core::{
+    AccessClaims, Clock, KeyId, KeyPurpose, KeyStatus, KeyStore, SessionId, TenantId, TokenError,
+    TokenValidator, UserId,
+};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -69,14 +72,18 @@ pub struct RevocationList {
     retention: chrono::Duration,
 }
 
+/// Every entry is keyed by tenant too: ids are not secret (a user id is
+/// the `sub` of its tokens), and one tenant's revocation must never touch
+/// another tenant's user that happens to share an id.
 #[derive(Default)]
 struct RevocationState {
-    /// jti → the token's expiry (Unix seconds).
-    jtis: HashMap<String, i64>,
-    /// session → when it was revoked.
-    sessions: HashMap<SessionId, DateTime<Utc>>,
-    /// user → tokens issued at or before this whole second are revoked.
-    users: HashMap<UserId, (i64, DateTime<Utc>)>,
+    /// (tenant, jti) → the token's expiry (Unix seconds).
+    jtis: HashMap<(TenantId, String), i64>,
+    /// (tenant, session) → when it was revoked.
+    sessions: HashMap<(TenantId, SessionId), DateTime<Utc>>,
+    /// (tenant, user) → tokens issued at or before this whole second are
+    /// revoked.
+    users: HashMap<(TenantId, UserId), (i64, DateTime<Utc>)>,
     inserts: u64,
 }
 
@@ -122,14 +129,14 @@ impl RevocationList {
         state
     }
 
-    /// Revokes one access token until it expires.
-    pub fn revoke_jti(&self, jti: &str, exp: i64, now: DateTime<Utc>) {
-        self.write(now).jtis.insert(jti.to_owned(), exp);
+    /// Revokes one access token of a tenant until it expires.
+    pub fn revoke_jti(&self, tenant: TenantId, jti: &str, exp: i64, now: DateTime<Utc>) {
+        self.write(now).jtis.insert((tenant, jti.to_owned()), exp);
     }
 
     /// Revokes every access token of a session.
-    pub fn revoke_session(&self, session_id: SessionId, now: DateTime<Utc>) {
-        self.write(now).sessions.insert(session_id, now);
+    pub fn revoke_session(&self, tenant: TenantId, session_id: SessionId, now: DateTime<Utc>) {
+        self.write(now).sessions.insert((tenant, session_id), now);
     }
 
     /// Revokes every access token of a user issued at or before `at`.
@@ -137,35 +144,49 @@ impl RevocationList {
     /// `iat` has one-second resolution, so every token whose `iat` is the
     /// second of `at` or earlier is refused; the issuer gives tokens it
     /// issues later in that same second the next second as `iat`.
-    pub fn revoke_user(&self, user_id: UserId, at: DateTime<Utc>, now: DateTime<Utc>) {
+    pub fn revoke_user(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
         let mut state = self.write(now);
-        let entry = state.users.entry(user_id).or_insert((at.timestamp(), now));
+        let entry = state
+            .users
+            .entry((tenant, user_id))
+            .or_insert((at.timestamp(), now));
         if at.timestamp() >= entry.0 {
             *entry = (at.timestamp(), now);
         }
     }
 
     /// The whole second at or before which a user's tokens are revoked.
-    pub fn user_cutoff(&self, user_id: UserId) -> Option<i64> {
-        self.read().users.get(&user_id).map(|(secs, _)| *secs)
+    pub fn user_cutoff(&self, tenant: TenantId, user_id: UserId) -> Option<i64> {
+        self.read()
+            .users
+            .get(&(tenant, user_id))
+            .map(|(secs, _)| *secs)
     }
 
-    fn check(
-        &self,
-        jti: Option<&str>,
-        session: Option<SessionId>,
-        user: Option<UserId>,
-        iat: Option<i64>,
-    ) -> Result<(), TokenError> {
+    fn check(&self, claims: &Registered<'_>) -> Result<(), TokenError> {
+        // Tokens without a tenant are not this family's access tokens;
+        // their entries live under the nil tenant.
+        let tenant = claims.tenant_id.unwrap_or(TenantId::SYSTEM);
         let state = self.read();
-        if jti.is_some_and(|j| state.jtis.contains_key(j))
-            || session.is_some_and(|s| state.sessions.contains_key(&s))
+        if claims
+            .jti
+            .as_deref()
+            .is_some_and(|j| state.jtis.contains_key(&(tenant, j.to_owned())))
+            || claims
+                .session_id
+                .is_some_and(|s| state.sessions.contains_key(&(tenant, s)))
         {
             return Err(TokenError::Revoked);
         }
-        if let Some(user) = user
-            && let Some((cutoff, _)) = state.users.get(&user)
-            && iat.is_none_or(|iat| iat <= *cutoff)
+        if let Some(user) = claims.user_id
+            && let Some((cutoff, _)) = state.users.get(&(tenant, user))
+            && claims.iat.is_none_or(|iat| iat <= *cutoff)
         {
             return Err(TokenError::Revoked);
         }
@@ -199,7 +220,15 @@ pub struct JwtValidator {
     max_bytes: usize,
     clock: Arc<dyn Clock>,
     revocations: Arc<RevocationList>,
+    key_store: Option<Arc<dyn KeyStore>>,
+    /// Key ids the key store did not know, and until when not to ask again.
+    unknown: RwLock<HashMap<String, DateTime<Utc>>>,
 }
+
+/// How long a key id the key store did not know is not asked for again.
+const UNKNOWN_KID_SECS: i64 = 30;
+/// The most unknown key ids remembered.
+const MAX_UNKNOWN_KIDS: usize = 10_000;
 
 impl fmt::Debug for JwtValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -225,6 +254,7 @@ pub struct JwtValidatorBuilder {
     revocations: Option<Arc<RevocationList>>,
     revoked_kids: Vec<String>,
     clock: Arc<dyn Clock>,
+    key_store: Option<Arc<dyn KeyStore>>,
 }
 
 impl fmt::Debug for JwtValidatorBuilder {
@@ -286,6 +316,17 @@ impl JwtValidatorBuilder {
         self
     }
 
+    /// Looks a token-signing key the validator does not hold up in this
+    /// key store (in [`validate_async`](TokenValidator::validate_async)),
+    /// so that tokens signed by any replica sharing the key store validate
+    /// at once, and a key the store reports revoked is refused from then
+    /// on. Only key ids that are key-store ids are looked up, and one the
+    /// store does not know is not asked for again for 30 seconds.
+    pub fn key_store(mut self, key_store: Arc<dyn KeyStore>) -> Self {
+        self.key_store = Some(key_store);
+        self
+    }
+
     /// The validator.
     pub fn build(self) -> JwtValidator {
         JwtValidator {
@@ -301,6 +342,8 @@ impl JwtValidatorBuilder {
             revocations: self
                 .revocations
                 .unwrap_or_else(|| Arc::new(RevocationList::new(Duration::from_secs(3600)))),
+            key_store: self.key_store,
+            unknown: RwLock::new(HashMap::new()),
         }
     }
 }
@@ -410,6 +453,7 @@ impl JwtValidator {
             revocations: None,
             revoked_kids: Vec::new(),
             clock,
+            key_store: None,
         }
     }
 
@@ -606,18 +650,92 @@ impl JwtValidator {
         {
             return Err(TokenError::Signature);
         }
-        self.revocations.check(
-            claims.jti.as_deref(),
-            claims.session_id,
-            claims.user_id,
-            claims.iat,
-        )
+        self.revocations.check(claims)
     }
 }
 
+impl JwtValidator {
+    /// Like [`validate_as`](Self::validate_as); a token signed by a key the
+    /// validator does not hold is checked after looking the key up in the
+    /// key store (see [`JwtValidatorBuilder::key_store`]).
+    pub async fn validate_fetching<T: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<T, TokenError> {
+        match self.validate_as::<T>(token) {
+            Err(TokenError::UnknownKey) => {}
+            other => return other,
+        }
+        let Some(store) = &self.key_store else {
+            return Err(TokenError::UnknownKey);
+        };
+        let kid = unverified_kid(token).ok_or(TokenError::UnknownKey)?;
+        let key_id: KeyId = kid.parse().map_err(|_| TokenError::UnknownKey)?;
+        let now = self.clock.now();
+        if self
+            .unknown
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&kid)
+            .is_some_and(|until| *until > now)
+        {
+            return Err(TokenError::UnknownKey);
+        }
+        let info = match store.key(key_id).await {
+            Ok(info) if info.purpose == KeyPurpose::TokenSigning => info,
+            _ => {
+                let mut unknown = self
+                    .unknown
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if unknown.len() >= MAX_UNKNOWN_KIDS {
+                    unknown.retain(|_, until| *until > now);
+                }
+                if unknown.len() < MAX_UNKNOWN_KIDS {
+                    unknown.insert(kid, now + chrono::Duration::seconds(UNKNOWN_KID_SECS));
+                }
+                return Err(TokenError::UnknownKey);
+            }
+        };
+        if matches!(
+            info.status,
+            KeyStatus::Revoked { .. } | KeyStatus::Destroyed { .. }
+        ) {
+            self.revoke_kid(&kid);
+            return Err(TokenError::RevokedKey);
+        }
+        let public = info.public_key.as_ref().ok_or(TokenError::UnknownKey)?;
+        let key = security_crypto::Ed25519PublicKey::from_public_key(public)
+            .map_err(|_| TokenError::UnknownKey)?;
+        self.add_ed25519_key(&kid, &key.to_bytes(), Some(info.owner.tenant_id))
+            .map_err(|_| TokenError::UnknownKey)?;
+        self.validate_as(token)
+    }
+}
+
+/// The `kid` of a token's header, read without any verification (only to
+/// look the key up).
+fn unverified_kid(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct KidOnly {
+        kid: Option<String>,
+    }
+    if token.len() > DEFAULT_MAX_TOKEN_BYTES {
+        return None;
+    }
+    let header = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    serde_json::from_slice::<KidOnly>(&bytes).ok()?.kid
+}
+
+#[security_core::async_trait]
 impl TokenValidator for JwtValidator {
     fn validate(&self, token: &str) -> Result<AccessClaims, TokenError> {
         self.validate_as(token)
+    }
+
+    async fn validate_async(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.validate_fetching(token).await
     }
 }
 
@@ -692,26 +810,40 @@ mod tests {
         let list = RevocationList::new(Duration::from_secs(60));
         let t0 = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
         let user = UserId::from_uuid(uuid::Uuid::from_u128(1));
-        list.revoke_user(user, t0 + chrono::Duration::seconds(5), t0);
-        list.revoke_user(user, t0, t0);
-        assert_eq!(list.user_cutoff(user), Some(1_700_000_005));
+        let tenant = TenantId::from_uuid(uuid::Uuid::from_u128(2));
+        let other_tenant = TenantId::from_uuid(uuid::Uuid::from_u128(3));
+        list.revoke_user(tenant, user, t0 + chrono::Duration::seconds(5), t0);
+        list.revoke_user(tenant, user, t0, t0);
+        assert_eq!(list.user_cutoff(tenant, user), Some(1_700_000_005));
+        assert_eq!(list.user_cutoff(other_tenant, user), None);
+        let claims = |tenant: TenantId, iat: i64| Registered {
+            iss: None,
+            aud: None,
+            exp: None,
+            nbf: None,
+            iat: Some(iat),
+            jti: None,
+            tenant_id: Some(tenant),
+            user_id: Some(user),
+            session_id: None,
+        };
         assert_eq!(
-            list.check(None, None, Some(user), Some(1_700_000_005)),
+            list.check(&claims(tenant, 1_700_000_005)),
             Err(TokenError::Revoked)
         );
-        assert_eq!(
-            list.check(None, None, Some(user), Some(1_700_000_006)),
-            Ok(())
-        );
+        assert_eq!(list.check(&claims(tenant, 1_700_000_006)), Ok(()));
+        // The same user id in another tenant is another user.
+        assert_eq!(list.check(&claims(other_tenant, 1_700_000_005)), Ok(()));
         for i in 0..300 {
             list.revoke_jti(
+                tenant,
                 &format!("j{i}"),
                 1_700_000_010,
                 t0 + chrono::Duration::seconds(120),
             );
         }
         // Expired jtis and old user cutoffs were swept.
-        assert_eq!(list.user_cutoff(user), None);
+        assert_eq!(list.user_cutoff(tenant, user), None);
         assert!(list.read().jtis.len() < 300);
     }
 }

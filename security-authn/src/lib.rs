@@ -27,18 +27,35 @@
 //!   hashes, rotated on every use; reusing a rotated one revokes its whole
 //!   [`Session`].
 //! - **Throttling and lockout**: a [`RateLimiter`] (sliding window) per IP
-//!   and per username; consecutive failures lock the user for a growing
-//!   time.
+//!   (IPv6 per /64) and per username; consecutive failures lock the user for
+//!   a growing time that decays; each verification holds a lease of the
+//!   user's budget in the [`AttemptLedger`](security_core::AttemptLedger),
+//!   so the lockout is exact under concurrency.
+//! - **Several replicas**: every piece of state a guarantee depends on is a
+//!   port with an in-memory default and shared implementations in
+//!   `security-eventstore` (PostgreSQL, Redis): the rate limiter, the
+//!   [`ChallengeStore`](security_core::ChallengeStore) and the attempt
+//!   ledger, given to the builder. Revocations come from the store: the
+//!   service runs its own supervised [`RevocationProjection`]
+//!   ([`AuthenticationService::revocation_health`]); tenant keys are chosen
+//!   through the event store's optimistic concurrency
+//!   ([`TenantKeyring`]); the validator fetches keys other replicas made.
 //! - **Configuration**: [`AuthnConfig::from_env`] reads the variables of
 //!   [`ENV_VARS`]; defaults are those of the source documents.
 //!
 //! # Threat model, in short
 //!
 //! Guessing is throttled (5 logins per minute per IP and per username, 3 MFA
-//! codes per minute) and locks the user; an unknown username costs the same
-//! hashing work, gets the same error and even "locks" the same way, so
-//! neither timing nor answers tell usernames apart; a locked user is refused
-//! whatever the password. A TOTP step works once; a backup code works once;
+//! codes per minute) and locks the user (without ending its sessions:
+//! anyone can cause such a lock); simultaneous guesses on any replicas cost
+//! at most the lockout limit in verifications; an unknown username costs
+//! the same hashing work, gets the same error and "locks" the same way in
+//! the shared ledger, so neither timing nor answers tell usernames apart; a
+//! locked user is refused whatever the password, and a lock that lands
+//! while a right password is checked answers like a wrong one. Inputs are
+//! checked before any hashing. A public-key login signs a message bound to
+//! its purpose, service and tenant, so no signature made for another
+//! protocol (a NATS `CONNECT`) opens a session. A TOTP step works once; a backup code works once;
 //! a challenge is single-use. A stolen refresh token that is used after its
 //! owner refreshed (or the other way round) kills the session. Secrets
 //! (password hashes, TOTP secrets, backup-code hashes, unknown usernames)
@@ -88,10 +105,12 @@
 
 // ---- authentication -------------------------------------------
 mod audit;
+mod background;
 mod backup;
 mod challenge;
 mod config;
 mod error;
+mod guard;
 mod identity;
 mod jwks;
 mod jwt;
@@ -101,11 +120,12 @@ mod manage;
 mod policy;
 mod projection;
 mod rate_limit;
+mod revocation;
 mod service;
 mod session;
 mod sessions_view;
-mod store;
 mod tenant_keys;
+mod tickets;
 mod token_tenant;
 mod tokens;
 mod totp;
@@ -113,7 +133,9 @@ mod totp;
 pub use audit::{
     AuthAudit, AuthAuditEvent, RecordAuthAudit, ThrottleScope, audit_key_owner, audit_stream_id,
 };
+pub use background::ProjectionHealth;
 pub use backup::{BACKUP_CODE_LEN, BackupCodes};
+pub use challenge::MemoryChallengeStore;
 pub use config::{AuthnConfig, ConfigError, ENV_VARS, JwtConfig, JwtSigning, MIN_HS256_KEY_BYTES};
 pub use error::AuthnError;
 pub use identity::{IdentitySync, OrganizationCreated, PersonCreated, PersonProvisioned};
@@ -121,15 +143,22 @@ pub use jwt::{
     ACCESS_TOKEN_TYP, DEFAULT_MAX_TOKEN_BYTES, JwtValidator, JwtValidatorBuilder, KeyError,
     RevocationList,
 };
-pub use login::{LoginOutcome, MfaChallenge, PasswordChangeTicket, PublicKeyChallenge};
+pub use lockout::MemoryAttemptLedger;
+pub use login::{
+    LoginOutcome, MfaChallenge, PasswordChangeTicket, PublicKeyChallenge, public_key_login_message,
+};
 pub use policy::{PasswordPolicy, PasswordRule, PolicyViolation};
 pub use projection::RevocationProjection;
-pub use rate_limit::{
-    InvalidRateLimit, MemoryRateLimiter, RateDecision, RateLimit, RateLimitError, RateLimiter,
-};
+pub use rate_limit::MemoryRateLimiter;
+pub use revocation::{ACCESS_TOKEN_REVOCATION, TokenRevocationEvent};
+pub use revocation::{RevokeAccessToken, TokenRevocations};
+/// Re-exported from `security-core`, where the port lives (so shared
+/// backends implement it without depending on this crate).
+pub use security_core::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use service::{AuthenticationService, AuthenticationServiceBuilder, TokenPair};
 pub use session::{Session, SessionCommand, SessionError, SessionEvent, SessionStatus};
 pub use sessions_view::{SessionSummary, SessionsProjection, SessionsView};
+pub use tenant_keys::{KeyringCommand, KeyringError, KeyringEvent, TENANT_KEYRING, TenantKeyring};
 pub use totp::{TOTP_SECRET_BYTES, TotpAlgorithm, TotpConfig, TotpEnrollment, TotpSecret};
 
 /// Re-exported: the JWT algorithm type of [`JwtValidatorBuilder::algorithms`].

@@ -11,17 +11,19 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use security_core::{
-    Account, Actor, AuthMethod, ClientInfo, CommandContext, Credential, CredentialType,
-    FailureReason, MfaProof, TenantId, User, UserCommand, UserId, UserStatus, fold_username,
+    Account, Actor, AttemptOutcome, AuthMethod, ChallengePurpose, ClientInfo, CommandContext,
+    Credential, CredentialType, FailureReason, MfaProof, TenantId, User, UserCommand, UserId,
+    UserStatus, fold_username,
 };
 
 use crate::audit::{AuthAuditEvent, ThrottleScope, audit_key_owner};
 use crate::backup::{self, SealedCodes};
-use crate::challenge::{Challenge, ChallengeKind};
 use crate::error::AuthnError;
+use crate::guard::{Gate, lock_end, name_key, user_key};
 use crate::service::{
     API_KEY_PREFIX, AuthenticationService, TokenPair, blocking, parse_opaque_token,
 };
+use crate::tickets::Lookup;
 use crate::totp::TotpSecret;
 
 /// Prefix of MFA challenges.
@@ -94,11 +96,44 @@ impl fmt::Debug for PasswordChangeTicket {
 pub struct PublicKeyChallenge {
     /// The challenge to send back with the signature. Secret.
     pub challenge: SecretString,
-    /// The nonce (unpadded base64url of 32 random bytes): the client signs
-    /// the UTF-8 bytes of this text with its Ed25519 / nkey seed.
+    /// The nonce (unpadded base64url of 32 random bytes).
     pub nonce: String,
+    /// The exact bytes to sign with the Ed25519 / nkey seed: they bind the
+    /// purpose, the service (issuer and audience), the tenant, the nonce
+    /// and the expiry (see [`public_key_login_message`]), so that no
+    /// signature made for another protocol (a NATS server's `CONNECT`
+    /// nonce, another service) is accepted, and no signature made here is
+    /// of use elsewhere.
+    pub message: Vec<u8>,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
+}
+
+/// The bytes a public-key login signs (UTF-8 text, lines ending in `\n`):
+///
+/// ```text
+/// security-authn public-key login v1
+/// issuer: <issuer>
+/// audience: <audience>
+/// tenant: <tenant id>
+/// nonce: <nonce>
+/// expires: <Unix seconds>
+/// ```
+///
+/// The first line is a purpose that no other protocol's message starts
+/// with (a NATS server has its clients sign the bare nonce).
+pub fn public_key_login_message(
+    issuer: &str,
+    audience: &str,
+    tenant: TenantId,
+    nonce: &str,
+    expires_at: DateTime<Utc>,
+) -> Vec<u8> {
+    format!(
+        "security-authn public-key login v1\nissuer: {issuer}\naudience: {audience}\ntenant: {tenant}\nnonce: {nonce}\nexpires: {}\n",
+        expires_at.timestamp()
+    )
+    .into_bytes()
 }
 
 impl fmt::Debug for PublicKeyChallenge {
@@ -106,13 +141,21 @@ impl fmt::Debug for PublicKeyChallenge {
         f.debug_struct("PublicKeyChallenge")
             .field("challenge", &"[REDACTED]")
             .field("nonce", &self.nonce)
+            .field("message_len", &self.message.len())
             .field("expires_at", &self.expires_at)
             .finish()
     }
 }
 
+/// How long until `until`, in whole seconds rounded up (the precision a
+/// client is told, so that answers computed on different replicas, or for
+/// a user and for an unknown username, look alike).
 fn remaining(now: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Option<Duration> {
-    until.map(|u| (u - now).to_std().unwrap_or(Duration::ZERO))
+    until.map(|u| {
+        let left = (u - now).to_std().unwrap_or(Duration::ZERO);
+        let whole = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        Duration::from_secs(whole)
+    })
 }
 
 fn lock_error(user: &User, now: DateTime<Utc>) -> AuthnError {
@@ -125,24 +168,55 @@ fn lock_error(user: &User, now: DateTime<Utc>) -> AuthnError {
     }
 }
 
-/// The longest username looked at, in bytes: no user has a longer one
-/// (usernames are at most 256 characters), and a longer input is cut before
-/// it reaches a rate-limiter key, a lockout entry or an audit event.
+/// The longest username accepted, in bytes: no user has a longer one
+/// (usernames are at most 256 characters). A longer input is refused
+/// before anything else, hashing included.
 const MAX_USERNAME_BYTES: usize = 1024;
 
-fn bounded(username: &str) -> &str {
-    if username.len() <= MAX_USERNAME_BYTES {
-        return username;
-    }
-    let mut end = MAX_USERNAME_BYTES;
-    while !username.is_char_boundary(end) {
-        end -= 1;
-    }
-    &username[..end]
+/// The longest MFA code looked at, in bytes (a TOTP code or a backup code,
+/// with spaces).
+const MAX_CODE_BYTES: usize = 64;
+
+/// Whether a username may name a user at all: checked before any work.
+fn acceptable_username(username: &str) -> bool {
+    !username.is_empty() && username.len() <= MAX_USERNAME_BYTES && username.chars().count() <= 256
 }
 
-fn ip_key(kind: &str, client: &ClientInfo) -> Option<String> {
-    client.ip.map(|ip| format!("{kind}:ip:{ip}"))
+impl AuthenticationService {
+    /// The rate-limit key of a client: its IPv4 address, or its IPv6
+    /// address cut to the configured prefix (an IPv4-mapped IPv6 address
+    /// counts as the IPv4 one).
+    pub(crate) fn ip_key(&self, kind: &str, client: &ClientInfo) -> Option<String> {
+        let ip = client.ip?;
+        Some(match ip {
+            std::net::IpAddr::V4(v4) => format!("{kind}:ip:{v4}"),
+            std::net::IpAddr::V6(v6) => {
+                if let Some(v4) = v6.to_ipv4_mapped() {
+                    format!("{kind}:ip:{v4}")
+                } else {
+                    let bits = u32::from(self.inner.config.ipv6_prefix_len.clamp(1, 128));
+                    let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                    let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+                    format!("{kind}:ip:{network}/{bits}")
+                }
+            }
+        })
+    }
+}
+
+/// The rate-limit key of a username in a tenant (a hash of the name: see
+/// [`name_key`]).
+pub(crate) fn username_rate_key(tenant: TenantId, folded: &str) -> String {
+    format!("login:{}", name_key(tenant, folded))
+}
+
+/// Where a right password leads.
+enum Step {
+    /// A challenge or a ticket (the login goes on elsewhere).
+    Done(LoginOutcome),
+    /// The authentication is recorded: open a session for the user as it
+    /// is now.
+    Open(Box<User>),
 }
 
 /// An attempt that failed without (or before) a user stream.
@@ -197,7 +271,9 @@ impl AuthenticationService {
             client: client.clone(),
             lockout: lockout.then_some(self.inner.config.lockout),
         };
-        self.user_command(ctx, user_id, command).await.map(|_| ())
+        self.record_user_fact(ctx, user_id, command)
+            .await
+            .map(|_| ())
     }
 
     async fn active_account(
@@ -228,13 +304,22 @@ impl AuthenticationService {
 
     /// Logs a user in with a username and password.
     ///
-    /// Throttled per client IP and per username (`AUTH_RATE_LIMIT`); a
-    /// refusal carries `retry_after`. An unknown username costs the same
-    /// hashing work as a known one and gets the same error
-    /// ([`AuthnError::InvalidCredentials`]); it also "locks" like a real
-    /// user, so a lockout does not reveal that a username exists. A locked
-    /// user is refused whatever the password (no password oracle during a
-    /// lock). Consecutive failures lock the user for a growing time.
+    /// Throttled per client IP (IPv6 by prefix) and per username
+    /// (`AUTH_RATE_LIMIT`); a refusal carries `retry_after`. An unknown
+    /// username costs the same hashing work as a known one and gets the
+    /// same error ([`AuthnError::InvalidCredentials`]); it also "locks" like
+    /// a real user, in the shared attempt ledger, so a lockout does not
+    /// reveal that a username exists. A locked user is refused whatever the
+    /// password (no password oracle during a lock). Consecutive failures
+    /// lock the user for a growing time; the lock ends no session.
+    ///
+    /// The lockout is exact under concurrency: each verification holds a
+    /// lease of the user's budget in the [`AttemptLedger`](security_core::AttemptLedger),
+    /// so simultaneous guesses on any replicas cost at most
+    /// `max_failures` verifications before the lock, and a lock that lands
+    /// while a password is being verified is answered like a wrong
+    /// password. A username longer than any user's (256 characters) is
+    /// refused before any work.
     ///
     /// Every attempt is an event: in the user's stream when the username
     /// matches a user, in the tenant's auth-audit stream otherwise.
@@ -245,13 +330,15 @@ impl AuthenticationService {
         password: &SecretString,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthnError> {
-        let username = bounded(username);
+        if !acceptable_username(username) {
+            return Err(AuthnError::InvalidCredentials);
+        }
         let ctx = self.context(tenant, None);
         let now = ctx.now;
         let folded = fold_username(username);
         let keys = [
-            ip_key("login", client),
-            Some(format!("login:user:{tenant}:{folded}")),
+            self.ip_key("login", client),
+            Some(username_rate_key(tenant, &folded)),
         ];
         if let Some((which, retry_after)) = self
             .throttle(&keys, self.inner.config.login_rate, now)
@@ -344,32 +431,59 @@ impl AuthenticationService {
         password: &SecretString,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthnError> {
-        self.verify_password(None, password).await?;
-        let locked_until = self
-            .inner
-            .phantoms
-            .locked_until(ctx.tenant_id, folded, ctx.now);
-        self.inner
-            .phantoms
-            .record_failure(ctx.tenant_id, folded, ctx.now);
-        let attempt = Attempt {
+        let key = name_key(ctx.tenant_id, folded);
+        let policy = self.attempt_policy(true);
+        let attempt = |reason| Attempt {
             user_id: None,
             username: Some(username),
             method: AuthMethod::Password,
-            reason: if locked_until.is_some() {
-                FailureReason::UserLocked
-            } else {
-                FailureReason::BadPassword
-            },
+            reason,
             throttled: None,
         };
-        self.audit_attempt(ctx, attempt, client).await?;
-        match locked_until {
-            Some(until) => Err(AuthnError::UserLocked {
-                retry_after: remaining(ctx.now, Some(until)),
-            }),
-            None => Err(AuthnError::InvalidCredentials),
+        match self.gate(&key, &policy, None).await? {
+            Gate::Locked(until) => {
+                self.verify_password(None, password).await?;
+                self.audit_attempt(ctx, attempt(FailureReason::UserLocked), client)
+                    .await?;
+                Err(AuthnError::UserLocked {
+                    retry_after: remaining(self.now(), until),
+                })
+            }
+            Gate::Lease(lease, _) => {
+                let result = async {
+                    self.verify_password(None, password).await?;
+                    self.audit_attempt(ctx, attempt(FailureReason::BadPassword), client)
+                        .await
+                }
+                .await;
+                let outcome = if result.is_ok() {
+                    AttemptOutcome::Failure
+                } else {
+                    AttemptOutcome::Released
+                };
+                self.settle(&key, lease, outcome, &policy).await?;
+                result?;
+                Err(AuthnError::InvalidCredentials)
+            }
         }
+    }
+
+    /// A user who is locked: the same hashing work as any attempt (none of
+    /// it on the user's hash), the attempt recorded, the lock answered.
+    async fn refuse_locked(
+        &self,
+        ctx: &CommandContext,
+        user_id: UserId,
+        until: Option<DateTime<Utc>>,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, AuthnError> {
+        self.verify_password(None, password).await?;
+        self.record_failure(ctx, user_id, FailureReason::UserLocked, false, client)
+            .await?;
+        Err(AuthnError::UserLocked {
+            retry_after: remaining(self.now(), until),
+        })
     }
 
     async fn password_login(
@@ -384,14 +498,14 @@ impl AuthenticationService {
         let Some(user_id) = user.id else {
             return Err(AuthnError::InvalidCredentials);
         };
-        let verified = self.verify_password(user.password_hash(), password).await?;
         if user.is_locked_at(now) {
-            self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
-                .await?;
-            return Err(lock_error(&user, now));
+            return self
+                .refuse_locked(&ctx, user_id, lock_end(&user), password, client)
+                .await;
         }
         if user.status == UserStatus::Expired {
             // No lockout: a lock would replace the expired status.
+            let verified = self.verify_password(user.password_hash(), password).await?;
             let reason = if verified {
                 FailureReason::UserExpired
             } else {
@@ -405,32 +519,158 @@ impl AuthenticationService {
                 AuthnError::InvalidCredentials
             });
         }
-        if !verified {
-            self.record_failure(&ctx, user_id, FailureReason::BadPassword, true, client)
-                .await?;
-            return Err(AuthnError::InvalidCredentials);
+        let key = user_key(ctx.tenant_id, user_id);
+        let policy = self.attempt_policy(false);
+        let (lease, waited) = match self
+            .gate(&key, &policy, Some((ctx.tenant_id, user_id)))
+            .await?
+        {
+            Gate::Lease(lease, waited) => (lease, waited),
+            Gate::Locked(until) => {
+                return self
+                    .refuse_locked(&ctx, user_id, until, password, client)
+                    .await;
+            }
+        };
+        // After a wait, verify against the user as the verifications in
+        // flight left it (a password may have changed meanwhile).
+        let user = if waited {
+            match self.user(ctx.tenant_id, user_id).await {
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => user,
+                Err(e) => {
+                    self.settle(&key, lease, AttemptOutcome::Released, &policy)
+                        .await?;
+                    return Err(e);
+                }
+            }
+        } else {
+            user
+        };
+        let (result, outcome) = self
+            .password_login_leased(ctx.clone(), &account, &user, password, client)
+            .await;
+        // Released as soon as the outcome is recorded: the session is
+        // opened outside the budget.
+        if let Err(error) = self.settle(&key, lease, outcome, &policy).await {
+            // The lease expires by itself; the login's own answer stands.
+            tracing::warn!(%error, "could not settle a verification lease");
         }
-        let ctx = ctx.with_actor(Actor::user(user_id));
-        self.rehash_if_needed(&ctx, &user, password).await;
+        match result? {
+            Step::Done(outcome) => Ok(outcome),
+            Step::Open(state) => {
+                let ctx = ctx.with_actor(Actor::user(user_id));
+                let tokens = self
+                    .open_session(&ctx, &state, &account, AuthMethod::Password, client)
+                    .await?;
+                self.rehash_if_needed(&ctx, &user, password).await;
+                Ok(LoginOutcome::Authenticated(tokens))
+            }
+        }
+    }
+
+    /// The part of a password login that runs under a verification lease;
+    /// also says how the lease settles.
+    async fn password_login_leased(
+        &self,
+        ctx: CommandContext,
+        account: &Account,
+        user: &User,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> (Result<Step, AuthnError>, AttemptOutcome) {
+        let Some(user_id) = user.id else {
+            return (
+                Err(AuthnError::InvalidCredentials),
+                AttemptOutcome::Released,
+            );
+        };
+        let verified = match self.verify_password(user.password_hash(), password).await {
+            Ok(verified) => verified,
+            Err(e) => return (Err(e), AttemptOutcome::Released),
+        };
+        if !verified {
+            // Whether or not a lock landed meanwhile, the answer is the same.
+            return match self
+                .record_failure(&ctx, user_id, FailureReason::BadPassword, true, client)
+                .await
+            {
+                Ok(()) => (Err(AuthnError::InvalidCredentials), AttemptOutcome::Failure),
+                Err(e) => (Err(e), AttemptOutcome::Released),
+            };
+        }
+        match self
+            .after_right_password(ctx, account, user, password, client)
+            .await
+        {
+            Ok(step @ Step::Open(_)) => (Ok(step), AttemptOutcome::Success),
+            Ok(step) => (Ok(step), AttemptOutcome::Released),
+            Err(e) => (Err(e), AttemptOutcome::Released),
+        }
+    }
+
+    /// The password was right. A lock that landed while it was verified is
+    /// answered exactly like a wrong password (so the answer never tells
+    /// that the password was right).
+    async fn after_right_password(
+        &self,
+        ctx: CommandContext,
+        account: &Account,
+        user: &User,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<Step, AuthnError> {
+        let now = ctx.now;
+        let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
         let mut must_change = user.password_must_change;
-        if !must_change && self.password_too_old(&user, now) {
-            self.user_command(&ctx, user_id, UserCommand::ExpirePassword)
-                .await?;
+        if !must_change && self.password_too_old(user, now) {
             must_change = true;
         }
-        if user.mfa.enabled {
-            return self
-                .issue_mfa_challenge(&ctx, user_id, must_change, client)
-                .await;
-        }
-        if must_change {
+        let ctx = ctx.with_actor(Actor::user(user_id));
+        if user.mfa.enabled || must_change {
+            // The next step is a challenge, which no command checks: look
+            // at the user as it is now.
+            let current = self.user(ctx.tenant_id, user_id).await?;
+            if current.as_ref().is_none_or(|u| u.is_locked_at(now)) {
+                self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
+                    .await?;
+                return Err(AuthnError::InvalidCredentials);
+            }
+            if must_change && !user.password_must_change {
+                self.user_command(&ctx, user_id, UserCommand::ExpirePassword)
+                    .await?;
+            }
+            self.rehash_if_needed(&ctx, user, password).await;
+            if user.mfa.enabled {
+                return self
+                    .issue_mfa_challenge(&ctx, user_id, must_change, client)
+                    .await
+                    .map(Step::Done);
+            }
             return self
                 .issue_password_ticket(&ctx, user_id, AuthMethod::Password, client)
-                .await;
+                .await
+                .map(Step::Done);
         }
-        self.finish_login(&ctx, &account, user_id, AuthMethod::Password, client)
-            .await
-            .map(LoginOutcome::Authenticated)
+        let _ = account;
+        let recorded = self
+            .record_user_fact(
+                &ctx,
+                user_id,
+                UserCommand::RecordAuthentication {
+                    method: AuthMethod::Password,
+                    client: client.clone(),
+                },
+            )
+            .await;
+        match recorded {
+            Err(AuthnError::UserLocked { .. }) => {
+                self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
+                    .await?;
+                Err(AuthnError::InvalidCredentials)
+            }
+            other => Ok(Step::Open(Box::new(other?.state))),
+        }
     }
 
     fn password_too_old(&self, user: &User, now: DateTime<Utc>) -> bool {
@@ -488,20 +728,16 @@ impl AuthenticationService {
         then_change_password: bool,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthnError> {
-        let expires_at = ctx.now + self.challenge_ttl();
-        let challenge = self.inner.challenges.issue(
-            MFA_CHALLENGE_PREFIX,
-            Challenge {
-                tenant: ctx.tenant_id,
-                user_id: Some(user_id),
-                kind: ChallengeKind::Mfa {
-                    then_change_password,
-                },
-                expires_at,
-                failures: 0,
-            },
-            ctx.now,
-        )?;
+        let (challenge, expires_at) = self
+            .issue_challenge(
+                MFA_CHALLENGE_PREFIX,
+                ctx.tenant_id,
+                user_id,
+                ChallengePurpose::mfa(),
+                serde_json::json!({ "then_change_password": then_change_password }),
+                ctx.now,
+            )
+            .await?;
         let event = AuthAuditEvent::MfaChallenged {
             user_id,
             client: client.clone(),
@@ -522,18 +758,16 @@ impl AuthenticationService {
         method: AuthMethod,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthnError> {
-        let expires_at = ctx.now + self.challenge_ttl();
-        let ticket = self.inner.challenges.issue(
-            PASSWORD_TICKET_PREFIX,
-            Challenge {
-                tenant: ctx.tenant_id,
-                user_id: Some(user_id),
-                kind: ChallengeKind::PasswordChange { method },
-                expires_at,
-                failures: 0,
-            },
-            ctx.now,
-        )?;
+        let (ticket, expires_at) = self
+            .issue_challenge(
+                PASSWORD_TICKET_PREFIX,
+                ctx.tenant_id,
+                user_id,
+                ChallengePurpose::password_change(),
+                serde_json::json!({ "method": method }),
+                ctx.now,
+            )
+            .await?;
         let event = AuthAuditEvent::PasswordChangeRequired {
             user_id,
             client: client.clone(),
@@ -546,11 +780,6 @@ impl AuthenticationService {
         }))
     }
 
-    fn challenge_ttl(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.inner.config.challenge_ttl)
-            .unwrap_or(chrono::Duration::minutes(5))
-    }
-
     /// Records the authentication and opens a session.
     async fn finish_login(
         &self,
@@ -561,7 +790,7 @@ impl AuthenticationService {
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
         let outcome = self
-            .user_command(
+            .record_user_fact(
                 ctx,
                 user_id,
                 UserCommand::RecordAuthentication {
@@ -586,32 +815,36 @@ impl AuthenticationService {
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthnError> {
         let now = self.now();
-        let mut pending = self
-            .inner
-            .challenges
-            .take(challenge, now)
-            .ok_or(AuthnError::InvalidChallenge)?;
-        let (
-            ChallengeKind::Mfa {
-                then_change_password,
-            },
-            Some(user_id),
-        ) = (pending.kind.clone(), pending.user_id)
+        if code.expose_secret().len() > MAX_CODE_BYTES {
+            // No code is that long: refused before any hashing.
+            return Err(AuthnError::InvalidMfaCode);
+        }
+        let Lookup::Found(mut pending) = self
+            .take_challenge(
+                MFA_CHALLENGE_PREFIX,
+                challenge,
+                &ChallengePurpose::mfa(),
+                now,
+            )
+            .await?
         else {
-            self.inner.challenges.put_back(challenge, pending);
             return Err(AuthnError::InvalidChallenge);
         };
-        let tenant = pending.tenant;
+        let then_change_password = pending.payload["then_change_password"]
+            .as_bool()
+            .unwrap_or(false);
+        let user_id = pending.user_id;
+        let tenant = pending.tenant_id;
         let ctx = self.context(tenant, Some(Actor::user(user_id)));
         let keys = [
-            ip_key("mfa", client),
+            self.ip_key("mfa", client),
             Some(format!("mfa:user:{tenant}:{user_id}")),
         ];
         if let Some((which, retry_after)) = self
             .throttle(&keys, self.inner.config.mfa_rate, now)
             .await?
         {
-            self.inner.challenges.put_back(challenge, pending);
+            self.put_back_challenge(pending, now).await?;
             let attempt = Attempt {
                 user_id: Some(user_id),
                 username: None,
@@ -664,10 +897,10 @@ impl AuthenticationService {
                 client: client.clone(),
                 lockout: Some(self.inner.config.lockout),
             };
-            self.user_command(&ctx, user_id, command).await?;
+            self.record_user_fact(&ctx, user_id, command).await?;
             pending.failures += 1;
             if pending.failures < self.inner.config.challenge_max_attempts {
-                self.inner.challenges.put_back(challenge, pending);
+                self.put_back_challenge(pending, now).await?;
             }
             return Err(AuthnError::InvalidMfaCode);
         };
@@ -766,18 +999,21 @@ impl AuthenticationService {
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
         let now = self.now();
-        let pending = self
-            .inner
-            .challenges
-            .take(ticket, now)
-            .ok_or(AuthnError::InvalidChallenge)?;
-        let (ChallengeKind::PasswordChange { method }, Some(user_id)) =
-            (pending.kind.clone(), pending.user_id)
+        let Lookup::Found(pending) = self
+            .take_challenge(
+                PASSWORD_TICKET_PREFIX,
+                ticket,
+                &ChallengePurpose::password_change(),
+                now,
+            )
+            .await?
         else {
-            self.inner.challenges.put_back(ticket, pending);
             return Err(AuthnError::InvalidChallenge);
         };
-        let tenant = pending.tenant;
+        let method: AuthMethod = serde_json::from_value(pending.payload["method"].clone())
+            .map_err(|_| AuthnError::InvalidChallenge)?;
+        let user_id = pending.user_id;
+        let tenant = pending.tenant_id;
         let ctx = self.context(tenant, Some(Actor::user(user_id)));
         let user = self
             .user(tenant, user_id)
@@ -794,7 +1030,7 @@ impl AuthenticationService {
             return Err(AuthnError::InvalidChallenge);
         };
         if let Err(violation) = self.check_new_password(&user, new_password).await {
-            self.inner.challenges.put_back(ticket, pending);
+            self.put_back_challenge(pending, now).await?;
             return Err(violation);
         }
         self.set_password(&ctx, user_id, new_password, false)
@@ -811,7 +1047,11 @@ impl AuthenticationService {
     ) -> Result<TokenPair, AuthnError> {
         let now = self.now();
         if let Some((_, retry_after)) = self
-            .throttle(&[ip_key("apikey", client)], self.inner.config.api_rate, now)
+            .throttle(
+                &[self.ip_key("apikey", client)],
+                self.inner.config.api_rate,
+                now,
+            )
             .await?
         {
             return Err(AuthnError::Throttled { retry_after });
@@ -895,22 +1135,27 @@ impl AuthenticationService {
         }
     }
 
-    /// Starts a public-key login: returns a nonce for the user's key to
-    /// sign. An unknown username gets a challenge too (that can never
-    /// succeed), so the answer does not reveal whether it exists.
+    /// Starts a public-key login: returns a nonce, and the message that
+    /// binds it to this service and tenant, for the user's key to sign.
+    /// An unknown username gets a challenge of the same shape (that can
+    /// never succeed) and nothing is stored for it, so the answer neither
+    /// reveals whether it exists nor lets a flood of made-up usernames fill
+    /// the challenge store.
     pub async fn start_public_key_login(
         &self,
         tenant: TenantId,
         username: &str,
         client: &ClientInfo,
     ) -> Result<PublicKeyChallenge, AuthnError> {
-        let username = bounded(username);
+        if !acceptable_username(username) {
+            return Err(AuthnError::InvalidCredentials);
+        }
         let ctx = self.context(tenant, None);
         let now = ctx.now;
         let folded = fold_username(username);
         let keys = [
-            ip_key("login", client),
-            Some(format!("login:user:{tenant}:{folded}")),
+            self.ip_key("login", client),
+            Some(username_rate_key(tenant, &folded)),
         ];
         if let Some((which, retry_after)) = self
             .throttle(&keys, self.inner.config.login_rate, now)
@@ -939,30 +1184,42 @@ impl AuthenticationService {
             .and_then(|account| account.user_by_name(username));
         let random = security_crypto::random_bytes::<32>().map_err(AuthnError::crypto)?;
         let nonce = URL_SAFE_NO_PAD.encode(random.as_ref());
-        let expires_at = now + self.challenge_ttl();
-        let challenge = self.inner.challenges.issue(
-            PUBLIC_KEY_CHALLENGE_PREFIX,
-            Challenge {
-                tenant,
-                user_id,
-                kind: ChallengeKind::PublicKey {
-                    nonce: zeroize::Zeroizing::new(nonce.as_bytes().to_vec()),
-                    username: zeroize::Zeroizing::new(username.to_owned()),
-                },
-                expires_at,
-                failures: 0,
-            },
-            now,
-        )?;
+        let purpose = ChallengePurpose::public_key();
+        let (challenge, expires_at) = match user_id {
+            Some(user_id) => {
+                self.issue_challenge(
+                    PUBLIC_KEY_CHALLENGE_PREFIX,
+                    tenant,
+                    user_id,
+                    purpose,
+                    serde_json::json!({ "nonce": nonce }),
+                    now,
+                )
+                .await?
+            }
+            None => {
+                self.phantom_challenge(PUBLIC_KEY_CHALLENGE_PREFIX, tenant, &purpose, now)
+                    .await?
+            }
+        };
+        let jwt = &self.inner.config.jwt;
+        let message =
+            public_key_login_message(&jwt.issuer, &jwt.audience, tenant, &nonce, expires_at);
         Ok(PublicKeyChallenge {
             challenge,
             nonce,
+            message,
             expires_at,
         })
     }
 
-    /// Completes a public-key login with the signature of the nonce (64
-    /// bytes, Ed25519) by the user's registered public key or nkey.
+    /// Completes a public-key login with the Ed25519 signature (64 bytes)
+    /// of the challenge's [`message`](PublicKeyChallenge::message) by the
+    /// user's registered public key or nkey. A signature of anything else
+    /// (the bare nonce, as a NATS server asks for) is refused. A challenge
+    /// that was never stored (an unknown username) or is already used
+    /// answers like a wrong signature; an expired one like any expired
+    /// challenge.
     pub async fn complete_public_key_login(
         &self,
         challenge: &SecretString,
@@ -970,42 +1227,59 @@ impl AuthenticationService {
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
         let now = self.now();
-        let pending = self
-            .inner
-            .challenges
-            .take(challenge, now)
-            .ok_or(AuthnError::InvalidChallenge)?;
-        let ChallengeKind::PublicKey { nonce, username } = pending.kind.clone() else {
-            self.inner.challenges.put_back(challenge, pending);
-            return Err(AuthnError::InvalidChallenge);
-        };
-        let tenant = pending.tenant;
-        let ctx = self.context(tenant, None);
-        let user = match pending.user_id {
-            Some(user_id) => self.user(tenant, user_id).await?,
-            None => None,
-        };
-        let Some(user) = user else {
-            let attempt = Attempt {
-                user_id: None,
-                username: Some(&username),
-                method: AuthMethod::PublicKey,
-                reason: FailureReason::BadSignature,
-                throttled: None,
-            };
-            self.audit_attempt(&ctx, attempt, client).await?;
-            return Err(AuthnError::InvalidCredentials);
-        };
-        let Some(user_id) = user.id else {
-            return Err(AuthnError::InvalidCredentials);
-        };
-        let valid = match user.credential(CredentialType::PublicKey) {
-            Some(Credential::PublicKey { key }) => {
-                security_crypto::Ed25519PublicKey::from_public_key(key)
-                    .is_ok_and(|key| key.verify(&nonce, signature))
+        let pending = match self
+            .take_challenge(
+                PUBLIC_KEY_CHALLENGE_PREFIX,
+                challenge,
+                &ChallengePurpose::public_key(),
+                now,
+            )
+            .await?
+        {
+            Lookup::Found(pending) => pending,
+            Lookup::Missing {
+                live_tenant: Some(tenant),
+            } => {
+                // Recorded only where a tenant exists to record it.
+                if self.account(tenant).await?.id.is_some() {
+                    let ctx = self.context(tenant, None);
+                    let attempt = Attempt {
+                        user_id: None,
+                        username: None,
+                        method: AuthMethod::PublicKey,
+                        reason: FailureReason::BadSignature,
+                        throttled: None,
+                    };
+                    self.audit_attempt(&ctx, attempt, client).await?;
+                }
+                return Err(AuthnError::InvalidCredentials);
             }
-            _ => false,
+            Lookup::Missing { live_tenant: None } => return Err(AuthnError::InvalidChallenge),
         };
+        let tenant = pending.tenant_id;
+        let user_id = pending.user_id;
+        let ctx = self.context(tenant, None);
+        let Some(user) = self.user(tenant, user_id).await? else {
+            return Err(AuthnError::InvalidCredentials);
+        };
+        let nonce = pending.payload["nonce"].as_str().unwrap_or_default();
+        let jwt = &self.inner.config.jwt;
+        let message = public_key_login_message(
+            &jwt.issuer,
+            &jwt.audience,
+            tenant,
+            nonce,
+            pending.expires_at,
+        );
+        let valid = !nonce.is_empty()
+            && signature.len() == 64
+            && match user.credential(CredentialType::PublicKey) {
+                Some(Credential::PublicKey { key }) => {
+                    security_crypto::Ed25519PublicKey::from_public_key(key)
+                        .is_ok_and(|key| key.verify(&message, signature))
+                }
+                _ => false,
+            };
         if !valid {
             self.record_failure(&ctx, user_id, FailureReason::BadSignature, false, client)
                 .await?;

@@ -225,7 +225,7 @@ impl AuthenticationService {
             self.inner
                 .validator
                 .revocations()
-                .revoke_user(user_id, revoked_at, self.now());
+                .revoke_user(tenant, user_id, revoked_at, self.now());
         }
         Ok(temporary)
     }

@@ -11,22 +11,26 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use uuid::Uuid;
 
 use security_core::{
-    AccessClaims, Account, Actor, AdminService, Aggregate, Audience, AuthMethod, ClientInfo, Clock,
-    CommandContext, ExpectedVersion, KeyOwner, KeyPurpose, KeyStatus, KeyStore, Loaded,
-    PasswordHasher, Permissions, Policy, Repository, SealedSecret, SessionId, StreamId, TenantId,
-    TokenError, User, UserCommand, UserEvent, UserId,
+    AccessClaims, Account, Actor, AdminService, Audience, AuthMethod, ClientInfo, Clock,
+    CommandContext, KeyOwner, KeyPurpose, KeyStatus, KeyStore, PasswordHasher, Permissions, Policy,
+    Repository, SealedSecret, SessionId, TenantId, TokenError, User, UserCommand, UserId,
 };
 
 use crate::audit::{AuditLog, AuthAuditEvent};
-use crate::challenge::ChallengeStore;
+use crate::background::{self, Health, ProjectionHealth, Supervisor};
+use crate::challenge::MemoryChallengeStore;
 use crate::config::{AuthnConfig, JwtSigning};
 use crate::error::AuthnError;
 use crate::jwt::{self, ACCESS_TOKEN_TYP, JwtValidator, RevocationList};
-use crate::lockout::PhantomLockouts;
-use crate::rate_limit::{MemoryRateLimiter, RateDecision, RateLimit, RateLimiter};
+use crate::lockout::MemoryAttemptLedger;
+use crate::projection::{RevocationProjection, RevocationTap};
+use crate::rate_limit::MemoryRateLimiter;
 use crate::session::{Session, SessionCommand};
-use crate::store::{EventWriter, StreamCache};
 use crate::tenant_keys::TenantKeys;
+use security_core::{
+    AttemptLedger, ChallengeStore, DEFAULT_CACHE_CAPACITY, RateLimit, RateLimiter, RetryPolicy,
+    StateCache, TokioTimer,
+};
 
 /// Prefix of refresh tokens (lets secret scanners find leaked ones).
 pub(crate) const REFRESH_TOKEN_PREFIX: &str = "sec_rt_";
@@ -86,9 +90,6 @@ pub(crate) struct UserOutcome {
 
 pub(crate) struct Inner {
     pub(crate) repo: Repository,
-    pub(crate) writer: EventWriter,
-    pub(crate) users: StreamCache<User>,
-    pub(crate) accounts: StreamCache<Account>,
     pub(crate) admin: AdminService,
     pub(crate) keys: TenantKeys,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
@@ -97,8 +98,12 @@ pub(crate) struct Inner {
     pub(crate) config: AuthnConfig,
     pub(crate) validator: Arc<JwtValidator>,
     pub(crate) hs256: Option<(String, jsonwebtoken::EncodingKey)>,
-    pub(crate) challenges: ChallengeStore,
-    pub(crate) phantoms: PhantomLockouts,
+    pub(crate) challenges: Arc<dyn ChallengeStore>,
+    pub(crate) attempts: Arc<dyn AttemptLedger>,
+    pub(crate) health: Arc<Health>,
+    /// Dropped with the service: stops the background work.
+    #[allow(dead_code, reason = "held for its Drop")]
+    pub(crate) background: Option<Supervisor>,
     pub(crate) audit: AuditLog,
 }
 
@@ -107,7 +112,9 @@ impl fmt::Debug for AuthenticationService {
         f.debug_struct("AuthenticationService")
             .field("algorithm", &self.inner.config.jwt.signing.algorithm_name())
             .field("validator", &self.inner.validator)
+            .field("limiter", &self.inner.limiter)
             .field("challenges", &self.inner.challenges)
+            .field("attempts", &self.inner.attempts)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +127,9 @@ pub struct AuthenticationServiceBuilder {
     clock: Arc<dyn Clock>,
     config: AuthnConfig,
     limiter: Option<Arc<dyn RateLimiter>>,
+    challenges: Option<Arc<dyn ChallengeStore>>,
+    attempts: Option<Arc<dyn AttemptLedger>>,
+    background: bool,
 }
 
 impl fmt::Debug for AuthenticationServiceBuilder {
@@ -138,13 +148,45 @@ impl AuthenticationServiceBuilder {
     }
 
     /// Uses this rate limiter (default: a [`MemoryRateLimiter`], which
-    /// limits per process; share a backend across processes).
+    /// limits per process). Replicas must share one (Redis or PostgreSQL,
+    /// `security-eventstore`), or each replica throttles on its own.
     pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
         self.limiter = Some(limiter);
         self
     }
 
-    /// The service.
+    /// Keeps pending MFA challenges, password-change tickets and
+    /// public-key nonces here (default: a [`MemoryChallengeStore`], one
+    /// process). Replicas must share one (PostgreSQL,
+    /// `security-eventstore`), or a challenge made on one replica cannot be
+    /// completed on another.
+    pub fn challenge_store(mut self, challenges: Arc<dyn ChallengeStore>) -> Self {
+        self.challenges = Some(challenges);
+        self
+    }
+
+    /// Keeps the verification budgets and the lockouts of unknown
+    /// usernames here (default: a [`MemoryAttemptLedger`], one process).
+    /// Replicas must share one (Redis or PostgreSQL, `security-eventstore`),
+    /// or the lockout is not exact and unknown usernames behave differently
+    /// from real ones across replicas.
+    pub fn attempt_ledger(mut self, attempts: Arc<dyn AttemptLedger>) -> Self {
+        self.attempts = Some(attempts);
+        self
+    }
+
+    /// Whether the service runs its revocation projection by itself
+    /// (default: yes, when built inside a Tokio runtime). Turn it off only
+    /// to run a [`RevocationProjection`] yourself: without one, a
+    /// revocation made by another replica is never seen here.
+    pub fn background(mut self, run: bool) -> Self {
+        self.background = run;
+        self
+    }
+
+    /// The service. Inside a Tokio runtime it starts its background work
+    /// (see [`revocation_health`](AuthenticationService::revocation_health)),
+    /// which stops when the last clone of the service is dropped.
     pub fn build(self) -> Result<AuthenticationService, AuthnError> {
         let jwt = &self.config.jwt;
         let retention = jwt.access_token_ttl + jwt.leeway + std::time::Duration::from_secs(60);
@@ -158,7 +200,9 @@ impl AuthenticationServiceBuilder {
             .typ(ACCESS_TOKEN_TYP)
             .leeway(jwt.leeway)
             .revocations(Arc::new(RevocationList::new(retention)))
+            .key_store(Arc::clone(&self.keys))
             .build();
+        let validator = Arc::new(validator);
         let hs256 = match &jwt.signing {
             JwtSigning::EdDsa => None,
             JwtSigning::Hs256(secret) => {
@@ -174,32 +218,66 @@ impl AuthenticationServiceBuilder {
                 ))
             }
         };
+        // Revocations written through this service's repository (its admin
+        // API included) apply in this process before the command returns;
+        // other processes' arrive through the supervised projection.
+        let projection = RevocationProjection::for_validator(Arc::clone(&validator));
+        let tap = RevocationTap {
+            projection: projection.clone(),
+            next: self.repo.publisher().cloned(),
+        };
+        // The one command path: the repository, with a state cache (a
+        // login catches the user up from the store instead of replaying
+        // its stream) and a timer for the backoff of persistent retries.
+        let mut repo = self.repo;
+        if repo.state_cache().is_none() {
+            repo = repo.with_state_cache(StateCache::new(DEFAULT_CACHE_CAPACITY));
+        }
+        if repo.timer().is_none() {
+            repo = repo.with_timer(Arc::new(TokioTimer));
+        }
+        let audit_repo = repo.clone();
+        let repo = repo.with_publisher(Arc::new(tap));
         let admin = AdminService::new(
-            self.repo.clone(),
+            repo.clone(),
             Arc::clone(&self.clock),
             Arc::clone(&self.keys),
         );
-        let writer = EventWriter::new(&self.repo);
-        let audit = AuditLog::new(writer.clone());
+        let audit = AuditLog::new(audit_repo);
+        let health = Arc::new(Health::default());
+        let background = if self.background {
+            background::start(
+                Arc::clone(repo.store()),
+                projection,
+                Arc::clone(&self.clock),
+                retention,
+                Arc::clone(&health),
+            )
+        } else {
+            None
+        };
         Ok(AuthenticationService {
             inner: Arc::new(Inner {
                 admin,
-                keys: TenantKeys::new(self.keys),
+                keys: TenantKeys::new(self.keys, repo.clone(), Arc::clone(&self.clock)),
+                background,
+                health,
                 hasher: self.hasher,
                 clock: self.clock,
                 limiter: self
                     .limiter
                     .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
-                phantoms: PhantomLockouts::new(self.config.lockout),
                 config: self.config,
-                validator: Arc::new(validator),
+                validator,
                 hs256,
-                challenges: ChallengeStore::default(),
+                challenges: self
+                    .challenges
+                    .unwrap_or_else(|| Arc::new(MemoryChallengeStore::new())),
+                attempts: self
+                    .attempts
+                    .unwrap_or_else(|| Arc::new(MemoryAttemptLedger::new())),
                 audit,
-                writer,
-                users: StreamCache::default(),
-                accounts: StreamCache::default(),
-                repo: self.repo,
+                repo,
             }),
         })
     }
@@ -335,6 +413,9 @@ impl AuthenticationService {
             clock,
             config: AuthnConfig::default(),
             limiter: None,
+            challenges: None,
+            attempts: None,
+            background: true,
         }
     }
 
@@ -350,9 +431,21 @@ impl AuthenticationService {
         Arc::clone(&self.inner.validator)
     }
 
-    /// The admin API over the same repository and key store.
+    /// The admin API over the same repository and key store. Revocations
+    /// it records (a lock, a role change, an expiry) apply to this
+    /// service's validator before the call returns.
     pub fn admin(&self) -> &AdminService {
         &self.inner.admin
+    }
+
+    /// How the background revocation projection fares: whether it is live,
+    /// the position it reached, how far behind the store's head it is, how
+    /// often it restarted after a store error. A revocation made on another
+    /// replica is refused here once `position` passes it (milliseconds when
+    /// `live`).
+    pub async fn revocation_health(&self) -> ProjectionHealth {
+        let head = self.inner.repo.store().head_position().await.ok();
+        self.inner.health.snapshot(head)
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -371,11 +464,10 @@ impl AuthenticationService {
     }
 
     pub(crate) async fn account(&self, tenant: TenantId) -> Result<Account, AuthnError> {
-        let store = &*self.inner.writer.store;
         Ok(self
             .inner
-            .accounts
-            .load(store, tenant, tenant.as_uuid())
+            .repo
+            .load::<Account>(tenant, tenant.as_uuid())
             .await?
             .state)
     }
@@ -386,68 +478,47 @@ impl AuthenticationService {
         tenant: TenantId,
         user_id: UserId,
     ) -> Result<Option<User>, AuthnError> {
-        let store = &*self.inner.writer.store;
-        let user = self
-            .inner
-            .users
-            .load(store, tenant, user_id.as_uuid())
-            .await?
-            .state;
+        let user = self.inner.repo.load::<User>(tenant, user_id).await?.state;
         Ok(user.id.is_some().then_some(user))
     }
 
-    /// Runs a user command: the user as the cache has it (caught up with
-    /// the store), its rules, an append expecting that version (retried on
-    /// a conflict, like the repository does), and the revocation list kept
-    /// in step with any sessions it revoked.
+    /// Runs a user command through the repository (with its retry policy;
+    /// any sessions it revokes are refused by this service's validator
+    /// before it returns).
     pub(crate) async fn user_command(
         &self,
         ctx: &CommandContext,
         user_id: UserId,
         command: UserCommand,
     ) -> Result<UserOutcome, AuthnError> {
-        let writer = &self.inner.writer;
-        let tenant = ctx.tenant_id;
-        let stream_id = StreamId::new(tenant, User::TYPE, user_id.as_uuid());
-        for _ in 0..=writer.max_retries {
-            let Loaded { mut state, version } = self
-                .inner
-                .users
-                .load(&*writer.store, tenant, user_id.as_uuid())
-                .await?;
-            let events = state.handle(&command, ctx)?;
-            if events.is_empty() {
-                return Ok(UserOutcome { state });
-            }
-            let expected = if version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(version)
-            };
-            let encoded = writer.encode(&events, ctx)?;
-            let Some(result) = writer.append(&stream_id, expected, encoded, ctx).await? else {
-                continue;
-            };
-            for event in &events {
-                state.apply(event);
-                if let UserEvent::SessionsRevoked { revoked_at, .. } = event {
-                    self.inner
-                        .validator
-                        .revocations()
-                        .revoke_user(user_id, *revoked_at, ctx.now);
-                }
-            }
-            self.inner.users.put(
-                tenant,
-                user_id.as_uuid(),
-                Loaded {
-                    state: state.clone(),
-                    version: result.last_version,
-                },
-            );
-            return Ok(UserOutcome { state });
-        }
-        Err(AuthnError::Conflict)
+        let outcome = self
+            .inner
+            .repo
+            .execute::<User>(user_id, &command, ctx)
+            .await?;
+        Ok(UserOutcome {
+            state: outcome.state,
+        })
+    }
+
+    /// Runs a user command that records a fact (an authentication, a
+    /// failure): a concurrency conflict is retried with the repository's
+    /// persistent policy (jittered backoff) until it lands, so concurrent
+    /// logins of one user never see a conflict and no failure is lost.
+    pub(crate) async fn record_user_fact(
+        &self,
+        ctx: &CommandContext,
+        user_id: UserId,
+        command: UserCommand,
+    ) -> Result<UserOutcome, AuthnError> {
+        let outcome = self
+            .inner
+            .repo
+            .execute_with::<User>(user_id, &command, ctx, &RetryPolicy::persistent())
+            .await?;
+        Ok(UserOutcome {
+            state: outcome.state,
+        })
     }
 
     pub(crate) async fn record_audit(
@@ -458,22 +529,29 @@ impl AuthenticationService {
         self.inner.audit.record(ctx, event).await
     }
 
-    /// Counts one event under `limit` for each key; the first refusal wins.
+    /// Counts one event under `limit` for each key (in one round trip to
+    /// a shared limiter); the first refusal wins.
     pub(crate) async fn throttle(
         &self,
         keys: &[Option<String>],
         limit: RateLimit,
         now: DateTime<Utc>,
     ) -> Result<Option<(usize, std::time::Duration)>, AuthnError> {
-        for (index, key) in keys.iter().enumerate() {
-            let Some(key) = key else { continue };
-            if let RateDecision::Limited { retry_after } =
-                self.inner.limiter.acquire(key, limit, now).await?
-            {
-                return Ok(Some((index, retry_after)));
-            }
+        let present: Vec<(usize, &str)> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| k.as_deref().map(|k| (i, k)))
+            .collect();
+        if present.is_empty() {
+            return Ok(None);
         }
-        Ok(None)
+        let names: Vec<&str> = present.iter().map(|(_, k)| *k).collect();
+        Ok(self
+            .inner
+            .limiter
+            .acquire_all(&names, limit, now)
+            .await?
+            .map(|(at, retry_after)| (present[at].0, retry_after)))
     }
 
     // ----- sealing --------------------------------------------------------
@@ -613,10 +691,12 @@ impl AuthenticationService {
         // token of its second: a token issued after it in the same second
         // carries the next second.
         let mut iat = now.timestamp();
-        let cutoff = user
-            .sessions_revoked_at
-            .map(|r| r.timestamp())
-            .max(self.inner.validator.revocations().user_cutoff(user_id));
+        let cutoff = user.sessions_revoked_at.map(|r| r.timestamp()).max(
+            self.inner
+                .validator
+                .revocations()
+                .user_cutoff(tenant, user_id),
+        );
         if let Some(cutoff) = cutoff
             && iat <= cutoff
         {
@@ -693,36 +773,10 @@ impl AuthenticationService {
 
     /// Validates an access token in-process. Like the
     /// [`validator`](Self::validator), plus: a token signed by a key this
-    /// process has not seen yet (issued by another instance, or before a
+    /// process has not seen yet (issued by another replica, or before a
     /// restart) is checked after looking the key up in the key store.
     pub async fn validate_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        match self.inner.validator.validate_as::<AccessClaims>(token) {
-            Err(TokenError::UnknownKey) => {}
-            other => return other,
-        }
-        let kid = unverified_kid(token).ok_or(TokenError::UnknownKey)?;
-        let key_id: security_core::KeyId = kid.parse().map_err(|_| TokenError::UnknownKey)?;
-        let info = self
-            .inner
-            .keys
-            .store()
-            .key(key_id)
-            .await
-            .map_err(|_| TokenError::UnknownKey)?;
-        if info.purpose != KeyPurpose::TokenSigning {
-            return Err(TokenError::UnknownKey);
-        }
-        self.register_signing_key(&info)
-            .map_err(|_| TokenError::UnknownKey)?;
-        self.inner.validator.validate_as::<AccessClaims>(token)
-    }
-
-    /// Revokes one access token (by its `jti`) until it expires.
-    pub fn revoke_access_token(&self, claims: &AccessClaims) {
-        self.inner
-            .validator
-            .revocations()
-            .revoke_jti(&claims.jti, claims.exp, self.now());
+        self.inner.validator.validate_fetching(token).await
     }
 
     /// Creates a new token-signing key for the tenant; new tokens are
@@ -732,13 +786,11 @@ impl AuthenticationService {
         &self,
         tenant: TenantId,
     ) -> Result<security_core::KeyId, AuthnError> {
-        let current = self
+        let next = self
             .inner
             .keys
-            .active(tenant, KeyPurpose::TokenSigning)
+            .rotate(tenant, KeyPurpose::TokenSigning)
             .await?;
-        let next = self.inner.keys.store().rotate_key(current.key_id).await?;
-        self.inner.keys.forget(tenant, KeyPurpose::TokenSigning);
         self.register_signing_key(&next)?;
         Ok(next.key_id)
     }
@@ -758,24 +810,11 @@ impl AuthenticationService {
         }
         self.inner.validator.revoke_kid(&key_id.to_string());
         self.inner.keys.store().revoke_key(key_id).await?;
-        self.inner.keys.forget(tenant, KeyPurpose::TokenSigning);
-        Ok(())
+        self.inner
+            .keys
+            .record_revoked(tenant, KeyPurpose::TokenSigning, key_id)
+            .await
     }
-}
-
-/// The `kid` of a token's header, read without any verification (only to
-/// look the key up).
-fn unverified_kid(token: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct KidOnly {
-        kid: Option<String>,
-    }
-    if token.len() > jwt::DEFAULT_MAX_TOKEN_BYTES {
-        return None;
-    }
-    let header = token.split('.').next()?;
-    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
-    serde_json::from_slice::<KidOnly>(&bytes).ok()?.kid
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl AuthenticationService {
         self.inner
             .validator
             .revocations()
-            .revoke_session(session_id, ctx.now);
+            .revoke_session(ctx.tenant_id, session_id, ctx.now);
         Ok(())
     }
 
@@ -120,7 +120,17 @@ impl AuthenticationService {
                     .await?;
                 return Err(AuthnError::SessionRevoked);
             }
-            if let Err(e) = user.check_can_authenticate(now) {
+            // A lock caused by failed logins (which anyone can cause) does
+            // not stop a session that was already open; an admin's lock
+            // revokes the sessions anyway.
+            let failure_lock = matches!(
+                &user.status,
+                security_core::UserStatus::Locked { reason, .. }
+                    if reason == security_core::FAILURE_LOCK_REASON
+            );
+            if let Err(e) = user.check_can_authenticate(now)
+                && !failure_lock
+            {
                 if user.status == security_core::UserStatus::Expired {
                     self.end_session(&ctx, session_id, "user expired").await?;
                 }
@@ -161,7 +171,7 @@ impl AuthenticationService {
             self.inner
                 .validator
                 .revocations()
-                .revoke_session(session_id, now);
+                .revoke_session(tenant, session_id, now);
             tracing::warn!(%session_id, "refresh token reuse: session revoked");
             return Err(AuthnError::RefreshTokenReused);
         }

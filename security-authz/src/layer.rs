@@ -58,16 +58,21 @@ impl RequirePermissionLayer {
         }
     }
 
-    fn check<B>(&self, request: &Request<B>) -> Result<AccessClaims, Refusal> {
+    /// The Bearer token of a request, if it has one.
+    fn token<B>(request: &Request<B>) -> Result<secrecy::SecretString, Refusal> {
         let header = request
             .headers()
             .get(AUTHORIZATION)
             .ok_or(Refusal::NoToken)?;
         let value = header.to_str().map_err(|_| Refusal::NoToken)?;
-        let token = bearer_token(value).map_err(|_| Refusal::NoToken)?;
+        bearer_token(value).map_err(|_| Refusal::NoToken)
+    }
+
+    async fn check(&self, token: &str) -> Result<AccessClaims, Refusal> {
         let claims = self
             .validator
-            .validate(token.expose_secret())
+            .validate_async(token)
+            .await
             .map_err(|_| Refusal::InvalidToken)?;
         if self.policy.check(&claims, &self.permission).is_allowed() {
             Ok(claims)
@@ -148,16 +153,23 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        match self.layer.check(&request) {
-            Err(refusal) => Box::pin(async move { Ok(refusal.response()) }),
-            Ok(claims) => {
-                request.extensions_mut().insert(claims);
-                // The ready service is the one `poll_ready` was called on:
-                // take it and leave a fresh clone in its place.
-                let clone = self.inner.clone();
-                let mut ready = std::mem::replace(&mut self.inner, clone);
-                Box::pin(ready.call(request))
+        let token = match RequirePermissionLayer::token(&request) {
+            Ok(token) => token,
+            Err(refusal) => return Box::pin(async move { Ok(refusal.response()) }),
+        };
+        // The ready service is the one `poll_ready` was called on: take it
+        // and leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            match layer.check(token.expose_secret()).await {
+                Err(refusal) => Ok(refusal.response()),
+                Ok(claims) => {
+                    request.extensions_mut().insert(claims);
+                    ready.call(request).await
+                }
             }
-        }
+        })
     }
 }

@@ -117,7 +117,7 @@ impl SecurePublisher {
     where
         T: Serialize + Send,
     {
-        let claims = self.validator.validate(token.expose_secret())?;
+        let claims = self.validator.validate_async(token.expose_secret()).await?;
         let message = SecureMessage {
             payload,
             security: SecurityContext::from_claims(&claims, trace_id, self.clock.now()),

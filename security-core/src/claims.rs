@@ -174,9 +174,23 @@ pub enum TokenError {
 }
 
 /// Validates access tokens in-process.
+///
+/// [`validate`](Self::validate) uses only what the validator holds;
+/// [`validate_async`](Self::validate_async), which request paths (the
+/// `tower` layer, secure publishing) call, may also fetch what it lacks
+/// (a signing key another replica created, from a shared key store) before
+/// deciding. A validator that needs nothing from outside implements only
+/// `validate`.
+#[async_trait::async_trait]
 pub trait TokenValidator: fmt::Debug + Send + Sync {
     /// The claims of a valid token, or why it is refused.
     fn validate(&self, token: &str) -> Result<AccessClaims, TokenError>;
+
+    /// Like [`validate`](Self::validate), fetching an unknown signing key
+    /// first where the validator can (default: `validate`).
+    async fn validate_async(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.validate(token)
+    }
 }
 
 #[cfg(test)]

@@ -49,8 +49,10 @@
 mod account;
 mod admin;
 mod aggregate;
+mod attempts;
 mod cache;
 pub mod chain;
+mod challenge;
 mod claims;
 mod error;
 mod event;
@@ -61,6 +63,7 @@ mod permissions;
 mod policy;
 mod ports;
 mod projection;
+mod rate_limit;
 mod repository;
 mod retry;
 mod role;
@@ -80,7 +83,14 @@ pub use account::{
 };
 pub use admin::{AdminError, AdminResult, AdminService, NewUser, Request};
 pub use aggregate::{Aggregate, CommandContext};
+pub use attempts::{
+    AttemptLedger, AttemptLedgerError, AttemptOutcome, AttemptPolicy, LeaseId, Reservation,
+};
 pub use cache::{DEFAULT_CACHE_CAPACITY, StateCache};
+pub use challenge::{
+    ChallengeDigest, ChallengePurpose, ChallengeQuota, ChallengeStore, ChallengeStoreError,
+    PendingChallenge, QuotaScope,
+};
 pub use claims::{AccessClaims, Audience, TokenError, TokenValidator};
 pub use error::DomainError;
 pub use event::{
@@ -110,6 +120,7 @@ pub use projection::{
     CheckpointStore, DEFAULT_BATCH_SIZE, InMemoryCheckpoints, Projection, ProjectionError,
     ProjectionRunner,
 };
+pub use rate_limit::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use repository::{
     CommandError, CommandOutcome, DEFAULT_MAX_RETRIES, Loaded, Repository, new_events, replay,
 };
@@ -128,9 +139,9 @@ pub use subject::SubjectError;
 #[cfg(feature = "tokio")]
 pub use timer::TokioTimer;
 pub use user::{
-    AuthMethod, ClientInfo, Credential, CredentialType, FailureReason, LockoutPolicy,
-    MAX_USER_AGENT_LEN, MfaProof, MfaState, PASSWORD_HISTORY_KEPT, User, UserCommand, UserEvent,
-    UserStatus,
+    AuthMethod, ClientInfo, Credential, CredentialType, DEFAULT_ESCALATION_RESET_SECS,
+    FAILURE_LOCK_REASON, FailureReason, LockoutPolicy, MAX_USER_AGENT_LEN, MfaProof, MfaState,
+    PASSWORD_HISTORY_KEPT, User, UserCommand, UserEvent, UserStatus,
 };
 
 /// Re-exported so that implementors of the async traits use the same version.

@@ -190,6 +190,14 @@ pub enum MfaProof {
 }
 
 /// When consecutive failures lock a user, and for how long.
+///
+/// Each lock caused by failures doubles the next one's length (the
+/// escalation level), up to `max_lock_secs`. The escalation decays: a
+/// successful login resets it, and so does a quiet period of
+/// `escalation_reset_secs` after the previous lock ended. So a stranger who
+/// fails against a victim's username round after round locks it for
+/// `base_lock_secs`, then twice that, and so on, but the victim's next
+/// successful login starts the count again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockoutPolicy {
     /// Consecutive failures that lock the user.
@@ -198,9 +206,40 @@ pub struct LockoutPolicy {
     pub base_lock_secs: u64,
     /// The longest lock, in seconds.
     pub max_lock_secs: u64,
+    /// The escalation restarts at the first length once the previous lock
+    /// ended this many seconds ago.
+    #[serde(default = "default_escalation_reset_secs")]
+    pub escalation_reset_secs: u64,
+}
+
+/// The reason recorded with a lock caused by failures.
+pub const FAILURE_LOCK_REASON: &str = "too many failed attempts";
+
+/// One day: the default quiet period after which lock escalation restarts.
+pub const DEFAULT_ESCALATION_RESET_SECS: u64 = 86_400;
+
+fn default_escalation_reset_secs() -> u64 {
+    DEFAULT_ESCALATION_RESET_SECS
 }
 
 impl LockoutPolicy {
+    /// The escalation level a new lock starts at, given the level reached
+    /// so far and when the previous lock ended: `level`, or 0 once the
+    /// previous lock ended `escalation_reset_secs` before `now`.
+    pub fn level_at(
+        &self,
+        level: u32,
+        previous_lock_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> u32 {
+        let reset =
+            Duration::seconds(i64::try_from(self.escalation_reset_secs).unwrap_or(i64::MAX / 1000));
+        match previous_lock_until {
+            Some(until) if now >= until + reset => 0,
+            _ => level,
+        }
+    }
+
     /// The lock length after `previous_lockouts` earlier lockouts.
     pub fn lock_duration(&self, previous_lockouts: u32) -> Duration {
         let factor = 1_u64
@@ -435,6 +474,10 @@ pub enum UserEvent {
         /// When the lock lifts by itself.
         #[serde(default)]
         until: Option<DateTime<Utc>>,
+        /// For a lock caused by failures: its escalation level (0 for the
+        /// first length; see [`LockoutPolicy`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        escalation: Option<u32>,
     },
     /// The user was unlocked.
     UserUnlocked {
@@ -652,8 +695,12 @@ pub struct User {
     pub password_must_change: bool,
     /// Failed attempts in a row (password or MFA).
     pub consecutive_failures: u32,
-    /// How many times failures locked the user (grows the next lock).
+    /// The escalation level of locks caused by failures: how many such
+    /// locks in a row (grows the next lock; reset by a successful login and
+    /// by a quiet period, see [`LockoutPolicy`]).
     pub lockouts: u32,
+    /// When the latest lock caused by failures ends (or ended).
+    pub last_lock_until: Option<DateTime<Utc>>,
     /// Sessions and tokens issued at or before this instant are revoked.
     pub sessions_revoked_at: Option<DateTime<Utc>>,
 }
@@ -704,6 +751,9 @@ impl User {
         }
     }
 
+    /// The lock that failures cause once they reach the policy's limit.
+    /// It does not revoke sessions: a stranger who types wrong passwords
+    /// must not be able to log the user out (an admin lock does).
     fn failure_lock(
         &self,
         user_id: UserId,
@@ -718,16 +768,15 @@ impl User {
                     && !self.is_locked_at(ctx.now)
                     && self.status != UserStatus::Expired =>
             {
-                let until = ctx.now + policy.lock_duration(self.lockouts);
-                vec![
-                    UserEvent::UserLocked {
-                        user_id,
-                        reason: "too many failed attempts".to_owned(),
-                        locked_at: ctx.now,
-                        until: Some(until),
-                    },
-                    Self::revoke(user_id, "user locked", ctx),
-                ]
+                let level = policy.level_at(self.lockouts, self.last_lock_until, ctx.now);
+                let until = ctx.now + policy.lock_duration(level);
+                vec![UserEvent::UserLocked {
+                    user_id,
+                    reason: FAILURE_LOCK_REASON.to_owned(),
+                    locked_at: ctx.now,
+                    until: Some(until),
+                    escalation: Some(level),
+                }]
             }
             _ => Vec::new(),
         }
@@ -805,6 +854,7 @@ impl User {
                         reason: reason.clone(),
                         locked_at: now,
                         until: *until,
+                        escalation: None,
                     },
                     Self::revoke(user_id, "user locked", ctx),
                 ]
@@ -964,7 +1014,13 @@ impl User {
                 client,
                 lockout,
             } => {
-                let failures = self.consecutive_failures.saturating_add(1);
+                // An attempt refused because of a lock is recorded but
+                // does not count: it verified nothing.
+                let failures = if self.is_locked_at(now) {
+                    self.consecutive_failures
+                } else {
+                    self.consecutive_failures.saturating_add(1)
+                };
                 let mut events = vec![UserEvent::AuthenticationFailed {
                     user_id,
                     reason: *reason,
@@ -1105,6 +1161,7 @@ impl Aggregate for User {
                 reason,
                 locked_at,
                 until,
+                escalation,
                 ..
             } => {
                 self.status = UserStatus::Locked {
@@ -1112,8 +1169,18 @@ impl Aggregate for User {
                     since: *locked_at,
                     until: *until,
                 };
-                if until.is_some() {
-                    self.lockouts = self.lockouts.saturating_add(1);
+                match escalation {
+                    Some(level) => {
+                        self.lockouts = level.saturating_add(1);
+                        self.last_lock_until = *until;
+                    }
+                    // A failure lock written before escalation levels
+                    // were recorded.
+                    None if until.is_some() && reason == FAILURE_LOCK_REASON => {
+                        self.lockouts = self.lockouts.saturating_add(1);
+                        self.last_lock_until = *until;
+                    }
+                    None => {}
                 }
                 self.consecutive_failures = 0;
             }
@@ -1168,6 +1235,7 @@ impl Aggregate for User {
             } => {
                 self.last_active = Some(*authenticated_at);
                 self.consecutive_failures = 0;
+                self.lockouts = 0;
                 if matches!(self.status, UserStatus::Locked { until: Some(u), .. } if *authenticated_at >= u)
                 {
                     self.status = UserStatus::Active;

@@ -974,6 +974,7 @@ fn locked(until: Option<i64>) -> UserEvent {
         reason: "fraud review".into(),
         locked_at: t0(),
         until: until.map(|s| t0() + Duration::seconds(s)),
+        escalation: None,
     }
 }
 
@@ -1341,6 +1342,7 @@ const LOCKOUT: LockoutPolicy = LockoutPolicy {
     max_failures: 3,
     base_lock_secs: 60,
     max_lock_secs: 3600,
+    escalation_reset_secs: 86_400,
 };
 
 fn failed(n: u32) -> UserEvent {
@@ -1350,6 +1352,26 @@ fn failed(n: u32) -> UserEvent {
         client: ClientInfo::default(),
         consecutive_failures: n,
         failed_at: t0(),
+    }
+}
+
+fn failure_lock(at: i64, secs: i64, level: u32) -> UserEvent {
+    UserEvent::UserLocked {
+        user_id: USER,
+        reason: "too many failed attempts".into(),
+        locked_at: t0() + Duration::seconds(at),
+        until: Some(t0() + Duration::seconds(at + secs)),
+        escalation: Some(level),
+    }
+}
+
+fn failed_at(n: u32, at: i64) -> UserEvent {
+    UserEvent::AuthenticationFailed {
+        user_id: USER,
+        reason: FailureReason::BadPassword,
+        client: ClientInfo::default(),
+        consecutive_failures: n,
+        failed_at: t0() + Duration::seconds(at),
     }
 }
 
@@ -1365,48 +1387,73 @@ fn consecutive_failures_lock_for_a_growing_time() {
         .when(fail.clone())
         .then_expect_events(vec![failed(2)]);
     assert_eq!(state.consecutive_failures, 2);
-    let lock = |secs| UserEvent::UserLocked {
-        user_id: USER,
-        reason: "too many failed attempts".into(),
-        locked_at: t0(),
-        until: Some(t0() + Duration::seconds(secs)),
-    };
+    // The lock caused by failures revokes no session: a stranger who types
+    // wrong passwords cannot log the user out.
     let state = AggregateTest::<User>::new(ctx())
         .given([user_created(), failed(1), failed(2)])
         .when(fail.clone())
-        .then_expect_events(vec![failed(3), lock(60), revoked("user locked", 0)]);
+        .then_expect_events(vec![failed(3), failure_lock(0, 60, 0)]);
     assert_eq!(state.lockouts, 1);
     assert_eq!(state.consecutive_failures, 0);
+    assert_eq!(state.sessions_revoked_at, None);
     // After the first lock lifts, the second lockout lasts twice as long.
-    let later = t0() + Duration::seconds(120);
     AggregateTest::<User>::new(ctx_at(120))
         .given([
             user_created(),
             failed(1),
             failed(2),
             failed(3),
-            lock(60),
+            failure_lock(0, 60, 0),
             failed(1),
             failed(2),
         ])
         .when(fail)
-        .then_expect_events(vec![
-            UserEvent::AuthenticationFailed {
-                user_id: USER,
-                reason: FailureReason::BadPassword,
-                client: ClientInfo::default(),
-                consecutive_failures: 3,
-                failed_at: later,
-            },
-            UserEvent::UserLocked {
-                user_id: USER,
-                reason: "too many failed attempts".into(),
-                locked_at: later,
-                until: Some(later + Duration::seconds(120)),
-            },
-            revoked("user locked", 120),
-        ]);
+        .then_expect_events(vec![failed_at(3, 120), failure_lock(120, 120, 1)]);
     assert_eq!(LOCKOUT.lock_duration(10), Duration::seconds(3600), "capped");
+}
+
+#[test]
+fn lock_escalation_decays_after_a_success_and_over_time() {
+    let fail = UserCommand::RecordAuthenticationFailure {
+        reason: FailureReason::BadPassword,
+        client: ClientInfo::default(),
+        lockout: Some(LOCKOUT),
+    };
+    let escalated = [
+        user_created(),
+        failure_lock(0, 60, 0),
+        failure_lock(100, 120, 1),
+        failure_lock(300, 240, 2),
+    ];
+    // Still escalating: the fourth lock is 8 times the first.
+    let mut given = escalated.to_vec();
+    given.extend([failed_at(1, 600), failed_at(2, 600)]);
+    AggregateTest::<User>::new(ctx_at(600))
+        .given(given)
+        .when(fail.clone())
+        .then_expect_events(vec![failed_at(3, 600), failure_lock(600, 480, 3)]);
+    // A successful login in between starts again from the first length.
+    let mut given = escalated.to_vec();
+    given.push(UserEvent::UserAuthenticated {
+        user_id: USER,
+        method: AuthMethod::Password,
+        client: ClientInfo::default(),
+        authenticated_at: t0() + Duration::seconds(550),
+    });
+    given.extend([failed_at(1, 600), failed_at(2, 600)]);
+    let state = AggregateTest::<User>::new(ctx_at(600))
+        .given(given)
+        .when(fail.clone())
+        .then_expect_events(vec![failed_at(3, 600), failure_lock(600, 60, 0)]);
+    assert_eq!(state.lockouts, 1);
+    // So does a quiet day after the last lock ended.
+    let quiet = 540 + 86_400;
+    let mut given = escalated.to_vec();
+    given.extend([failed_at(1, quiet), failed_at(2, quiet)]);
+    AggregateTest::<User>::new(ctx_at(quiet))
+        .given(given)
+        .when(fail)
+        .then_expect_events(vec![failed_at(3, quiet), failure_lock(quiet, 60, 0)]);
 }
 
 #[test]

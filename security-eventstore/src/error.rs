@@ -28,7 +28,7 @@ pub enum Error {
     /// The service could not be reached. Retrying later may succeed.
     #[error("could not connect to {service}")]
     Connect {
-        /// `postgresql`, `kafka` or `nats`.
+        /// `postgresql`, `kafka`, `nats` or `redis`.
         service: &'static str,
         /// The driver's error.
         #[source]

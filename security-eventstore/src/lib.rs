@@ -14,6 +14,11 @@
 //!   It builds librdkafka from source (needs `make`, `gcc`, `libssl-dev`).
 //! - NATS JetStream (feature `nats`): `NatsPublisher`, deduplicated by
 //!   `Nats-Msg-Id`.
+//! - What the replicas of an authentication service share (see
+//!   `security_authn`): with `postgres`, `PostgresRateLimiter`,
+//!   `PostgresAttemptLedger` and `PostgresChallengeStore` in the event
+//!   store's database; with `redis` (`REDIS_URL`), `RedisRateLimiter` and
+//!   `RedisAttemptLedger`, one round trip per check.
 //! - The conformance kit, module `testkit` (feature `testkit`): one async
 //!   function per clause of the contract and `testkit::run_all`, so an
 //!   integrator's adapter proves itself with one call.
@@ -58,6 +63,8 @@ mod memory_chain;
 mod nats;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis_state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -75,13 +82,18 @@ pub use nats::{NatsConfig, NatsPublisher};
 #[cfg(feature = "postgres")]
 pub use postgres::{
     DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE, DATABASE_URL, DEFAULT_CHANNEL, OutboxRelay,
-    PoolConfig, PostgresCheckpointStore, PostgresConfig, PostgresEventStore,
-    PostgresKeyRecordStore, RelayConfig, RelayOutcome, RelayStats, StoreOptions,
+    PoolConfig, PostgresAttemptLedger, PostgresChallengeStore, PostgresCheckpointStore,
+    PostgresConfig, PostgresEventStore, PostgresKeyRecordStore, PostgresRateLimiter, RelayConfig,
+    RelayOutcome, RelayStats, StoreOptions,
 };
 /// The Kafka client, re-exported so that applications (and the benchmark's
 /// bare producer) use the version the publisher was built with.
 #[cfg(feature = "kafka")]
 pub use rdkafka;
+#[cfg(feature = "redis")]
+pub use redis_state::{
+    REDIS_KEY_PREFIX, REDIS_URL, RedisAttemptLedger, RedisConfig, RedisConnection, RedisRateLimiter,
+};
 /// The PostgreSQL driver, re-exported so that a pool built by the
 /// application (for [`PostgresEventStore::from_pool`]) is of the same
 /// version.

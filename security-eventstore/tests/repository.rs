@@ -471,6 +471,7 @@ fn command(op: &Op) -> Option<UserCommand> {
         max_failures: 3,
         base_lock_secs: 60,
         max_lock_secs: 600,
+        escalation_reset_secs: 3600,
     });
     Some(match *op {
         Op::AssignPolicy(n) => UserCommand::AssignPolicy {

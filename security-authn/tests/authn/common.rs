@@ -109,6 +109,17 @@ impl Fixture {
     }
 
     pub(crate) async fn with_config(config: AuthnConfig) -> Self {
+        Self::with_challenges(
+            config,
+            Arc::new(security_authn::MemoryChallengeStore::new()),
+        )
+        .await
+    }
+
+    pub(crate) async fn with_challenges(
+        config: AuthnConfig,
+        challenges: Arc<security_authn::MemoryChallengeStore>,
+    ) -> Self {
         let store = Arc::new(MemoryEventStore::new());
         let publisher = Arc::new(MemoryPublisher::new());
         let clock = Arc::new(ManualClock::new(t0()));
@@ -126,6 +137,7 @@ impl Fixture {
             clock.clone(),
         )
         .config(config)
+        .challenge_store(challenges)
         .build()
         .unwrap();
         let operator = authn

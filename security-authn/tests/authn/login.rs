@@ -144,6 +144,9 @@ async fn an_unknown_username_costs_the_same_and_gets_the_same_error() {
 async fn a_lockout_looks_the_same_for_unknown_usernames() {
     let f = Fixture::new().await;
     let alice = f.user("alice").await;
+    // Alice is logged in somewhere when a stranger starts guessing.
+    let session = f.tokens("alice").await;
+    f.advance(60);
     let attempt = |name: &'static str, password: &'static str, ip: String| {
         let f = &f;
         async move {
@@ -177,10 +180,19 @@ async fn a_lockout_looks_the_same_for_unknown_usernames() {
     assert_eq!(answers[0].1, Some(std::time::Duration::from_secs(300 - 61)));
     let types = f.event_types("user", alice).await;
     assert!(types.contains(&"UserLocked".to_owned()), "{types:?}");
-    assert!(types.contains(&"SessionsRevoked".to_owned()));
+    // The stranger's failures did not log Alice out.
+    assert!(!types.contains(&"SessionsRevoked".to_owned()), "{types:?}");
+    assert!(f.validate(&session).await.is_ok());
+    assert!(
+        f.authn
+            .refresh(&session.refresh_token, &client("198.51.100.9"))
+            .await
+            .is_ok()
+    );
     // After the lock, failures lock again, twice as long, for both.
+    // (The refused attempts during the lock did not count.)
     f.advance(300);
-    for i in 0..4 {
+    for i in 0..5 {
         for name in ["alice", "ghost"] {
             // The failure that locks still answers "invalid credentials".
             let err = attempt(name, "nope-Nope-1!", format!("203.0.113.{}", 50 + i)).await;
@@ -505,21 +517,44 @@ async fn a_public_key_signs_a_nonce() {
         .start_public_key_login(f.tenant(), "device-7", &c)
         .await
         .unwrap();
-    let signature = pair.sign(challenge.nonce.as_bytes());
+    // The attack: a NATS server the device connects to sends the login's
+    // nonce as its own and gets the device's signature of it. That
+    // signature opens nothing here.
+    let nats_signature = pair.sign(challenge.nonce.as_bytes());
+    assert!(matches!(
+        f.authn
+            .complete_public_key_login(&challenge.challenge, &nats_signature, &c)
+            .await,
+        Err(AuthnError::InvalidCredentials)
+    ));
+    assert!(!challenge.message.starts_with(challenge.nonce.as_bytes()));
+    // The message binds the service and the tenant.
+    let text = String::from_utf8(challenge.message.clone()).unwrap();
+    assert!(
+        text.starts_with("security-authn public-key login v1\n"),
+        "{text}"
+    );
+    assert!(text.contains(&f.tenant().to_string()), "{text}");
+    let challenge = f
+        .authn
+        .start_public_key_login(f.tenant(), "device-7", &c)
+        .await
+        .unwrap();
+    let signature = pair.sign(&challenge.message);
     let tokens = f
         .authn
         .complete_public_key_login(&challenge.challenge, &signature, &c)
         .await
         .unwrap();
     assert_eq!(f.validate(&tokens).await.unwrap().user_id, device);
-    // A challenge works once.
+    // A challenge works once (a used one answers like a wrong signature).
     assert!(matches!(
         f.authn
             .complete_public_key_login(&challenge.challenge, &signature, &c)
             .await,
-        Err(AuthnError::InvalidChallenge)
+        Err(AuthnError::InvalidCredentials)
     ));
-    // A signature of another nonce, or by another key, fails.
+    // A signature of another challenge, or by another key, fails.
     let challenge = f
         .authn
         .start_public_key_login(f.tenant(), "device-7", &c)
@@ -539,11 +574,7 @@ async fn a_public_key_signs_a_nonce() {
         .unwrap();
     assert!(matches!(
         f.authn
-            .complete_public_key_login(
-                &challenge.challenge,
-                &other.sign(challenge.nonce.as_bytes()),
-                &c
-            )
+            .complete_public_key_login(&challenge.challenge, &other.sign(&challenge.message), &c)
             .await,
         Err(AuthnError::InvalidCredentials)
     ));
@@ -555,12 +586,36 @@ async fn a_public_key_signs_a_nonce() {
         .await
         .unwrap();
     assert_eq!(ghost.nonce.len(), challenge.nonce.len());
+    assert_eq!(
+        ghost.challenge.expose_secret().len(),
+        challenge.challenge.expose_secret().len()
+    );
     assert!(matches!(
         f.authn
-            .complete_public_key_login(&ghost.challenge, &other.sign(ghost.nonce.as_bytes()), &c)
+            .complete_public_key_login(&ghost.challenge, &other.sign(&ghost.message), &c)
             .await,
         Err(AuthnError::InvalidCredentials)
     ));
+    // Expired, both answer the same way too.
+    let real = f
+        .authn
+        .start_public_key_login(f.tenant(), "device-7", &c)
+        .await
+        .unwrap();
+    let ghost = f
+        .authn
+        .start_public_key_login(f.tenant(), "ghost", &c)
+        .await
+        .unwrap();
+    f.advance(301);
+    for expired in [&real, &ghost] {
+        assert!(matches!(
+            f.authn
+                .complete_public_key_login(&expired.challenge, &pair.sign(&expired.message), &c)
+                .await,
+            Err(AuthnError::InvalidChallenge)
+        ));
+    }
     let events = f.stream("user", device).await;
     let failures = events
         .iter()
@@ -574,7 +629,7 @@ async fn a_public_key_signs_a_nonce() {
             )
         })
         .count();
-    assert_eq!(failures, 2);
+    assert_eq!(failures, 3);
     assert!(
         events
             .last()
@@ -736,4 +791,53 @@ async fn a_login_reads_only_the_events_it_has_not_seen() {
     // However long the user's history, a login reads at most the event
     // the previous login appended (plus the first full load).
     assert!(reads[1..].iter().all(|n| *n <= 1), "{reads:?}");
+}
+
+#[tokio::test]
+async fn oversized_inputs_are_refused_before_any_hashing() {
+    let f = Fixture::new().await;
+    f.user("alice").await;
+    let work = f.hasher.work();
+    let huge = "a".repeat(10 * 1024 * 1024);
+    let started = std::time::Instant::now();
+    let err = f
+        .authn
+        .authenticate(
+            f.tenant(),
+            &huge,
+            &secret(PASSWORD),
+            &client("198.51.100.2"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
+    assert!(matches!(
+        f.authn
+            .start_public_key_login(f.tenant(), &huge, &client("198.51.100.2"))
+            .await,
+        Err(AuthnError::InvalidCredentials)
+    ));
+    // An over-long password of a real user is never hashed either.
+    let err = f
+        .authn
+        .authenticate(f.tenant(), "alice", &secret(&huge), &client("198.51.100.2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
+    // An over-long MFA code, challenge or refresh token likewise.
+    let code = secret(&huge);
+    assert!(
+        f.authn
+            .verify_mfa(&code, &code, &client("198.51.100.2"))
+            .await
+            .is_err()
+    );
+    assert!(
+        f.authn
+            .refresh(&code, &client("198.51.100.2"))
+            .await
+            .is_err()
+    );
+    assert_eq!(f.hasher.work(), work, "no argon2 run for oversized input");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }

@@ -184,3 +184,121 @@ async fn a_failing_rate_limiter_fails_closed() {
     assert!(err.is_infrastructure());
     assert_eq!(err.to_string(), "rate limiter failed");
 }
+
+#[tokio::test]
+async fn an_ipv6_host_is_throttled_by_its_prefix() {
+    let f = Fixture::new().await;
+    // One host holds a whole /64: every address in it counts as one.
+    for i in 0..5 {
+        let ip = client(&format!("2001:db8:1:2::{:x}", i + 1));
+        let err = f
+            .authn
+            .authenticate(f.tenant(), &format!("name-{i}"), &secret("x"), &ip)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
+    }
+    let err = f
+        .authn
+        .authenticate(
+            f.tenant(),
+            "name-9",
+            &secret("x"),
+            &client("2001:db8:1:2:ffff::9"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthnError::Throttled { .. }), "{err:?}");
+    // Another /64 is another client; an IPv4-mapped address is its IPv4.
+    let err = f
+        .authn
+        .authenticate(
+            f.tenant(),
+            "name-10",
+            &secret("x"),
+            &client("2001:db8:1:3::1"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
+    for i in 0..5 {
+        f.authn
+            .authenticate(
+                f.tenant(),
+                &format!("v4-{i}"),
+                &secret("x"),
+                &client("192.0.2.200"),
+            )
+            .await
+            .unwrap_err();
+    }
+    let err = f
+        .authn
+        .authenticate(
+            f.tenant(),
+            "v4-9",
+            &secret("x"),
+            &client("::ffff:192.0.2.200"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthnError::Throttled { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_flood_of_public_key_starts_stores_nothing_and_quotas_keep_tenants_apart() {
+    let challenges = Arc::new(security_authn::MemoryChallengeStore::new());
+    let config = security_authn::AuthnConfig {
+        login_rate: RateLimit::per_minute(1_000_000),
+        challenge_quota: security_core::ChallengeQuota {
+            per_user: 3,
+            per_tenant: 5,
+        },
+        ..security_authn::AuthnConfig::default()
+    };
+    let f = Fixture::with_challenges(config, challenges.clone()).await;
+    f.user("alice").await;
+    f.user("bob").await;
+    // Ten thousand starts for made-up usernames from one network store
+    // nothing.
+    for i in 0..10_000 {
+        f.authn
+            .start_public_key_login(f.tenant(), &format!("ghost-{i}"), &client("2001:db8::1"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(challenges.pending(), 0);
+    // A real user's starts are bounded per user…
+    for _ in 0..3 {
+        f.authn
+            .start_public_key_login(f.tenant(), "alice", &client("198.51.100.3"))
+            .await
+            .unwrap();
+    }
+    let err = f
+        .authn
+        .start_public_key_login(f.tenant(), "alice", &client("198.51.100.3"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthnError::Throttled { .. }), "{err:?}");
+    // …and per tenant, while other users still get theirs up to it.
+    for _ in 0..2 {
+        f.authn
+            .start_public_key_login(f.tenant(), "bob", &client("198.51.100.4"))
+            .await
+            .unwrap();
+    }
+    assert!(
+        f.authn
+            .start_public_key_login(f.tenant(), "bob", &client("198.51.100.4"))
+            .await
+            .is_err()
+    );
+    assert_eq!(challenges.pending(), 5);
+    // Expired challenges free the quota.
+    f.advance(301);
+    f.authn
+        .start_public_key_login(f.tenant(), "bob", &client("198.51.100.4"))
+        .await
+        .unwrap();
+}

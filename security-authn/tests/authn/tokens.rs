@@ -175,7 +175,7 @@ async fn revoking_one_session_by_id_and_one_access_token_by_jti() {
         .unwrap();
     assert_eq!(f.validate(&a).await.unwrap_err(), TokenError::Revoked);
     let claims = f.validate(&b).await.unwrap();
-    f.authn.revoke_access_token(&claims);
+    f.authn.revoke_access_token(&claims).await.unwrap();
     assert_eq!(f.validate(&b).await.unwrap_err(), TokenError::Revoked);
     // The session itself lives on: a refresh gives a new access token.
     let b2 = f
@@ -260,13 +260,27 @@ async fn another_instance_validates_after_looking_the_key_up() {
         TokenError::UnknownKey
     );
     // A revocation made by the first instance reaches the second through
-    // the event stream (a projection over the global stream).
+    // the event stream: its own supervised projection applies it.
     f.authn.logout(&tokens.refresh_token).await.unwrap();
-    other
-        .validator()
-        .validate(tokens.access_token.expose_secret())
-        .unwrap();
-    let mut projection = RevocationProjection::new(Arc::clone(other.validator().revocations()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match other
+            .validator()
+            .validate(tokens.access_token.expose_secret())
+        {
+            Err(TokenError::Revoked) => break,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            other => panic!("the logout never reached the other instance: {other:?}"),
+        }
+    }
+    let health = other.revocation_health().await;
+    assert!(health.live, "{health:?}");
+    assert_eq!(health.lag, Some(0), "{health:?}");
+    // A projection of one's own does the same for any validator.
+    let mine = security_authn::JwtValidator::builder(f.clock.clone()).build();
+    let mut projection = RevocationProjection::new(Arc::clone(mine.revocations()));
     for event in f
         .store
         .read_global(security_core::Scope::All, GlobalQuery::after(0, 10_000))
@@ -275,12 +289,18 @@ async fn another_instance_validates_after_looking_the_key_up() {
     {
         projection.apply(&event).unwrap();
     }
-    assert_eq!(
-        other
-            .validator()
-            .validate(tokens.access_token.expose_secret())
-            .unwrap_err(),
-        TokenError::Revoked
+    let claims = other
+        .validator()
+        .validate_as::<security_core::AccessClaims>(tokens.access_token.expose_secret())
+        .unwrap_err();
+    assert_eq!(claims, TokenError::Revoked);
+    assert!(
+        mine.revocations()
+            .user_cutoff(
+                f.tenant(),
+                security_core::UserId::from_uuid(uuid::Uuid::nil())
+            )
+            .is_none()
     );
 }
 
@@ -416,4 +436,65 @@ async fn hs256_with_a_configured_secret() {
         eddsa.validate_access_token(token).await.unwrap_err(),
         TokenError::Algorithm
     );
+}
+
+#[tokio::test]
+async fn an_admin_lock_or_role_change_revokes_access_tokens_in_this_process_at_once() {
+    let f = Fixture::new().await;
+    let alice = f.user("alice").await;
+    let bob = f.user("bob").await;
+    let a = f.tokens("alice").await;
+    let b = f.tokens("bob").await;
+    f.validate(&a).await.unwrap();
+    f.validate(&b).await.unwrap();
+    // The admin API of the service: no projection wired by hand, no wait.
+    f.authn
+        .admin()
+        .lock_user(
+            &security_core::Request::default(),
+            f.tenant(),
+            alice,
+            "fraud review",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.authn
+            .validator()
+            .validate(a.access_token.expose_secret())
+            .unwrap_err(),
+        TokenError::Revoked
+    );
+    f.authn
+        .admin()
+        .assign_role(
+            &security_core::Request::default(),
+            f.tenant(),
+            bob,
+            security_core::RoleName::new("auditor").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.authn
+            .validator()
+            .validate(b.access_token.expose_secret())
+            .unwrap_err(),
+        TokenError::Revoked
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_in_one_tenant_never_touches_a_user_of_another() {
+    let f = Fixture::new().await;
+    let alice = f.user("alice").await;
+    let tokens = f.tokens("alice").await;
+    let list = f.authn.validator().revocations().clone();
+    // Another tenant revokes "its" user with Alice's id (ids are not
+    // secret: it is the `sub` of her tokens).
+    let other_tenant = security_core::TenantId::from_uuid(uuid::Uuid::from_u128(77));
+    list.revoke_user(other_tenant, alice, f.now(), f.now());
+    f.validate(&tokens).await.unwrap();
+    list.revoke_user(f.tenant(), alice, f.now(), f.now());
+    assert_eq!(f.validate(&tokens).await.unwrap_err(), TokenError::Revoked);
 }

@@ -1,14 +1,19 @@
 //! PostgreSQL: the event store, the transactional outbox and its relay,
 //! projection checkpoints.
 
+mod attempts;
+mod challenges;
 mod chain;
 mod checkpoints;
 mod config;
 mod errors;
 mod keys;
 mod outbox;
+mod rate_limit;
 mod store;
 
+pub use attempts::PostgresAttemptLedger;
+pub use challenges::PostgresChallengeStore;
 pub use checkpoints::PostgresCheckpointStore;
 pub use config::{
     DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE, DATABASE_URL, DEFAULT_CHANNEL, PoolConfig,
@@ -16,4 +21,5 @@ pub use config::{
 };
 pub use keys::PostgresKeyRecordStore;
 pub use outbox::{OutboxRelay, RelayConfig, RelayOutcome, RelayStats};
+pub use rate_limit::PostgresRateLimiter;
 pub use store::PostgresEventStore;

@@ -150,6 +150,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0003_snapshots.sql"),
     ),
     (
+        10,
+        "authn shared state",
+        include_str!("migrations/0010_authn_shared_state.sql"),
+    ),
+    (
         40,
         "hash chain",
         include_str!("migrations/0040_hash_chain.sql"),
