@@ -103,6 +103,7 @@ mod rate_limit;
 mod service;
 mod session;
 mod store;
+mod strict_json;
 mod tenant_keys;
 mod tokens;
 mod totp;
