@@ -17,6 +17,7 @@ use crate::ids::{AccountId, KeyId, OperatorId, UserId};
 use crate::impl_domain_event;
 use crate::keys::PublicKey;
 use crate::permissions::{AccountLimits, Permissions, ResourceLimits};
+use crate::username::{fold_username, validate_username};
 
 /// The status of an account.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,17 +278,6 @@ pub struct Account {
     pub signing_keys: Vec<AccountSigningKey>,
     /// The roster: case-folded username to user.
     pub users: BTreeMap<String, UserId>,
-}
-
-/// The form of a username used for uniqueness and lookup.
-pub fn fold_username(username: &str) -> String {
-    username.to_lowercase()
-}
-
-/// Checks a username: 1 to 256 characters, no control characters, no
-/// surrounding whitespace.
-pub fn validate_username(username: &str) -> Result<(), DomainError> {
-    validate_name("username", username)
 }
 
 impl Account {

@@ -67,10 +67,11 @@ pub mod subject;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 mod user;
+mod username;
 
 pub use account::{
     Account, AccountClaims, AccountCommand, AccountEvent, AccountSigningKey, AccountStatus,
-    UserScope, fold_username, validate_username,
+    UserScope,
 };
 pub use admin::{AdminError, AdminResult, AdminService, NewUser, Request};
 pub use aggregate::{Aggregate, CommandContext};
@@ -121,6 +122,7 @@ pub use user::{
     MAX_USER_AGENT_LEN, MfaProof, MfaState, PASSWORD_HISTORY_KEPT, User, UserCommand, UserEvent,
     UserStatus,
 };
+pub use username::{MAX_USERNAME_CHARS, fold_username, validate_username};
 
 /// Re-exported so that implementors of the async traits use the same version.
 pub use async_trait::async_trait;

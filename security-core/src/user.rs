@@ -13,7 +13,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::account::validate_username;
 use crate::aggregate::{Aggregate, CommandContext};
 use crate::error::{DomainError, validate_name};
 use crate::ids::{AccountId, PolicyId, UserId};
@@ -21,6 +20,7 @@ use crate::impl_domain_event;
 use crate::keys::PublicKey;
 use crate::role::RoleName;
 use crate::sealed::SealedSecret;
+use crate::username::validate_username;
 
 /// How many past password hashes a user keeps (the password policy checks
 /// the newest of them).

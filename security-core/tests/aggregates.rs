@@ -523,6 +523,54 @@ fn no_user_joins_a_suspended_account_or_takes_a_taken_name() {
 }
 
 #[test]
+fn a_look_alike_of_a_taken_username_is_taken_or_refused() {
+    // Each of these created a second user who looks like "alice" or
+    // "straße": now the roster sees the same name, or the name is refused
+    // with the rule it breaks.
+    let taken = |existing: &str, candidate: &str| {
+        AggregateTest::<Account>::new(ctx())
+            .given([account_created(None), user_added(1, existing)])
+            .when(AccountCommand::AddUser {
+                user_id: UserId::from_uuid(Uuid::from_u128(2)),
+                username: candidate.into(),
+            })
+            .then_expect_error(&DomainError::UsernameTaken);
+    };
+    taken("alice", "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}"); // fullwidth
+    taken("coco", "\u{441}\u{43e}\u{441}\u{43e}"); // all Cyrillic: one script, same skeleton
+    taken("stra\u{df}e", "STRASSE");
+    taken("STRASSE", "stra\u{df}e");
+    taken("jos\u{e9}", "jose\u{301}"); // NFD against NFC
+    taken("jose\u{301}", "JOS\u{c9}");
+    let refused = |candidate: &str, reason: &'static str| {
+        AggregateTest::<Account>::new(ctx())
+            .given([account_created(None), user_added(1, "alice")])
+            .when(AccountCommand::AddUser {
+                user_id: UserId::from_uuid(Uuid::from_u128(2)),
+                username: candidate.into(),
+            })
+            .then_expect_error(&DomainError::Invalid {
+                field: "username",
+                reason,
+            });
+    };
+    refused("alice\u{200b}", "must not hold invisible characters");
+    refused("al\u{200d}ice", "must not hold invisible characters");
+    refused(
+        "\u{202e}ecila",
+        "must not hold bidirectional control characters",
+    );
+    refused(
+        "al\u{2066}ice",
+        "must not hold bidirectional control characters",
+    );
+    refused(
+        "\u{430}lice", // Cyrillic a among Latin letters
+        "must not mix scripts or use characters not recommended in identifiers",
+    );
+}
+
+#[test]
 fn default_permissions_and_signing_keys() {
     let permissions = Permissions {
         subscribe: SubjectPermissions::from_patterns(["_INBOX.>"], Vec::<String>::new()).unwrap(),
