@@ -23,6 +23,7 @@ use crate::trie::{CompiledPermissions, PatternSource};
 
 #[derive(Debug)]
 struct AccountRec {
+    operator: OperatorId,
     status: AccountStatus,
     expires_at: Option<DateTime<Utc>>,
     limits: AccountLimits,
@@ -80,7 +81,7 @@ pub(crate) struct ReadModel {
     compiled_roles: HashMap<RoleKey, Arc<CompiledRole>>,
     users_out: CowMap<UserId, Arc<UserView>>,
     tenants_out: CowMap<TenantId, Arc<TenantView>>,
-    system_out: Arc<HashSet<TenantId>>,
+    system_out: Arc<HashMap<TenantId, OperatorId>>,
     position: u64,
     /// The latest `occurred_at` applied: a policy that expired before it has
     /// expired for every later check too, so it is left out of the union.
@@ -181,7 +182,11 @@ impl ReadModel {
                 | AccountEvent::AccountSigningKeyRevoked { .. }
         );
         match event {
-            AccountEvent::AccountCreated { jwt_claims, .. } => {
+            AccountEvent::AccountCreated {
+                jwt_claims,
+                operator_id,
+                ..
+            } => {
                 let defaults_compiled = Arc::new(CompiledPermissions::union([(
                     PatternSource::AccountDefaults,
                     &jwt_claims.default_permissions,
@@ -189,6 +194,7 @@ impl ReadModel {
                 self.accounts.insert(
                     tenant,
                     AccountRec {
+                        operator: operator_id,
                         status: AccountStatus::Active,
                         expires_at: jwt_claims.expires_at,
                         limits: jwt_claims.limits,
@@ -197,6 +203,9 @@ impl ReadModel {
                         user_count: 0,
                     },
                 );
+                // A system account is honoured only once it is known to
+                // belong to the operator that names it.
+                self.dirty_system = true;
             }
             AccountEvent::AccountLimitsUpdated { new_limits, .. } => {
                 if let Some(a) = self.accounts.get_mut(&tenant) {
@@ -451,7 +460,17 @@ impl ReadModel {
             }
         }
         if std::mem::take(&mut self.dirty_system) {
-            self.system_out = Arc::new(self.system_accounts.values().copied().collect());
+            self.system_out = Arc::new(
+                self.system_accounts
+                    .iter()
+                    .filter(|(operator, tenant)| {
+                        self.accounts
+                            .get(tenant)
+                            .is_some_and(|a| a.operator == **operator)
+                    })
+                    .map(|(operator, tenant)| (*tenant, *operator))
+                    .collect(),
+            );
         }
         Snapshot {
             position: self.position,
@@ -499,6 +518,7 @@ impl ReadModel {
     fn compile_tenant(&self, tenant: TenantId) -> Option<TenantView> {
         let account = self.accounts.get(&tenant)?;
         Some(TenantView {
+            operator: account.operator,
             closed: Self::account_gate(Some(account)),
             expires_at: account.expires_at,
             limits: EffectiveLimits::of_account(&account.limits),
