@@ -55,13 +55,16 @@ struct RoleRec {
 
 type PolicyKey = (TenantId, PolicyId);
 type RoleKey = (TenantId, RoleName);
+/// A user is known by its tenant and its id: an id used in two tenants
+/// names two users, and an event of one never touches the other.
+type UserKey = (TenantId, UserId);
 
 /// The read model's mutable state. Not shared: readers only see the
 /// snapshots it produces.
 #[derive(Debug)]
 pub(crate) struct ReadModel {
     accounts: HashMap<TenantId, AccountRec>,
-    users: HashMap<UserId, UserRec>,
+    users: HashMap<UserKey, UserRec>,
     policies: HashMap<PolicyKey, PolicyRec>,
     roles: HashMap<RoleKey, RoleRec>,
     role_names: HashMap<(TenantId, RoleId), RoleName>,
@@ -71,7 +74,7 @@ pub(crate) struct ReadModel {
     policy_holders: HashMap<PolicyKey, HashSet<UserId>>,
     role_holders: HashMap<RoleKey, HashSet<UserId>>,
 
-    dirty_users: HashSet<UserId>,
+    dirty_users: HashSet<UserKey>,
     dirty_tenants: HashSet<TenantId>,
     dirty_tenant_users: HashSet<TenantId>,
     dirty_roles: HashSet<RoleKey>,
@@ -79,7 +82,7 @@ pub(crate) struct ReadModel {
 
     catalog: Arc<Catalog>,
     compiled_roles: HashMap<RoleKey, Arc<CompiledRole>>,
-    users_out: CowMap<UserId, Arc<UserView>>,
+    users_out: CowMap<UserKey, Arc<UserView>>,
     tenants_out: CowMap<TenantId, Arc<TenantView>>,
     system_out: Arc<HashMap<TenantId, OperatorId>>,
     position: u64,
@@ -273,7 +276,7 @@ impl ReadModel {
         };
         if let UserEvent::UserCreated { .. } = event {
             self.users.insert(
-                user_id,
+                (tenant, user_id),
                 UserRec {
                     tenant,
                     status: UserStatus::Active,
@@ -282,12 +285,13 @@ impl ReadModel {
                 },
             );
             self.tenant_users.entry(tenant).or_default().insert(user_id);
-            self.dirty_users.insert(user_id);
+            self.dirty_users.insert((tenant, user_id));
             return;
         }
-        // An event for a user the model does not know in this tenant (or
-        // knows in another one) changes nothing.
-        let Some(user) = self.users.get_mut(&user_id).filter(|u| u.tenant == tenant) else {
+        // An event for a user the model does not know in this tenant
+        // changes nothing (a user of another tenant with the same id is
+        // another user).
+        let Some(user) = self.users.get_mut(&(tenant, user_id)) else {
             return;
         };
         match event {
@@ -335,7 +339,7 @@ impl ReadModel {
             }
             _ => return,
         }
-        self.dirty_users.insert(user_id);
+        self.dirty_users.insert((tenant, user_id));
     }
 
     fn apply_policy(&mut self, tenant: TenantId, event: PolicyEvent) {
@@ -386,7 +390,8 @@ impl ReadModel {
             }
         };
         if let Some(holders) = self.policy_holders.get(&(tenant, policy_id)) {
-            self.dirty_users.extend(holders.iter().copied());
+            self.dirty_users
+                .extend(holders.iter().map(|user| (tenant, *user)));
         }
     }
 
@@ -439,12 +444,14 @@ impl ReadModel {
         for key in std::mem::take(&mut self.dirty_roles) {
             self.compile_role(&key);
             if let Some(holders) = self.role_holders.get(&key) {
-                self.dirty_users.extend(holders.iter().copied());
+                self.dirty_users
+                    .extend(holders.iter().map(|user| (key.0, *user)));
             }
         }
         for tenant in std::mem::take(&mut self.dirty_tenant_users) {
             if let Some(users) = self.tenant_users.get(&tenant) {
-                self.dirty_users.extend(users.iter().copied());
+                self.dirty_users
+                    .extend(users.iter().map(|user| (tenant, *user)));
             }
         }
         for tenant in std::mem::take(&mut self.dirty_tenants) {
@@ -453,10 +460,10 @@ impl ReadModel {
                 None => self.tenants_out.remove(&tenant),
             }
         }
-        for user_id in std::mem::take(&mut self.dirty_users) {
-            match self.compile_user(user_id) {
-                Some(view) => self.users_out.insert(user_id, Arc::new(view)),
-                None => self.users_out.remove(&user_id),
+        for key in std::mem::take(&mut self.dirty_users) {
+            match self.compile_user(key) {
+                Some(view) => self.users_out.insert(key, Arc::new(view)),
+                None => self.users_out.remove(&key),
             }
         }
         if std::mem::take(&mut self.dirty_system) {
@@ -526,8 +533,8 @@ impl ReadModel {
         })
     }
 
-    fn compile_user(&self, user_id: UserId) -> Option<UserView> {
-        let user = self.users.get(&user_id)?;
+    fn compile_user(&self, key: UserKey) -> Option<UserView> {
+        let user = self.users.get(&key)?;
         let tenant = user.tenant;
         let account = self.accounts.get(&tenant);
 

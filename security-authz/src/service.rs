@@ -328,13 +328,12 @@ impl AuthorizationService {
         snapshot: &'s Snapshot,
         principal: &Principal,
     ) -> Result<&'s UserView, DenyReason> {
+        // Users are known by tenant and id: a principal that names a
+        // tenant its user is not in finds nobody.
         let user = snapshot
             .users
-            .get(&principal.user_id)
+            .get(&(principal.tenant_id, principal.user_id))
             .ok_or(DenyReason::UnknownPrincipal)?;
-        if user.tenant != principal.tenant_id {
-            return Err(DenyReason::TenantMismatch);
-        }
         match user.gate(|| self.now()) {
             Some(reason) => Err(reason),
             None => Ok(user),

@@ -311,7 +311,8 @@ pub(crate) struct TenantView {
 pub(crate) struct Snapshot {
     pub(crate) position: u64,
     pub(crate) catalog: Arc<Catalog>,
-    pub(crate) users: CowMap<UserId, Arc<UserView>>,
+    /// Users by tenant and id.
+    pub(crate) users: CowMap<(TenantId, UserId), Arc<UserView>>,
     pub(crate) tenants: CowMap<TenantId, Arc<TenantView>>,
     /// The operators' system accounts, each with its operator (where
     /// `super_admin` may cross tenants: into that operator's accounts under

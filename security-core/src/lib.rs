@@ -67,6 +67,7 @@ pub mod subject;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 mod user;
+mod user_claim;
 mod username;
 
 pub use account::{
@@ -122,6 +123,7 @@ pub use user::{
     MAX_USER_AGENT_LEN, MfaProof, MfaState, PASSWORD_HISTORY_KEPT, User, UserCommand, UserEvent,
     UserStatus,
 };
+pub use user_claim::{UserIdClaim, UserIdClaimCommand, UserIdClaimEvent};
 pub use username::{MAX_USERNAME_CHARS, fold_username, validate_username};
 
 /// Re-exported so that implementors of the async traits use the same version.

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use security_core::{
     Account, AccountClaims, AccountCommand, AccountId, AdminError, AdminService, Credential,
-    CredentialType, DomainError, KeyId, KeyOwner, KeyPurpose, KeySpec, KeyStatus, Operator,
-    OperatorId, Permissions, Policy, PolicyId, PublicKey, Request, ResourceLimits, User,
+    CredentialType, DomainError, KeyId, KeyOwner, KeyPurpose, KeySpec, KeyStatus, NewUser,
+    Operator, OperatorId, Permissions, Policy, PolicyId, PublicKey, Request, ResourceLimits, User,
     UserCommand, UserId, UserScope,
 };
 use serde_json::Value;
@@ -378,34 +378,15 @@ impl NatsAdmin {
         key: PublicKey,
         metadata: BTreeMap<String, Value>,
     ) -> Result<(), NatsError> {
-        let tenant = account_id.tenant();
-        let repo = self.admin.repository();
-        let roster = AccountCommand::AddUser {
-            user_id,
+        let new_user = NewUser {
             username: username.to_owned(),
-        };
-        repo.execute::<Account>(
-            account_id,
-            &roster,
-            &self.admin.context(tenant, request, "roster"),
-        )
-        .await
-        .map_err(AdminError::from)?;
-        let command = UserCommand::CreateUser {
-            user_id,
-            account_id,
-            username: username.to_owned(),
-            credentials: Credential::PublicKey { key },
+            credential: Credential::PublicKey { key },
             metadata,
             must_change_password: false,
         };
-        repo.execute::<User>(
-            user_id,
-            &command,
-            &self.admin.context(tenant, request, "user"),
-        )
-        .await
-        .map_err(AdminError::from)?;
+        self.admin
+            .create_user_with_id(request, account_id, user_id, new_user)
+            .await?;
         Ok(())
     }
 

@@ -172,6 +172,18 @@ impl World {
     /// A user in the account's roster, with the given roles.
     pub(crate) async fn user(&mut self, account: AccountId, name: &str, roles: &[&str]) -> UserId {
         let user_id = UserId::from_uuid(self.uuid());
+        self.user_with_id(account, user_id, name, roles).await
+    }
+
+    /// [`user`](Self::user) with a chosen id, written straight through the
+    /// repository (no admin-API check).
+    pub(crate) async fn user_with_id(
+        &mut self,
+        account: AccountId,
+        user_id: UserId,
+        name: &str,
+        roles: &[&str],
+    ) -> UserId {
         let tenant = account.tenant();
         let roster = AccountCommand::AddUser {
             user_id,
