@@ -452,3 +452,121 @@ async fn account_key(fx: &Fixture) -> String {
         .unwrap()
         .encoded
 }
+
+/// A NATS server under an attacker's control: it greets the device with
+/// `nonce` and returns the signature of the device's `CONNECT`.
+async fn malicious_server(nonce: String) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    use base64::Engine as _;
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let info = serde_json::json!({
+            "server_id": "NEVIL", "server_name": "evil", "version": "2.9.10",
+            "proto": 1, "host": "127.0.0.1", "port": port, "headers": true,
+            "max_payload": 1_048_576, "auth_required": true, "nonce": nonce,
+        });
+        write
+            .write_all(format!("INFO {info}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut lines = BufReader::new(read).lines();
+        let connect = loop {
+            let line = lines.next_line().await.unwrap().expect("a CONNECT");
+            if let Some(json) = line.strip_prefix("CONNECT ") {
+                break serde_json::from_str::<serde_json::Value>(json).unwrap();
+            }
+        };
+        let _ = write.write_all(b"-ERR 'Authorization Violation'\r\n").await;
+        let sig = connect["sig"]
+            .as_str()
+            .expect("the device signed the nonce");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .unwrap()
+    });
+    (format!("nats://127.0.0.1:{port}"), task)
+}
+
+#[tokio::test]
+async fn a_nats_connect_signature_does_not_log_in_over_http() {
+    // The attack: start a public-key login for the user, greet the user's
+    // NATS client with the login's nonce, and replay the signature of its
+    // CONNECT to complete the login. A NATS identity is no login
+    // credential, so the replay gets nothing.
+    use secrecy::ExposeSecret as _;
+    use security_authn::{AuthenticationService, AuthnError};
+    use security_core::{ClientInfo, Credential, CredentialType};
+
+    let fx = Fixture::new().await;
+    let alice = fx.user("alice", &[fx.orders_policy]).await;
+    let hasher = security_crypto::Argon2PasswordHasher::new(security_crypto::Argon2Config {
+        memory_kib: 64,
+        iterations: 1,
+        ..security_crypto::Argon2Config::OWASP
+    })
+    .unwrap();
+    let authn = AuthenticationService::builder(
+        fx.admin.repository().clone(),
+        fx.keys.clone(),
+        std::sync::Arc::new(hasher),
+        fx.clock.clone(),
+    )
+    .build()
+    .unwrap();
+    let client = ClientInfo::new(Some("203.0.113.9".parse().unwrap()), Some("attacker"));
+    let login = authn
+        .start_public_key_login(fx.account.tenant(), "alice", &client)
+        .await
+        .unwrap();
+
+    let (url, server) = malicious_server(login.nonce.clone()).await;
+    let creds = fx.creds(alice).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice.creds");
+    creds.write_file(&path).unwrap();
+    let connected = connect_file(&url, &path).await;
+    assert!(connected.is_err(), "the fake server refuses everyone");
+    let signature = server.await.unwrap();
+
+    // The signature is genuine: the device's nkey over the login's nonce.
+    let user = fx.admin.user(fx.account.tenant(), alice).await.unwrap();
+    let Some(Credential::NatsIdentity { key }) = user.credential(CredentialType::NatsIdentity)
+    else {
+        panic!("a NATS user has a NATS identity")
+    };
+    let nkey = nkeys::KeyPair::from_public_key(&key.encoded).unwrap();
+    nkey.verify(login.nonce.as_bytes(), &signature).unwrap();
+    assert!(user.credential(CredentialType::PublicKey).is_none());
+
+    let replay = authn
+        .complete_public_key_login(&login.challenge, &signature, &client)
+        .await;
+    assert!(
+        matches!(replay, Err(AuthnError::InvalidCredentials)),
+        "{replay:?}"
+    );
+
+    // Nor can the nkey be registered as the login key afterwards, in either
+    // encoding.
+    let raw = security_crypto::Ed25519PublicKey::from_public_key(key)
+        .unwrap()
+        .to_bytes();
+    use base64::Engine as _;
+    for candidate in [
+        key.clone(),
+        security_core::PublicKey::ed25519(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+        ),
+    ] {
+        let refused = authn
+            .set_public_key(fx.account.tenant(), alice, candidate)
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("NATS identity"), "{refused}");
+    }
+    // The seed still works for NATS itself.
+    assert!(creds.seed().expose_secret().starts_with("SU"));
+}

@@ -38,9 +38,19 @@ pub enum Credential {
         /// The sealed hash.
         hash: SealedSecret,
     },
-    /// A public key (e.g. an nkey) that proves identity by signing a nonce.
+    /// A public key that logs in by signing the login service's
+    /// challenge (`AuthenticationService::complete_public_key_login`).
     PublicKey {
         /// The key (its algorithm is inside).
+        key: PublicKey,
+    },
+    /// The user's NATS identity: the `U…` nkey its user JWTs name and its
+    /// `.creds` seed belongs to. It authenticates to a NATS server, never to
+    /// the login service: a NATS server the device connects to chooses the
+    /// nonce the device signs, so a signature made for NATS must prove
+    /// nothing anywhere else.
+    NatsIdentity {
+        /// The public nkey.
         key: PublicKey,
     },
     /// An API token, stored as a keyed hash (useless without the hashing
@@ -61,6 +71,8 @@ pub enum CredentialType {
     Password,
     /// A public key.
     PublicKey,
+    /// A NATS identity nkey.
+    NatsIdentity,
     /// An API token.
     Token,
 }
@@ -71,6 +83,7 @@ impl Credential {
         match self {
             Self::Password { .. } => CredentialType::Password,
             Self::PublicKey { .. } => CredentialType::PublicKey,
+            Self::NatsIdentity { .. } => CredentialType::NatsIdentity,
             Self::Token { .. } => CredentialType::Token,
         }
     }

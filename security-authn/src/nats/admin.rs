@@ -317,7 +317,9 @@ impl NatsAdmin {
 
     /// Creates a user whose first credential is a NATS identity: a new
     /// exportable `U…` nkey in the key store, owned by the user (its seed
-    /// goes into the user's `.creds` file). The account takes the user into
+    /// goes into the user's `.creds` file). The nkey authenticates to NATS
+    /// only: it is not a public-key login credential (a NATS server picks
+    /// the nonce a client signs, so it could replay that signature). The account takes the user into
     /// its roster first (`UserAdded`: status, `max_users` and username
     /// checks), then the user's stream starts (`UserCreated`). Repeating a
     /// request with the same idempotency key returns the same user.
@@ -336,8 +338,8 @@ impl NatsAdmin {
         ));
         let existing = self.admin.user(tenant, user_id).await?;
         if existing.id.is_some() {
-            let key = match existing.credential(CredentialType::PublicKey) {
-                Some(Credential::PublicKey { key }) => key.clone(),
+            let key = match existing.credential(CredentialType::NatsIdentity) {
+                Some(Credential::NatsIdentity { key }) => key.clone(),
                 _ => return Err(NatsError::MissingKey("user")),
             };
             return Ok((user_id, key));
@@ -380,7 +382,7 @@ impl NatsAdmin {
     ) -> Result<(), NatsError> {
         let new_user = NewUser {
             username: username.to_owned(),
-            credential: Credential::PublicKey { key },
+            credential: Credential::NatsIdentity { key },
             metadata,
             must_change_password: false,
         };
@@ -392,7 +394,8 @@ impl NatsAdmin {
 
     /// Gives a user a NATS identity: a new exportable `U…` nkey in the key
     /// store (its seed goes into the user's `.creds` file) recorded as the
-    /// user's public-key credential (`CredentialsUpdated`). A previous nkey
+    /// user's NATS identity credential (`CredentialsUpdated`), which never
+    /// logs in to the login service. A previous nkey
     /// of the user held by the key store is revoked there, and its JWTs
     /// are refused once the account JWT is reissued.
     pub async fn provision_user_nkey(
@@ -425,7 +428,7 @@ impl NatsAdmin {
                 tenant,
                 user_id,
                 UserCommand::UpdateCredentials {
-                    new_credentials: Credential::PublicKey { key: key.clone() },
+                    new_credentials: Credential::NatsIdentity { key: key.clone() },
                     must_change: false,
                 },
             )

@@ -317,8 +317,8 @@ impl NatsIssuer {
     /// A user JWT.
     ///
     /// Refused for a user who may not authenticate (locked, expired), of
-    /// an account that is suspended or expired, or without a `U…` nkey
-    /// credential. `policies` must be exactly the user's policies. The
+    /// an account that is suspended or expired, or without a `U…` NATS
+    /// identity credential. `policies` must be exactly the user's policies. The
     /// permissions are those of [`effective_user_permissions`], encoded so
     /// that the server denies what the domain denies (an empty allow list
     /// becomes `deny: [">"]`); limits not set are -1. The JWT expires at the
@@ -620,10 +620,11 @@ fn check_policies(user: &User, policies: &[Policy]) -> Result<(), NatsError> {
     Ok(())
 }
 
-/// The user's NATS nkey: its public-key credential, if it is a `U…` key.
+/// The user's NATS nkey: its NATS identity credential, if it is a `U…` key.
+/// (A public key registered for logins is never a NATS identity.)
 pub fn user_nkey(user: &User) -> Option<&str> {
-    match user.credential(CredentialType::PublicKey) {
-        Some(Credential::PublicKey { key }) if is_public_key(&key.encoded, 'U') => {
+    match user.credential(CredentialType::NatsIdentity) {
+        Some(Credential::NatsIdentity { key }) if is_public_key(&key.encoded, 'U') => {
             Some(&key.encoded)
         }
         _ => None,
