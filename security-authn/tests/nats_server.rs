@@ -570,3 +570,148 @@ async fn a_nats_connect_signature_does_not_log_in_over_http() {
     // The seed still works for NATS itself.
     assert!(creds.seed().expose_secret().starts_with("SU"));
 }
+
+/// Subscribe permissions with queue-bound entries beside plain ones, and
+/// the (subject, queue) cases to try with them. Each case's subject is
+/// unique, so a server error names the case it is about.
+fn queue_permission_cases() -> Vec<(Permissions, Vec<(String, Option<&'static str>)>)> {
+    let pattern = |p: &str| security_core::SubjectPattern::new(p).unwrap();
+    let queued = |p: &str, q: &str| security_core::SubjectPattern::with_queue(p, q).unwrap();
+    let everything = SubjectPermissions::from_patterns([">"], Vec::<String>::new()).unwrap();
+    // A plain deny and a queue-bound deny of the same subjects, and a
+    // queue-bound deny alone.
+    let deny_side = Permissions {
+        publish: everything.clone(),
+        subscribe: SubjectPermissions {
+            allow: vec![pattern(">")],
+            deny: vec![
+                pattern("secret.>"),
+                queued("secret.>", "auditors"),
+                queued("ops.>", "auditors"),
+            ],
+        },
+        allow_responses: None,
+    };
+    // A queue-bound allow alone, and a plain allow beside a queue-bound one.
+    let allow_side = Permissions {
+        publish: everything,
+        subscribe: SubjectPermissions {
+            allow: vec![
+                pattern("public.>"),
+                queued("jobs.>", "workers"),
+                pattern("mixed.>"),
+                queued("mixed.>", "special"),
+                pattern("_INBOX.>"),
+            ],
+            deny: Vec::new(),
+        },
+        allow_responses: None,
+    };
+    let cases = |list: &[(&str, Option<&'static str>)]| {
+        list.iter()
+            .enumerate()
+            .map(|(i, (subject, queue))| (format!("{subject}.c{i}"), *queue))
+            .collect::<Vec<_>>()
+    };
+    vec![
+        (
+            deny_side,
+            cases(&[
+                ("secret", None),
+                ("secret", Some("workers")),
+                ("secret", Some("auditors")),
+                ("ops", None),
+                ("ops", Some("workers")),
+                ("ops", Some("auditors")),
+                ("public", None),
+                ("public", Some("auditors")),
+            ]),
+        ),
+        (
+            allow_side,
+            cases(&[
+                ("public", None),
+                ("public", Some("workers")),
+                ("jobs", None),
+                ("jobs", Some("workers")),
+                ("jobs", Some("other")),
+                ("mixed", None),
+                ("mixed", Some("other")),
+                ("mixed", Some("special")),
+                ("elsewhere", None),
+                ("elsewhere", Some("workers")),
+            ]),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn nats_server_enforces_queue_permissions_exactly_as_the_in_process_check() {
+    // Before, a queue-bound deny (`secret.> auditors`) made nats-server
+    // forget the plain deny (`secret.>`) for every other queue, so
+    // `SUB secret.x workers` was allowed; and a queue-bound allow hid the
+    // plain allow of the same subjects from other queues. Every case is
+    // now decided by the real server as the in-process check decides it.
+    let fx = Fixture::new().await;
+    let server_config_users = {
+        let mut users = Vec::new();
+        for (i, (permissions, cases)) in queue_permission_cases().into_iter().enumerate() {
+            let policy = fx.policy(&format!("queues-{i}"), permissions.clone()).await;
+            let user = fx.user(&format!("queues-{i}"), &[policy]).await;
+            users.push((user, permissions, cases));
+        }
+        users
+    };
+    let server = NatsServer::start(&fx.config().await);
+    let mut checked = 0;
+    for (user, permissions, cases) in server_config_users {
+        let in_process = security_authz::CompiledPermissions::compile(&permissions);
+        let mut c = connect(&server, "queues", &fx.creds(user).await)
+            .await
+            .unwrap();
+        let mut subscriptions = Vec::new();
+        for (subject, queue) in &cases {
+            let sub = match queue {
+                Some(q) => c
+                    .client
+                    .queue_subscribe(subject.clone(), (*q).to_owned())
+                    .await
+                    .unwrap(),
+                None => c.client.subscribe(subject.clone()).await.unwrap(),
+            };
+            subscriptions.push(sub);
+        }
+        c.client.flush().await.unwrap();
+        // Collect the server's refusals.
+        let mut refused = std::collections::BTreeSet::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, c.events.recv()).await {
+            if let async_nats::Event::ServerError(error) = event {
+                let text = error.to_string();
+                for (i, (subject, _)) in cases.iter().enumerate() {
+                    if text.contains(&format!("\"{subject}\"")) {
+                        refused.insert(i);
+                    }
+                }
+            }
+        }
+        // What the server lets through, it delivers.
+        for (subject, _) in &cases {
+            c.client.publish(subject.clone(), "m".into()).await.unwrap();
+        }
+        c.client.flush().await.unwrap();
+        for (i, ((subject, queue), sub)) in cases.iter().zip(&mut subscriptions).enumerate() {
+            let expected = in_process.can_subscribe(subject, *queue);
+            assert_eq!(
+                !refused.contains(&i),
+                expected,
+                "{subject} {queue:?}: nats-server and the in-process check disagree"
+            );
+            if expected {
+                assert_eq!(next(sub).await.subject.as_str(), subject);
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 18);
+}

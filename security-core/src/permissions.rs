@@ -56,6 +56,11 @@ impl SubjectPattern {
     }
 
     /// A pattern that only applies to subscriptions in `queue`.
+    ///
+    /// The queue group is a literal name: a `*` or `>` token is refused
+    /// ([`SubjectError::WildcardNotAllowed`]), because nats-server would
+    /// read it as a pattern over queue names while the in-process check
+    /// compares names exactly.
     pub fn with_queue(
         pattern: impl Into<String>,
         queue: impl Into<String>,
@@ -64,6 +69,12 @@ impl SubjectPattern {
         let queue = queue.into();
         subject::validate_pattern(&pattern)?;
         subject::validate_queue(&queue)?;
+        if queue
+            .split('.')
+            .any(|t| subject::is_partial_wildcard(t) || subject::is_full_wildcard(t))
+        {
+            return Err(SubjectError::WildcardNotAllowed);
+        }
         Ok(Self {
             pattern,
             queue_group: Some(queue),
@@ -283,6 +294,16 @@ mod tests {
         );
         assert!(SubjectPattern::with_queue("jobs.*", "workers").is_ok());
         assert!(SubjectPattern::with_queue("jobs.*", "").is_err());
+        // Queue groups are literal names (nats-server would read a
+        // wildcard token as a pattern over queue names).
+        for queue in ["*", ">", "workers.*", "a.>", "*.b"] {
+            assert_eq!(
+                SubjectPattern::with_queue("jobs.*", queue),
+                Err(SubjectError::WildcardNotAllowed),
+                "{queue}"
+            );
+        }
+        assert!(SubjectPattern::with_queue("jobs.*", "v1*").is_ok());
         let bad = serde_json::json!({"pattern": "a..b"});
         assert!(serde_json::from_value::<SubjectPattern>(bad).is_err());
         let good = SubjectPattern::with_queue("jobs.*", "w").unwrap();
