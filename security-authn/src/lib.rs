@@ -143,6 +143,6 @@ pub use nats::{
     NatsTrust, NatsUserPermissionLimits, NatsUserScope, OperatorClaims, OperatorNats,
     OperatorSource, Reissued, ReissuedUser, USER_SCOPE_KIND, UserClaims, UserCreds, UserJwtOptions,
     UserNats, UserSigner, VerifiedUser, decode_account_jwt, decode_jwt, decode_operator_jwt,
-    decode_user_jwt, effective_user_permissions, nats_jti, user_nkey, user_revocations,
-    verify_user_chain,
+    decode_user_jwt, effective_user_permissions, nats_jti, user_jwt_cutoff, user_nkey,
+    user_revocations, verify_user_chain,
 };

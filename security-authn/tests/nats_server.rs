@@ -715,3 +715,141 @@ async fn nats_server_enforces_queue_permissions_exactly_as_the_in_process_check(
     }
     assert_eq!(checked, 18);
 }
+
+/// `orders.>` and `payments.>` (publish and subscribe) and the inboxes.
+fn orders_and_payments() -> Permissions {
+    Permissions {
+        publish: SubjectPermissions::from_patterns(
+            ["orders.>", "payments.>"],
+            Vec::<String>::new(),
+        )
+        .unwrap(),
+        subscribe: SubjectPermissions::from_patterns(
+            ["orders.>", "payments.>", "_INBOX.>"],
+            Vec::<String>::new(),
+        )
+        .unwrap(),
+        allow_responses: None,
+    }
+}
+
+/// Whether `c` may subscribe to `subject` on its server: it receives what
+/// it publishes there, or the server reports a violation.
+async fn may_subscribe(c: &mut Client, subject: &str) -> bool {
+    let mut sub = c.client.subscribe(subject.to_owned()).await.unwrap();
+    c.client.flush().await.unwrap();
+    c.client
+        .publish(subject.to_owned(), "x".into())
+        .await
+        .unwrap();
+    c.client.flush().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), sub.next())
+        .await
+        .is_ok_and(|m| m.is_some())
+}
+
+#[tokio::test]
+async fn narrowing_a_policy_revokes_the_user_jwts_issued_before() {
+    // Alice's JWT grants `payments.>`. The policy loses `payments.>`; a
+    // nats-server running the new account JWT refuses her old JWT (which
+    // would still subscribe to `payments.card-numbers` for 24 h) and
+    // accepts the reissued one, which does not reach payments.
+    let fx = Fixture::new().await;
+    let policy = fx.policy("orders-payments", orders_and_payments()).await;
+    let alice = fx.user("alice", &[policy]).await;
+    let bob = fx.user("bob", &[policy]).await;
+    let old_alice = fx.creds(alice).await;
+    let old_bob = fx.creds(bob).await;
+    {
+        let server = NatsServer::start(&fx.config().await);
+        let mut c = connect(&server, "alice-old", &old_alice).await.unwrap();
+        assert!(may_subscribe(&mut c, "payments.card-numbers").await);
+    }
+
+    // A widening first: nothing is revoked.
+    let mut wider = orders_and_payments();
+    wider
+        .subscribe
+        .allow
+        .push(security_core::SubjectPattern::new("billing.>").unwrap());
+    fx.nats
+        .update_policy_permissions(&req(), fx.account, policy, wider)
+        .await
+        .unwrap();
+    {
+        let server = NatsServer::start(&fx.config().await);
+        connect(&server, "alice-old", &old_alice).await.unwrap();
+    }
+
+    // The narrowing, in the same second as the old JWTs were issued.
+    let reissued = fx
+        .nats
+        .update_policy_permissions(&req(), fx.account, policy, orders_permissions())
+        .await
+        .unwrap();
+    assert_eq!(reissued.len(), 2);
+    let server = NatsServer::start(&fx.config().await);
+    assert_refused(connect(&server, "alice-old", &old_alice).await);
+    assert_refused(connect(&server, "bob-old", &old_bob).await);
+
+    let new_alice = reissued.iter().find(|r| r.user_id == alice).unwrap();
+    let creds = security_authn::UserCreds::new(new_alice.jwt.jwt.clone(), old_alice.seed().clone())
+        .unwrap();
+    let mut c = connect(&server, "alice-new", &creds).await.unwrap();
+    assert!(may_subscribe(&mut c, "orders.created").await);
+    let mut denied = c
+        .client
+        .subscribe("payments.card-numbers".to_owned())
+        .await
+        .unwrap();
+    c.client.flush().await.unwrap();
+    expect_server_error(&mut c, "permissions violation for subscription").await;
+    let nothing = tokio::time::timeout(Duration::from_millis(300), denied.next()).await;
+    assert!(!matches!(nothing, Ok(Some(_))));
+}
+
+#[tokio::test]
+async fn removing_a_policy_or_narrowing_the_defaults_revokes_older_jwts() {
+    let fx = Fixture::new().await;
+    let payments = fx.policy("payments", orders_and_payments()).await;
+    let alice = fx.user("alice", &[fx.orders_policy, payments]).await;
+    let bob = fx.user("bob", &[fx.orders_policy]).await;
+    let old_alice = fx.creds(alice).await;
+    let old_bob = fx.creds(bob).await;
+
+    // Taking a policy from Alice revokes her older JWTs, not Bob's.
+    fx.admin
+        .remove_policy(&req(), fx.account.tenant(), alice, payments)
+        .await
+        .unwrap();
+    let server = NatsServer::start(&fx.config().await);
+    assert_refused(connect(&server, "alice-old", &old_alice).await);
+    let mut b = connect(&server, "bob-old", &old_bob).await.unwrap();
+    assert!(may_subscribe(&mut b, "orders.created").await);
+    let mut a = connect(&server, "alice-new", &fx.creds(alice).await)
+        .await
+        .unwrap();
+    assert!(may_subscribe(&mut a, "orders.created").await);
+    drop((a, b, server));
+
+    // Account defaults that lose something revoke every older user JWT.
+    let defaults = Permissions {
+        subscribe: SubjectPermissions::from_patterns(["telemetry.>"], Vec::<String>::new())
+            .unwrap(),
+        ..Permissions::default()
+    };
+    fx.nats
+        .update_default_permissions(&req(), fx.account, defaults)
+        .await
+        .unwrap();
+    let before_narrowing = fx.creds(bob).await;
+    fx.nats
+        .update_default_permissions(&req(), fx.account, Permissions::default())
+        .await
+        .unwrap();
+    let server = NatsServer::start(&fx.config().await);
+    assert_refused(connect(&server, "bob-before", &before_narrowing).await);
+    connect(&server, "bob-after", &fx.creds(bob).await)
+        .await
+        .unwrap();
+}

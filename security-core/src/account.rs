@@ -199,6 +199,9 @@ pub enum AccountEvent {
         old_permissions: Permissions,
         /// After.
         new_permissions: Permissions,
+        /// When.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        updated_at: Option<DateTime<Utc>>,
     },
     /// A user joined the roster.
     UserAdded {
@@ -278,6 +281,10 @@ pub struct Account {
     pub signing_keys: Vec<AccountSigningKey>,
     /// The roster: case-folded username to user.
     pub users: BTreeMap<String, UserId>,
+    /// When the default permissions last lost something (see
+    /// [`Permissions::covers`]): every user's credentials issued before
+    /// then grant too much.
+    pub defaults_narrowed_at: Option<DateTime<Utc>>,
 }
 
 impl Account {
@@ -396,6 +403,7 @@ impl Aggregate for Account {
                     account_id,
                     old_permissions: self.default_permissions.clone(),
                     new_permissions: permissions.clone(),
+                    updated_at: Some(ctx.now),
                 }])
             }
             AccountCommand::AddUser { user_id, username } => {
@@ -493,8 +501,13 @@ impl Aggregate for Account {
             AccountEvent::AccountReactivated { .. } => self.status = AccountStatus::Active,
             AccountEvent::AccountExpired { .. } => self.status = AccountStatus::Expired,
             AccountEvent::DefaultPermissionsUpdated {
-                new_permissions, ..
+                new_permissions,
+                updated_at,
+                ..
             } => {
+                if !new_permissions.covers(&self.default_permissions) {
+                    self.defaults_narrowed_at = self.defaults_narrowed_at.max(*updated_at);
+                }
                 self.default_permissions = new_permissions.clone();
             }
             AccountEvent::UserAdded {

@@ -665,6 +665,9 @@ pub struct User {
     pub lockouts: u32,
     /// Sessions and tokens issued at or before this instant are revoked.
     pub sessions_revoked_at: Option<DateTime<Utc>>,
+    /// When a policy was last taken from the user: credentials that carry
+    /// permissions (NATS user JWTs) issued before then grant too much.
+    pub policies_removed_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -1088,7 +1091,14 @@ impl Aggregate for User {
                     self.policies.push(*policy_id);
                 }
             }
-            UserEvent::PolicyRemoved { policy_id, .. } => self.policies.retain(|p| p != policy_id),
+            UserEvent::PolicyRemoved {
+                policy_id,
+                removed_at,
+                ..
+            } => {
+                self.policies.retain(|p| p != policy_id);
+                self.policies_removed_at = Some(*removed_at);
+            }
             UserEvent::CredentialsUpdated {
                 credential_type,
                 credential,

@@ -585,8 +585,33 @@ fn default_permissions_and_signing_keys() {
             account_id: acct(),
             old_permissions: Permissions::default(),
             new_permissions: permissions.clone(),
+            updated_at: Some(t0()),
         }]);
     assert_eq!(state.default_permissions, permissions);
+    assert_eq!(state.defaults_narrowed_at, None, "a widening");
+    let narrowed = AggregateTest::<Account>::new(ctx_at(60))
+        .given([
+            account_created(None),
+            AccountEvent::DefaultPermissionsUpdated {
+                account_id: acct(),
+                old_permissions: Permissions::default(),
+                new_permissions: permissions.clone(),
+                updated_at: Some(t0()),
+            },
+        ])
+        .when(AccountCommand::UpdateDefaultPermissions {
+            permissions: Permissions::default(),
+        })
+        .then_expect_events(vec![AccountEvent::DefaultPermissionsUpdated {
+            account_id: acct(),
+            old_permissions: permissions.clone(),
+            new_permissions: Permissions::default(),
+            updated_at: Some(t0() + Duration::seconds(60)),
+        }]);
+    assert_eq!(
+        narrowed.defaults_narrowed_at,
+        Some(t0() + Duration::seconds(60))
+    );
 
     let k = key(7, 'A');
     let scope = UserScope {

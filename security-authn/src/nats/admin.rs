@@ -159,9 +159,10 @@ impl NatsAdmin {
     }
 
     /// The revocations of an account's users: each user's current nkey
-    /// with the time its sessions were last revoked, and every earlier
-    /// nkey of the user held by the key store, revoked when it was
-    /// replaced.
+    /// with the time up to which its JWTs are stale (sessions revoked, a
+    /// policy removed or narrowed: see
+    /// [`user_jwt_cutoff`](crate::user_jwt_cutoff)), and every earlier nkey
+    /// of the user held by the key store, revoked when it was replaced.
     async fn revocations(
         &self,
         account: &Account,
@@ -171,11 +172,24 @@ impl NatsAdmin {
         };
         let tenant = account_id.tenant();
         let mut users = Vec::with_capacity(account.users.len());
+        let mut policies: BTreeMap<PolicyId, Policy> = BTreeMap::new();
         for user_id in account.users.values() {
-            users.push(self.admin.user(tenant, *user_id).await?);
+            let user = self.admin.user(tenant, *user_id).await?;
+            for policy_id in &user.policies {
+                if !policies.contains_key(policy_id) {
+                    policies.insert(*policy_id, self.admin.policy(tenant, *policy_id).await?);
+                }
+            }
+            let held: Vec<Policy> = user
+                .policies
+                .iter()
+                .filter_map(|id| policies.get(id).cloned())
+                .collect();
+            users.push((user, held));
         }
-        let mut revocations = user_revocations(&users);
-        for user in &users {
+        let mut revocations =
+            user_revocations(users.iter().map(|(user, held)| (user, held.as_slice())));
+        for (user, _) in &users {
             let Some(user_id) = user.id else { continue };
             let keys = self
                 .admin
@@ -562,8 +576,8 @@ impl NatsAdmin {
 
     /// Revokes every JWT issued to a user so far (`SessionsRevoked`): the
     /// new account JWT lists the user's nkey in `revocations`, and the
-    /// server refuses JWTs issued at or before now. A JWT issued later
-    /// (from the next second on) is accepted again. Returns the account
+    /// server refuses JWTs issued at or before now. A JWT issued later is
+    /// accepted again (its `iat` is the next second). Returns the account
     /// JWT.
     pub async fn revoke_user(
         &self,
@@ -611,7 +625,11 @@ impl NatsAdmin {
     }
 
     /// Replaces a policy's permissions (`PermissionsUpdated`) and reissues
-    /// the JWT of every user of the account holding the policy.
+    /// the JWT of every user of the account holding the policy. When the
+    /// change takes anything away (it is not a plain widening: see
+    /// [`Permissions::covers`]), the JWTs issued before it are revoked by the
+    /// account JWT: hand the new account JWT (from
+    /// [`account_jwt`](Self::account_jwt)) to the server's resolver.
     pub async fn update_policy_permissions(
         &self,
         request: &Request,
