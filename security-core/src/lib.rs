@@ -49,6 +49,7 @@
 mod account;
 mod admin;
 mod aggregate;
+mod cache;
 mod claims;
 mod error;
 mod event;
@@ -60,12 +61,15 @@ mod policy;
 mod ports;
 mod projection;
 mod repository;
+mod retry;
 mod role;
 mod sealed;
 mod store;
 pub mod subject;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+#[cfg(feature = "tokio")]
+mod timer;
 mod user;
 mod user_claim;
 mod username;
@@ -76,6 +80,7 @@ pub use account::{
 };
 pub use admin::{AdminError, AdminResult, AdminService, NewUser, Request};
 pub use aggregate::{Aggregate, CommandContext};
+pub use cache::{DEFAULT_CACHE_CAPACITY, StateCache};
 pub use claims::{AccessClaims, Audience, TokenError, TokenValidator};
 pub use error::DomainError;
 pub use event::{
@@ -108,6 +113,7 @@ pub use projection::{
 pub use repository::{
     CommandError, CommandOutcome, DEFAULT_MAX_RETRIES, Loaded, Repository, new_events, replay,
 };
+pub use retry::{DEFAULT_ATTEMPTS, RetryPolicy, Timer};
 pub use role::{
     BUILTIN_ROLES, InvalidPermission, InvalidRoleName, Permission, Role, RoleCommand, RoleEvent,
     RoleName,
@@ -118,6 +124,8 @@ pub use store::{
     StoreError, StreamQuery, Until,
 };
 pub use subject::SubjectError;
+#[cfg(feature = "tokio")]
+pub use timer::TokioTimer;
 pub use user::{
     AuthMethod, ClientInfo, Credential, CredentialType, FailureReason, LockoutPolicy,
     MAX_USER_AGENT_LEN, MfaProof, MfaState, PASSWORD_HISTORY_KEPT, User, UserCommand, UserEvent,

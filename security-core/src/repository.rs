@@ -1,23 +1,28 @@
-//! The command bus: load an aggregate by replaying its stream, handle a
-//! command, append with the expected version, publish what was stored.
+//! The command bus: load an aggregate by replaying its stream (or catching
+//! up a cached state), handle a command, append with the expected version,
+//! publish what was stored.
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, CommandContext};
+use crate::cache::StateCache;
 use crate::event::{
     DomainEvent, EventDecodeError, EventEncodeError, NewEvent, StoredEvent, StreamId,
 };
 use crate::ids::{EventId, TenantId};
 use crate::ports::{IdGenerator, Publisher};
+use crate::retry::{RetryPolicy, Timer};
 use crate::store::{
     AppendRequest, AppendResult, EventStore, ExpectedVersion, StoreError, StreamQuery, Until,
 };
 
 /// How many times a command is retried after a concurrency conflict before
-/// [`CommandError::Conflict`] is returned.
-pub const DEFAULT_MAX_RETRIES: u32 = 5;
+/// [`CommandError::Conflict`] is returned, unless a [`RetryPolicy`] says
+/// otherwise.
+pub const DEFAULT_MAX_RETRIES: u32 = crate::retry::DEFAULT_ATTEMPTS - 1;
 
 /// An aggregate rebuilt from its stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,12 +100,23 @@ impl<E: std::error::Error + 'static> CommandError<E> {
 }
 
 /// Loads aggregates and runs commands against an [`EventStore`].
+///
+/// # Cost of a load
+///
+/// Without a cache, every load and command replays the aggregate's whole
+/// stream. With a [`StateCache`] ([`with_state_cache`](Self::with_state_cache)),
+/// a load starts from the state the cache holds and reads only the events
+/// appended since, by any process: a command's cost stops growing with
+/// the aggregate's history, and optimistic concurrency holds exactly as
+/// without the cache (see [`StateCache`]).
 #[derive(Debug, Clone)]
 pub struct Repository {
     store: Arc<dyn EventStore>,
     publisher: Option<Arc<dyn Publisher>>,
     ids: Arc<dyn IdGenerator>,
-    max_retries: u32,
+    retry: RetryPolicy,
+    timer: Option<Arc<dyn Timer>>,
+    cache: Option<StateCache>,
 }
 
 impl Repository {
@@ -110,8 +126,48 @@ impl Repository {
             store,
             publisher: None,
             ids,
-            max_retries: DEFAULT_MAX_RETRIES,
+            retry: RetryPolicy::DEFAULT,
+            timer: None,
+            cache: None,
         }
+    }
+
+    /// The retry policy of [`execute`](Self::execute) (default:
+    /// [`RetryPolicy::DEFAULT`]). [`execute_with`](Self::execute_with)
+    /// chooses one per call.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Waits between retries with `timer` (without one, retries follow
+    /// each other at once, whatever the policy's backoff).
+    pub fn with_timer(mut self, timer: Arc<dyn Timer>) -> Self {
+        self.timer = Some(timer);
+        self
+    }
+
+    /// The retry policy of [`execute`](Self::execute).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The timer that paces retries, if one is configured.
+    pub fn timer(&self) -> Option<&Arc<dyn Timer>> {
+        self.timer.as_ref()
+    }
+
+    /// Keeps the aggregates it rebuilds in `cache`, so that later loads
+    /// read only the events appended since. Repositories may share a
+    /// cache; one cache holds every aggregate type.
+    pub fn with_state_cache(mut self, cache: StateCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The state cache, if one is configured.
+    pub fn state_cache(&self) -> Option<&StateCache> {
+        self.cache.as_ref()
     }
 
     /// Hands every stored event to `publisher` after the append. Leave it
@@ -121,9 +177,10 @@ impl Repository {
         self
     }
 
-    /// Sets how many times a command is retried after a conflict.
+    /// Sets how many times [`execute`](Self::execute) retries a command
+    /// after a conflict (the policy's backoff stays).
     pub fn with_max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
+        self.retry.max_attempts = max_retries.saturating_add(1);
         self
     }
 
@@ -143,9 +200,10 @@ impl Repository {
         self.publisher.as_ref()
     }
 
-    /// How many times a command is retried after a conflict.
+    /// How many times [`execute`](Self::execute) retries a command after
+    /// a conflict.
     pub fn max_retries(&self) -> u32 {
-        self.max_retries
+        self.retry.attempts() - 1
     }
 
     /// The stream of aggregate `A` with this id in this tenant.
@@ -153,7 +211,7 @@ impl Repository {
         StreamId::new(tenant_id, A::TYPE, id.into())
     }
 
-    /// Rebuilds an aggregate from its whole stream.
+    /// The aggregate as of the newest event in the store.
     pub async fn load<A: Aggregate>(
         &self,
         tenant_id: TenantId,
@@ -162,7 +220,7 @@ impl Repository {
         self.load_until(tenant_id, id, Until::End).await
     }
 
-    /// Rebuilds an aggregate as it was at a version, position or time.
+    /// The aggregate as it was at a version, position or time.
     pub async fn load_until<A: Aggregate>(
         &self,
         tenant_id: TenantId,
@@ -170,44 +228,121 @@ impl Repository {
         until: Until,
     ) -> Result<Loaded<A>, CommandError<A::Error>> {
         let stream_id = Self::stream_id::<A>(tenant_id, id);
-        let events = self
-            .store
-            .read_stream(&stream_id, StreamQuery::until(until))
-            .await?;
-        replay::<A>(&stream_id, &events).map_err(CommandError::from)
+        let folded = self.fold::<A>(&stream_id, until).await?;
+        Ok(Loaded {
+            state: folded.state,
+            version: folded.version,
+        })
     }
 
-    /// Runs a command against the aggregate `id` in the context's tenant.
+    /// The aggregate as of `until`: caught up from the cache when it holds
+    /// a state inside the bound, else replayed from the start. The latest
+    /// state (`Until::End`) goes back into the cache.
+    async fn fold<A: Aggregate>(
+        &self,
+        stream_id: &StreamId,
+        until: Until,
+    ) -> Result<Folded<A>, CommandError<A::Error>> {
+        if let Some(cache) = &self.cache
+            && let Some(cached) = cache.get::<Folded<A>>(stream_id)
+            && cached.inside(until)
+        {
+            let query = StreamQuery {
+                from_version: cached.version + 1,
+                until,
+                limit: usize::MAX,
+            };
+            let tail = self.store.read_stream(stream_id, query).await?;
+            // A store that does not continue the cached state (it was
+            // emptied or replaced) gets a full replay instead.
+            if tail
+                .first()
+                .is_none_or(|first| first.version == cached.version + 1)
+            {
+                let mut folded = (*cached).clone();
+                folded.fold(stream_id, &tail)?;
+                if until == Until::End && folded.version > cached.version {
+                    cache.put(stream_id, folded.version, Arc::new(folded.clone()));
+                }
+                return Ok(folded);
+            }
+            cache.forget(stream_id);
+        }
+        let events = self
+            .store
+            .read_stream(stream_id, StreamQuery::until(until))
+            .await?;
+        let mut folded = Folded::default();
+        folded.fold(stream_id, &events)?;
+        if until == Until::End
+            && let Some(cache) = &self.cache
+        {
+            cache.put(stream_id, folded.version, Arc::new(folded.clone()));
+        }
+        Ok(folded)
+    }
+
+    /// Runs a command against the aggregate `id` in the context's tenant,
+    /// retried after conflicts as the repository's [`RetryPolicy`] says.
     ///
     /// Loads the aggregate, handles the command, appends the events
     /// expecting the version it loaded, and retries from the load on a
-    /// conflict (at most the configured number of times). With an
-    /// idempotency key in the context, a command already run with that key
-    /// returns the first run's outcome and appends nothing.
+    /// conflict.
+    ///
+    /// With an idempotency key in the context, a command already run with
+    /// that key returns the first run's outcome (`deduplicated`) and
+    /// appends nothing. The key is looked up again whenever something may
+    /// mean that a concurrent run with the same key got there first: a
+    /// version conflict, a rejection or a command that changes nothing
+    /// (the first run's events may be why), and any append error (a
+    /// store may report a key taken concurrently as an error of its own,
+    /// or lose the answer of an append that committed). So of concurrent
+    /// callers with one key, one runs the command and every other one gets
+    /// its result.
     pub async fn execute<A: Aggregate>(
         &self,
         id: impl Into<Uuid> + Send,
         command: &A::Command,
         ctx: &CommandContext,
     ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
+        self.execute_with(id, command, ctx, &self.retry).await
+    }
+
+    /// [`execute`](Self::execute) with this call's own retry policy: e.g.
+    /// [`RetryPolicy::persistent`] for a fact that must be recorded
+    /// however contended its stream is. [`CommandError::Conflict`] comes
+    /// back only after `policy.max_attempts` attempts all conflicted.
+    pub async fn execute_with<A: Aggregate>(
+        &self,
+        id: impl Into<Uuid> + Send,
+        command: &A::Command,
+        ctx: &CommandContext,
+        policy: &RetryPolicy,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
         let stream_id = Self::stream_id::<A>(ctx.tenant_id, id);
-        if let Some(key) = &ctx.idempotency_key
-            && let Some(original) = self.store.idempotent_result(ctx.tenant_id, key).await?
-        {
+        if let Some(original) = self.recorded(ctx).await? {
             return self.replayed(&stream_id, original).await;
         }
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let stored = self
-                .store
-                .read_stream(&stream_id, StreamQuery::all())
-                .await?;
-            let Loaded { mut state, version } = replay::<A>(&stream_id, &stored)?;
-            let events = state.handle(command, ctx).map_err(CommandError::Rejected)?;
+            let mut folded = self.fold::<A>(&stream_id, Until::End).await?;
+            let version = folded.version;
+            let events = match folded.state.handle(command, ctx) {
+                Ok(events) => events,
+                Err(rejection) => {
+                    if let Some(original) = self.recorded(ctx).await? {
+                        return self.replayed(&stream_id, original).await;
+                    }
+                    return Err(CommandError::Rejected(rejection));
+                }
+            };
             if events.is_empty() {
+                if let Some(original) = self.recorded(ctx).await? {
+                    return self.replayed(&stream_id, original).await;
+                }
                 return Ok(CommandOutcome {
-                    state,
+                    state: folded.state,
                     version,
                     events: Vec::new(),
                     deduplicated: false,
@@ -232,29 +367,70 @@ impl Repository {
                 }
                 Ok(result) => {
                     for event in &events {
-                        state.apply(event);
+                        folded.state.apply(event);
+                    }
+                    folded.version = result.last_version;
+                    folded.position = result.last_position;
+                    folded.latest = Some(folded.latest.map_or(ctx.now, |t| t.max(ctx.now)));
+                    if let Some(cache) = &self.cache {
+                        cache.put(&stream_id, folded.version, Arc::new(folded.clone()));
                     }
                     let stored = self.read_range(&stream_id, &result).await?;
                     let published = self.publish(&stored).await;
                     return Ok(CommandOutcome {
-                        state,
+                        state: folded.state,
                         version: result.last_version,
                         events: stored,
                         deduplicated: false,
                         published,
                     });
                 }
-                Err(StoreError::Conflict { .. }) if attempts <= self.max_retries => {
+                Err(StoreError::Conflict { actual, .. }) => {
+                    if actual < version
+                        && let Some(cache) = &self.cache
+                    {
+                        // The store is behind the cached state: it is not
+                        // the store the state came from. Start over from it.
+                        cache.forget(&stream_id);
+                    }
+                    if let Some(original) = self.recorded(ctx).await? {
+                        return self.replayed(&stream_id, original).await;
+                    }
+                    if attempts >= policy.attempts() {
+                        return Err(CommandError::Conflict {
+                            stream_id,
+                            attempts,
+                        });
+                    }
                     tracing::debug!(stream = %stream_id, attempts, "concurrency conflict, retrying");
+                    let ceiling = policy.ceiling(attempts);
+                    if let Some(timer) = &self.timer
+                        && !ceiling.is_zero()
+                    {
+                        timer.sleep(timer.jitter(ceiling)).await;
+                    }
                 }
-                Err(StoreError::Conflict { .. }) => {
-                    return Err(CommandError::Conflict {
-                        stream_id,
-                        attempts,
-                    });
+                Err(error @ StoreError::DuplicateIdempotencyKey { .. }) => {
+                    return Err(error.into());
                 }
-                Err(e) => return Err(e.into()),
+                Err(error) => {
+                    // Only a key found now changes the answer; a failed
+                    // lookup leaves the append's own error to report.
+                    if let Ok(Some(original)) = self.recorded(ctx).await {
+                        return self.replayed(&stream_id, original).await;
+                    }
+                    return Err(error.into());
+                }
             }
+        }
+    }
+
+    /// The result of the append that used the context's idempotency key,
+    /// if it has one and it was used.
+    async fn recorded(&self, ctx: &CommandContext) -> Result<Option<AppendResult>, StoreError> {
+        match &ctx.idempotency_key {
+            Some(key) => self.store.idempotent_result(ctx.tenant_id, key).await,
+            None => Ok(None),
         }
     }
 
@@ -291,17 +467,12 @@ impl Repository {
             .into());
         }
         let events = self.read_range(stream_id, &original).await?;
-        let upto = self
-            .store
-            .read_stream(
-                stream_id,
-                StreamQuery::until(Until::Version(original.last_version)),
-            )
+        let folded = self
+            .fold::<A>(stream_id, Until::Version(original.last_version))
             .await?;
-        let Loaded { state, version } = replay::<A>(stream_id, &upto)?;
         Ok(CommandOutcome {
-            state,
-            version,
+            state: folded.state,
+            version: folded.version,
             events,
             deduplicated: true,
             published: false,
@@ -370,4 +541,53 @@ pub fn replay<A: Aggregate>(
         version = stored.version;
     }
     Ok(Loaded { state, version })
+}
+
+/// An aggregate folded from its stream, with what it takes to tell
+/// whether it lies inside a temporal bound.
+#[derive(Debug, Clone, Default)]
+struct Folded<A> {
+    state: A,
+    /// The version of the last event folded (0: none).
+    version: u64,
+    /// The global position of the last event folded (0: none).
+    position: u64,
+    /// The latest `occurred_at` among the events folded.
+    latest: Option<DateTime<Utc>>,
+}
+
+impl<A: Aggregate> Folded<A> {
+    /// Folds events in, in the order the store returned them.
+    fn fold(
+        &mut self,
+        stream_id: &StreamId,
+        events: &[StoredEvent],
+    ) -> Result<(), EventDecodeError> {
+        for stored in events {
+            debug_assert_eq!(
+                &stored.stream_id, stream_id,
+                "store returned an event of another stream"
+            );
+            let event: A::Event = stored.decode()?;
+            self.state.apply(&event);
+            self.version = stored.version;
+            self.position = stored.global_position;
+            self.latest = Some(
+                self.latest
+                    .map_or(stored.occurred_at, |t| t.max(stored.occurred_at)),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether every event folded so far is inside `until`, so that the
+    /// state can be caught up to that bound.
+    fn inside(&self, until: Until) -> bool {
+        match until {
+            Until::End => true,
+            Until::Version(v) => self.version <= v,
+            Until::Position(p) => self.position <= p,
+            Until::Time(t) => self.latest.is_none_or(|latest| latest <= t),
+        }
+    }
 }

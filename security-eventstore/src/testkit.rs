@@ -37,15 +37,26 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
 use security_core::{
-    Actor, AppendRequest, AppendResult, EventId, EventMetadata, EventStore, ExpectedVersion,
-    GlobalQuery, IdempotencyKey, NewEvent, Scope, StoreError, StoredEvent, StreamId, StreamQuery,
-    TenantId, Until,
+    Actor, AppendRequest, AppendResult, CommandContext, EventId, EventMetadata, EventStore,
+    ExpectedVersion, GlobalQuery, IdGenerator, IdempotencyKey, NewEvent, Permissions, Policy,
+    PolicyCommand, PolicyId, Repository, ResourceLimits, Scope, StoreError, StoredEvent, StreamId,
+    StreamQuery, TenantId, Until,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 /// How long the kit waits for a subscription to deliver before it fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// UUID v7 event ids, distinct across the kit's repositories.
+#[derive(Debug)]
+struct FreshIds;
+
+impl IdGenerator for FreshIds {
+    fn new_id(&self) -> Uuid {
+        Uuid::now_v7()
+    }
+}
 
 /// A fresh tenant id.
 pub fn tenant() -> TenantId {
@@ -471,6 +482,174 @@ pub async fn idempotency(store: Arc<dyn EventStore>) {
     assert_eq!(all(&*store, &elsewhere).await.len(), 1);
 }
 
+/// Clause 3 under load: appenders racing with one idempotency key. Each
+/// round, 8 tasks append to one stream with the same key and the same
+/// expectation; exactly one writes. Every other one gets the winner's
+/// result flagged `deduplicated`, or a version conflict after which the
+/// key is already visible: the key is recorded atomically with the events
+/// it names, so whoever sees the write also sees the key. The command bus
+/// relies on this to answer the second caller with the first result.
+pub async fn idempotency_under_concurrency(store: Arc<dyn EventStore>) {
+    let clause = "idempotency under concurrency";
+    const TASKS: usize = 8;
+    const ROUNDS: usize = 25;
+    let t = tenant();
+    for round in 0..ROUNDS {
+        let s = stream(t, "conformance");
+        // Odd rounds race on a stream that already exists.
+        let expected = if round % 2 == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            store
+                .append(append(&s, ExpectedVersion::NoStream, events(1)))
+                .await
+                .expect("first event");
+            ExpectedVersion::Exact(1)
+        };
+        let key = IdempotencyKey::new(format!("race-{round}-{}", Uuid::now_v7())).unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let store = Arc::clone(&store);
+                let request = AppendRequest {
+                    stream_id: s.clone(),
+                    expected,
+                    events: vec![event("Raced", json!({"task": task}))],
+                    idempotency_key: Some(key.clone()),
+                };
+                let barrier = Arc::clone(&barrier);
+                let key = key.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let outcome = store.append(request).await;
+                    // Looked up at once: a conflict must not hide the key.
+                    let seen = match &outcome {
+                        Err(StoreError::Conflict { .. }) => {
+                            Some(store.idempotent_result(t, &key).await.expect("lookup"))
+                        }
+                        _ => None,
+                    };
+                    (outcome, seen)
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        let winners: Vec<AppendResult> = results
+            .iter()
+            .filter_map(|(r, _)| r.as_ref().ok().filter(|r| !r.deduplicated).cloned())
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "{clause}: exactly one appender with the key writes (round {round})"
+        );
+        let winner = &winners[0];
+        for (outcome, seen) in results {
+            match outcome {
+                Ok(r) if r.deduplicated => assert_eq!(
+                    AppendResult {
+                        deduplicated: false,
+                        ..r
+                    },
+                    *winner,
+                    "{clause}: a deduplicated append returns the winner's result"
+                ),
+                Ok(_) => {}
+                Err(StoreError::Conflict { .. }) => assert_eq!(
+                    seen.expect("looked up"),
+                    Some(winner.clone()),
+                    "{clause}: after a conflict the key must already name the winner's append"
+                ),
+                Err(e) => panic!("{clause}: unexpected error {e:?}"),
+            }
+        }
+        let stored = all(&*store, &s).await;
+        let raced = stored.iter().filter(|e| &*e.event_type == "Raced").count();
+        assert_eq!(raced, 1, "{clause}: one write per key (round {round})");
+    }
+}
+
+/// Clause 3 as the command bus sees it: [`Repository::execute`] with one
+/// idempotency key from several repositories at once (replicas) creates a
+/// policy, then changes it. Every caller gets the first run's result;
+/// none sees a rejection caused by the first run ("already exists") or a
+/// conflict, and each command is stored once.
+pub async fn idempotent_commands(store: Arc<dyn EventStore>) {
+    let clause = "idempotent commands";
+    const CALLERS: usize = 4;
+    const ROUNDS: usize = 10;
+    let t = tenant();
+    let replicas: Vec<Repository> = (0..CALLERS)
+        .map(|_| Repository::new(Arc::clone(&store), Arc::new(FreshIds)))
+        .collect();
+    for round in 0..ROUNDS {
+        let id = PolicyId::from_uuid(Uuid::now_v7());
+        let create = PolicyCommand::CreatePolicy {
+            policy_id: id,
+            name: format!("race {round}"),
+            description: String::new(),
+            permissions: Permissions::default(),
+            limits: ResourceLimits::default(),
+        };
+        let update = PolicyCommand::UpdateLimits {
+            new_limits: ResourceLimits {
+                max_subscriptions: Some(7),
+                ..ResourceLimits::default()
+            },
+        };
+        for (step, command) in [("create", create), ("update", update)] {
+            let key = IdempotencyKey::new(format!("{step}-{round}-{}", Uuid::now_v7())).unwrap();
+            let ctx = CommandContext::new(t, at(0)).with_idempotency_key(key);
+            let barrier = Arc::new(tokio::sync::Barrier::new(CALLERS));
+            let tasks: Vec<_> = replicas
+                .iter()
+                .map(|repo| {
+                    let repo = repo.clone();
+                    let (ctx, command, barrier) =
+                        (ctx.clone(), command.clone(), Arc::clone(&barrier));
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        repo.execute::<Policy>(id, &command, &ctx).await
+                    })
+                })
+                .collect();
+            let mut firsts = 0;
+            let mut versions = BTreeSet::new();
+            for task in tasks {
+                match task.await.expect("task") {
+                    Ok(outcome) => {
+                        firsts += usize::from(!outcome.deduplicated);
+                        versions.insert(outcome.version);
+                        assert_eq!(
+                            outcome.events.len(),
+                            1,
+                            "{clause}: every caller gets the first run's events ({step})"
+                        );
+                    }
+                    Err(e) => panic!(
+                        "{clause}: a caller repeating a {step} with its key must get the first result, got {e:?}"
+                    ),
+                }
+            }
+            assert_eq!(firsts, 1, "{clause}: exactly one caller runs the {step}");
+            assert_eq!(
+                versions.len(),
+                1,
+                "{clause}: every caller sees the same version after the {step}"
+            );
+        }
+        let s = Repository::stream_id::<Policy>(t, id);
+        assert_eq!(
+            all(&*store, &s).await.len(),
+            2,
+            "{clause}: each command stored once (round {round})"
+        );
+    }
+}
+
 /// Clause 4, ordered global stream: positions strictly increase, and a
 /// reader following positions from a checkpoint while writers commit never
 /// skips an event.
@@ -830,6 +1009,8 @@ where
     concurrent_appenders(factory().await).await;
     atomic_batches(factory().await).await;
     idempotency(factory().await).await;
+    idempotency_under_concurrency(factory().await).await;
+    idempotent_commands(factory().await).await;
     ordered_global_stream(factory().await).await;
     tenant_isolation(factory().await).await;
     temporal_reads(factory().await).await;

@@ -8,8 +8,9 @@
     reason = "test code fails by panicking"
 )]
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -34,17 +35,48 @@ enum Flaw {
     HalfBatches,
     /// Drops every third event from global reads.
     SkipsEvents,
+    /// Records an idempotency key only some time after the events it names
+    /// are visible (not atomically with them).
+    KeyRecordedLate,
 }
 
 #[derive(Debug)]
 struct Broken {
     inner: MemoryEventStore,
     flaw: Flaw,
+    /// `KeyRecordedLate`: the keys, written after the events.
+    late_keys: Arc<Mutex<HashMap<(TenantId, IdempotencyKey), AppendResult>>>,
+}
+
+impl Broken {
+    fn late_key(&self, tenant: TenantId, key: &IdempotencyKey) -> Option<AppendResult> {
+        self.late_keys
+            .lock()
+            .unwrap()
+            .get(&(tenant, key.clone()))
+            .cloned()
+    }
 }
 
 #[async_trait]
 impl EventStore for Broken {
     async fn append(&self, mut request: AppendRequest) -> Result<AppendResult, StoreError> {
+        if let (Flaw::KeyRecordedLate, Some(key)) = (self.flaw, request.idempotency_key.take()) {
+            let tenant = request.stream_id.tenant_id;
+            if let Some(original) = self.late_key(tenant, &key) {
+                return Ok(AppendResult {
+                    deduplicated: true,
+                    ..original
+                });
+            }
+            let result = self.inner.append(request).await?;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            self.late_keys
+                .lock()
+                .unwrap()
+                .insert((tenant, key), result.clone());
+            return Ok(result);
+        }
         match self.flaw {
             Flaw::NoConcurrencyCheck => request.expected = ExpectedVersion::Any,
             Flaw::NoIdempotency => request.idempotency_key = None,
@@ -99,6 +131,7 @@ impl EventStore for Broken {
     ) -> Result<Option<AppendResult>, StoreError> {
         match self.flaw {
             Flaw::NoIdempotency => Ok(None),
+            Flaw::KeyRecordedLate => Ok(self.late_key(tenant, key)),
             _ => self.inner.idempotent_result(tenant, key).await,
         }
     }
@@ -119,6 +152,7 @@ fn broken(flaw: Flaw) -> Arc<dyn EventStore> {
     Arc::new(Broken {
         inner: MemoryEventStore::new(),
         flaw,
+        late_keys: Arc::default(),
     })
 }
 
@@ -157,6 +191,16 @@ async fn each_clause_catches_its_flaw() {
     must_fail(
         "writes half a batch",
         testkit::atomic_batches(broken(Flaw::HalfBatches)),
+    )
+    .await;
+    must_fail(
+        "records idempotency keys after their events",
+        testkit::idempotency_under_concurrency(broken(Flaw::KeyRecordedLate)),
+    )
+    .await;
+    must_fail(
+        "records idempotency keys after their events (command bus)",
+        testkit::idempotent_commands(broken(Flaw::KeyRecordedLate)),
     )
     .await;
     must_fail(

@@ -204,51 +204,48 @@ async fn concurrent_commands_retry_and_lose_no_update() {
     assert_eq!(loaded.state.version, 41);
 }
 
+// A store that always reports a conflict.
+#[derive(Debug)]
+struct AlwaysConflict(MemoryEventStore);
+#[async_trait]
+impl EventStore for AlwaysConflict {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        Err(StoreError::Conflict {
+            stream_id: request.stream_id,
+            expected: request.expected,
+            actual: 99,
+        })
+    }
+    async fn read_stream(
+        &self,
+        s: &StreamId,
+        q: StreamQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.0.read_stream(s, q).await
+    }
+    async fn read_global(&self, s: Scope, q: GlobalQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.0.read_global(s, q).await
+    }
+    async fn stream_version(&self, s: &StreamId) -> Result<u64, StoreError> {
+        self.0.stream_version(s).await
+    }
+    async fn idempotent_result(
+        &self,
+        t: TenantId,
+        k: &IdempotencyKey,
+    ) -> Result<Option<AppendResult>, StoreError> {
+        self.0.idempotent_result(t, k).await
+    }
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.0.head_position().await
+    }
+    fn subscribe(&self, s: Scope, after: u64) -> EventStream {
+        self.0.subscribe(s, after)
+    }
+}
+
 #[tokio::test]
 async fn contention_gives_up_with_a_retryable_conflict() {
-    // A store that always reports a conflict.
-    #[derive(Debug)]
-    struct AlwaysConflict(MemoryEventStore);
-    #[async_trait]
-    impl EventStore for AlwaysConflict {
-        async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
-            Err(StoreError::Conflict {
-                stream_id: request.stream_id,
-                expected: request.expected,
-                actual: 99,
-            })
-        }
-        async fn read_stream(
-            &self,
-            s: &StreamId,
-            q: StreamQuery,
-        ) -> Result<Vec<StoredEvent>, StoreError> {
-            self.0.read_stream(s, q).await
-        }
-        async fn read_global(
-            &self,
-            s: Scope,
-            q: GlobalQuery,
-        ) -> Result<Vec<StoredEvent>, StoreError> {
-            self.0.read_global(s, q).await
-        }
-        async fn stream_version(&self, s: &StreamId) -> Result<u64, StoreError> {
-            self.0.stream_version(s).await
-        }
-        async fn idempotent_result(
-            &self,
-            t: TenantId,
-            k: &IdempotencyKey,
-        ) -> Result<Option<AppendResult>, StoreError> {
-            self.0.idempotent_result(t, k).await
-        }
-        async fn head_position(&self) -> Result<u64, StoreError> {
-            self.0.head_position().await
-        }
-        fn subscribe(&self, s: Scope, after: u64) -> EventStream {
-            self.0.subscribe(s, after)
-        }
-    }
     let repo = Repository::new(
         Arc::new(AlwaysConflict(MemoryEventStore::new())),
         Arc::new(SequentialIds::new()),
@@ -569,4 +566,300 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+// ----- idempotent requests racing on several replicas ----------------------
+
+#[path = "support/races.rs"]
+mod races;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotent_request_racing_on_replicas_answers_every_caller_in_memory() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryEventStore::new());
+    let replicas = vec![Arc::clone(&store), Arc::clone(&store), store];
+    let (created, locked) = races::create_and_lock_races(&replicas, 100).await;
+    let every = races::Tally {
+        answered: 300,
+        rejected: 0,
+        conflicts: 0,
+    };
+    assert_eq!(created, every, "create_user with one key on three replicas");
+    assert_eq!(locked, every, "lock_user with one key on three replicas");
+}
+
+// ----- the state cache ------------------------------------------------------
+
+/// A store that counts the events its stream reads return.
+#[derive(Debug)]
+struct Counting {
+    inner: MemoryEventStore,
+    read: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    fn new(inner: MemoryEventStore) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            read: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn take(&self) -> usize {
+        self.read.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl EventStore for Counting {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        self.inner.append(request).await
+    }
+    async fn read_stream(
+        &self,
+        s: &StreamId,
+        q: StreamQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = self.inner.read_stream(s, q).await?;
+        self.read
+            .fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(events)
+    }
+    async fn read_global(&self, s: Scope, q: GlobalQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.read_global(s, q).await
+    }
+    async fn stream_version(&self, s: &StreamId) -> Result<u64, StoreError> {
+        self.inner.stream_version(s).await
+    }
+    async fn idempotent_result(
+        &self,
+        t: TenantId,
+        k: &IdempotencyKey,
+    ) -> Result<Option<AppendResult>, StoreError> {
+        self.inner.idempotent_result(t, k).await
+    }
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.inner.head_position().await
+    }
+    fn subscribe(&self, s: Scope, after: u64) -> EventStream {
+        self.inner.subscribe(s, after)
+    }
+}
+
+fn login() -> UserCommand {
+    UserCommand::RecordAuthentication {
+        method: AuthMethod::Password,
+        client: ClientInfo::default(),
+    }
+}
+
+async fn create_user(repo: &Repository, t: TenantId) -> UserId {
+    let user_id = UserId::from_uuid(Uuid::now_v7());
+    let create = UserCommand::CreateUser {
+        user_id,
+        account_id: AccountId::from(t),
+        username: "cached".into(),
+        credentials: Credential::Password { hash: sealed(1) },
+        metadata: BTreeMap::new(),
+        must_change_password: false,
+    };
+    repo.execute::<User>(user_id, &create, &CommandContext::new(t, t0()))
+        .await
+        .unwrap();
+    user_id
+}
+
+#[tokio::test]
+async fn with_a_state_cache_a_command_reads_only_what_was_appended_since() {
+    let store = Counting::new(MemoryEventStore::new());
+    let shared: Arc<dyn EventStore> = store.clone();
+    let cache = StateCache::new(100);
+    let ids: Arc<dyn IdGenerator> = Arc::new(SequentialIds::new());
+    let cached =
+        Repository::new(Arc::clone(&shared), Arc::clone(&ids)).with_state_cache(cache.clone());
+    let t = tenant();
+    let user_id = create_user(&cached, t).await;
+    for _ in 0..200 {
+        cached
+            .execute::<User>(user_id, &login(), &CommandContext::new(t, t0()))
+            .await
+            .unwrap();
+    }
+    store.take();
+    // The 202nd command reads back only its own event.
+    cached
+        .execute::<User>(user_id, &login(), &CommandContext::new(t, t0()))
+        .await
+        .unwrap();
+    assert_eq!(store.take(), 1, "the command read only the event it stored");
+    assert_eq!(cache.len(), 1);
+
+    // Another process appends: the next load reads just those events.
+    let other = Repository::new(Arc::clone(&shared), Arc::clone(&ids));
+    for _ in 0..3 {
+        other
+            .execute::<User>(user_id, &login(), &CommandContext::new(t, t0()))
+            .await
+            .unwrap();
+    }
+    store.take();
+    let loaded = cached.load::<User>(t, user_id).await.unwrap();
+    assert_eq!(store.take(), 3, "caught up with the three new events only");
+    assert_eq!(loaded.version, 205);
+    let replayed = Repository::new(Arc::clone(&shared), Arc::new(SequentialIds::new()))
+        .load::<User>(t, user_id)
+        .await
+        .unwrap();
+    assert_eq!(loaded, replayed, "the cached state is the replayed one");
+    // Without a cache every load replays everything.
+    store.take();
+    other.load::<User>(t, user_id).await.unwrap();
+    assert_eq!(store.take(), 205);
+
+    // Temporal reads: a cached state inside the bound is caught up, one
+    // past it is not used.
+    let as_of = cached
+        .load_until::<User>(t, user_id, Until::Version(100))
+        .await
+        .unwrap();
+    assert_eq!(as_of.version, 100);
+    assert_eq!(
+        as_of,
+        other
+            .load_until::<User>(t, user_id, Until::Version(100))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_cache_whose_store_was_replaced_is_not_trusted() {
+    let t = tenant();
+    let cache = StateCache::default();
+    let first = MemoryEventStore::new();
+    let repo = Repository::new(Arc::new(first), Arc::new(SequentialIds::new()))
+        .with_state_cache(cache.clone());
+    let user_id = create_user(&repo, t).await;
+    for _ in 0..5 {
+        repo.execute::<User>(user_id, &login(), &CommandContext::new(t, t0()))
+            .await
+            .unwrap();
+    }
+    // A new, empty store behind the same cache: the stream does not exist
+    // there, whatever the cache says, and a new one starts at version 1.
+    let second = MemoryEventStore::new();
+    let repo = Repository::new(Arc::new(second.clone()), Arc::new(SequentialIds::new()))
+        .with_state_cache(cache.clone());
+    let loaded = repo.load::<User>(t, user_id).await.unwrap();
+    assert_eq!(loaded.version, 6, "an empty tail keeps the cached state");
+    // Writing through it conflicts with the real store, which shows the
+    // cached state is not its own: the retry starts from the store, where
+    // the user does not exist.
+    let err = repo
+        .execute::<User>(user_id, &login(), &CommandContext::new(t, t0()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.rejection(),
+        Some(&DomainError::NotFound { kind: "user" }),
+        "{err:?}"
+    );
+    assert_eq!(second.len(), 0, "nothing was written on a stale state");
+    // A store that has other events for the stream replaces the cached state.
+    let user_id_again = user_id;
+    let fresh = Repository::new(Arc::new(second.clone()), Arc::new(SequentialIds::new()));
+    let create = UserCommand::CreateUser {
+        user_id: user_id_again,
+        account_id: AccountId::from(t),
+        username: "again".into(),
+        credentials: Credential::Password { hash: sealed(2) },
+        metadata: BTreeMap::new(),
+        must_change_password: false,
+    };
+    fresh
+        .execute::<User>(user_id, &create, &CommandContext::new(t, t0()))
+        .await
+        .unwrap();
+    let loaded = repo.load::<User>(t, user_id).await.unwrap();
+    assert_eq!(
+        (loaded.version, loaded.state.username.as_str()),
+        (1, "again")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_logins_on_three_replicas_all_land_with_the_persistent_policy() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryEventStore::new());
+    let replicas = vec![Arc::clone(&store), Arc::clone(&store), store];
+    let (landed, conflicts) =
+        races::concurrent_logins(&replicas, 100, RetryPolicy::persistent()).await;
+    assert_eq!((landed, conflicts), (100, 0));
+}
+
+/// A timer that records what it was asked and does not wait.
+#[derive(Debug, Default)]
+struct RecordingTimer {
+    ceilings: std::sync::Mutex<Vec<std::time::Duration>>,
+    slept: std::sync::Mutex<Vec<std::time::Duration>>,
+}
+
+#[async_trait]
+impl Timer for RecordingTimer {
+    async fn sleep(&self, duration: std::time::Duration) {
+        self.slept.lock().unwrap().push(duration);
+    }
+    fn jitter(&self, max: std::time::Duration) -> std::time::Duration {
+        self.ceilings.lock().unwrap().push(max);
+        max / 2
+    }
+}
+
+#[tokio::test]
+async fn retries_wait_a_jittered_doubling_backoff_between_attempts() {
+    let timer = Arc::new(RecordingTimer::default());
+    let repo = Repository::new(
+        Arc::new(AlwaysConflict(MemoryEventStore::new())),
+        Arc::new(SequentialIds::new()),
+    )
+    .with_timer(timer.clone());
+    let ms = std::time::Duration::from_millis;
+    let policy = RetryPolicy::immediate(4).with_backoff(ms(10), ms(25));
+    let id = PolicyId::from_uuid(Uuid::now_v7());
+    let err = repo
+        .execute_with::<Policy>(
+            id,
+            &create_policy(id, "p"),
+            &CommandContext::new(tenant(), t0()),
+            &policy,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::Conflict { attempts: 4, .. }),
+        "{err:?}"
+    );
+    assert_eq!(*timer.ceilings.lock().unwrap(), [ms(10), ms(20), ms(25)]);
+    assert_eq!(
+        *timer.slept.lock().unwrap(),
+        [
+            ms(5),
+            ms(10),
+            ms(12) + std::time::Duration::from_micros(500)
+        ]
+    );
+    // The repository's default policy makes no wait.
+    let immediate = Repository::new(
+        Arc::new(AlwaysConflict(MemoryEventStore::new())),
+        Arc::new(SequentialIds::new()),
+    )
+    .with_timer(timer.clone());
+    timer.ceilings.lock().unwrap().clear();
+    immediate
+        .execute::<Policy>(
+            id,
+            &create_policy(id, "p"),
+            &CommandContext::new(tenant(), t0()),
+        )
+        .await
+        .unwrap_err();
+    assert!(timer.ceilings.lock().unwrap().is_empty());
 }
