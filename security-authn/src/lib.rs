@@ -23,9 +23,12 @@
 //!   (the private key never leaves it), or HS256 with `JWT_SECRET_KEY`.
 //!   [`JwtValidator`] validates them in-process and is the
 //!   [`TokenValidator`](security_core::TokenValidator) that `security-authz`
-//!   takes. Refresh tokens are opaque (256 random bits), stored as keyed
-//!   hashes, rotated on every use; reusing a rotated one revokes its whole
-//!   [`Session`].
+//!   takes. Refresh tokens are opaque: each generation's token is an
+//!   HMAC under the session's random seed, which is stored sealed; they
+//!   rotate on every use, reusing any rotated one revokes its whole
+//!   [`Session`], and a session ends at its absolute lifetime
+//!   (`SESSION_MAX_LIFETIME_DAYS`) or when the credential that opened it
+//!   is replaced or revoked.
 //! - **Throttling and lockout**: a [`RateLimiter`] (sliding window) per IP
 //!   and per username; consecutive failures lock the user for a growing
 //!   time.
@@ -40,7 +43,9 @@
 //! neither timing nor answers tell usernames apart; a locked user is refused
 //! whatever the password. A TOTP step works once; a backup code works once;
 //! a challenge is single-use. A stolen refresh token that is used after its
-//! owner refreshed (or the other way round) kills the session. Secrets
+//! owner refreshed (or the other way round) kills the session; no session
+//! outlives its absolute lifetime or the API key or login key that opened
+//! it. Secrets
 //! (password hashes, TOTP secrets, backup-code hashes, unknown usernames)
 //! are sealed with a per-subject data key in stored events and never
 //! published; `Debug` of every secret-bearing type is redacted. Tokens
@@ -100,6 +105,7 @@ mod manage;
 mod policy;
 mod projection;
 mod rate_limit;
+mod refresh;
 mod service;
 mod session;
 mod store;

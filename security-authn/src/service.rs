@@ -30,6 +30,9 @@ use crate::tenant_keys::TenantKeys;
 
 /// Prefix of refresh tokens (lets secret scanners find leaked ones).
 pub(crate) const REFRESH_TOKEN_PREFIX: &str = "sec_rt_";
+/// How many streams the service's state cache keeps when the repository
+/// it is given has none.
+const SESSION_CACHE_CAPACITY: usize = 100_000;
 /// Prefix of API keys.
 pub(crate) const API_KEY_PREFIX: &str = "sec_ak_";
 
@@ -174,12 +177,21 @@ impl AuthenticationServiceBuilder {
                 ))
             }
         };
+        // Sessions (and every aggregate the service loads through the
+        // repository) are caught up from a state cache, so a refresh does
+        // not replay the session's whole history.
+        let repo = if self.repo.state_cache().is_some() {
+            self.repo
+        } else {
+            self.repo
+                .with_state_cache(security_core::StateCache::new(SESSION_CACHE_CAPACITY))
+        };
         let admin = AdminService::new(
-            self.repo.clone(),
+            repo.clone(),
             Arc::clone(&self.clock),
             Arc::clone(&self.keys),
         );
-        let writer = EventWriter::new(&self.repo);
+        let writer = EventWriter::new(&repo);
         let audit = AuditLog::new(writer.clone());
         Ok(AuthenticationService {
             inner: Arc::new(Inner {
@@ -199,9 +211,23 @@ impl AuthenticationServiceBuilder {
                 writer,
                 users: StreamCache::default(),
                 accounts: StreamCache::default(),
-                repo: self.repo,
+                repo,
             }),
         })
+    }
+}
+
+/// The kind of credential a login method proved (what a session opened
+/// by it depends on).
+fn opened_by(method: AuthMethod) -> Option<security_core::CredentialType> {
+    use security_core::CredentialType;
+    match method {
+        AuthMethod::Password | AuthMethod::PasswordTotp | AuthMethod::PasswordBackupCode => {
+            Some(CredentialType::Password)
+        }
+        AuthMethod::ApiToken => Some(CredentialType::Token),
+        AuthMethod::PublicKey => Some(CredentialType::PublicKey),
+        _ => None,
     }
 }
 
@@ -524,29 +550,30 @@ impl AuthenticationService {
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
         let tenant = ctx.tenant_id;
         let session_id = SessionId::from_uuid(self.new_id());
-        let refresh_token = new_opaque_token(REFRESH_TOKEN_PREFIX, tenant, session_id.as_uuid())?;
-        let (hash_key_id, tag) = self
-            .inner
-            .keys
-            .lookup_hash(tenant, refresh_token.expose_secret().as_bytes())
+        let seed = crate::refresh::Seed::generate()?;
+        let sealed_seed = self
+            .seal_for(tenant, user_id.as_uuid(), seed.as_bytes())
             .await?;
+        let refresh_token = seed.token(tenant, session_id, 0);
         // A session that starts right after a revoke-all (a password
         // change, in the same clock tick) must start after it.
         let mut session_ctx = ctx.clone();
-        if let Some(revoked_at) = user.sessions_revoked_at
+        if let Some(revoked_at) = user.last_session_revocation()
             && revoked_at >= session_ctx.now
         {
             session_ctx.now = revoked_at + chrono::Duration::microseconds(1);
         }
-        let refresh_expires_at = session_ctx.now + self.refresh_ttl();
+        let absolute_expires_at = session_ctx.now + self.session_max_lifetime();
+        let refresh_expires_at = (session_ctx.now + self.refresh_ttl()).min(absolute_expires_at);
         let command = SessionCommand::Start {
             session_id,
             user_id,
             method,
+            opened_by: opened_by(method),
             client: client.clone(),
-            token_hash: URL_SAFE_NO_PAD.encode(tag),
-            hash_key_id,
+            seed: sealed_seed,
             expires_at: refresh_expires_at,
+            absolute_expires_at,
         };
         self.inner
             .repo
@@ -570,6 +597,11 @@ impl AuthenticationService {
     pub(crate) fn refresh_ttl(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.inner.config.refresh_token_ttl)
             .unwrap_or(chrono::Duration::days(7))
+    }
+
+    pub(crate) fn session_max_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.inner.config.session_max_lifetime)
+            .unwrap_or(chrono::Duration::days(30))
     }
 
     /// The user's subject permissions: its policies in force plus its
@@ -614,7 +646,7 @@ impl AuthenticationService {
         // carries the next second.
         let mut iat = now.timestamp();
         let cutoff = user
-            .sessions_revoked_at
+            .last_session_revocation()
             .map(|r| r.timestamp())
             .max(self.inner.validator.revocations().user_cutoff(user_id));
         if let Some(cutoff) = cutoff

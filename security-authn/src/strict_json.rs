@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn repeated_names_are_refused_at_any_depth() {
         for good in [
-            r#"{}"#,
+            "{}",
             r#" {"a":1,"b":[{"a":1},{"a":2}],"c":{"a":{"a":null}}} "#,
             r#"{"a":"\u0061","A":1}"#,
             r#"[1,"x",true,null,1.5e300,-7]"#,

@@ -496,6 +496,7 @@ async fn a_nats_connect_signature_does_not_log_in_over_http() {
     // NATS client with the login's nonce, and replay the signature of its
     // CONNECT to complete the login. A NATS identity is no login
     // credential, so the replay gets nothing.
+    use base64::Engine as _;
     use secrecy::ExposeSecret as _;
     use security_authn::{AuthenticationService, AuthnError};
     use security_core::{ClientInfo, Credential, CredentialType};
@@ -554,7 +555,6 @@ async fn a_nats_connect_signature_does_not_log_in_over_http() {
     let raw = security_crypto::Ed25519PublicKey::from_public_key(key)
         .unwrap()
         .to_bytes();
-    use base64::Engine as _;
     for candidate in [
         key.clone(),
         security_core::PublicKey::ed25519(
@@ -574,7 +574,10 @@ async fn a_nats_connect_signature_does_not_log_in_over_http() {
 /// Subscribe permissions with queue-bound entries beside plain ones, and
 /// the (subject, queue) cases to try with them. Each case's subject is
 /// unique, so a server error names the case it is about.
-fn queue_permission_cases() -> Vec<(Permissions, Vec<(String, Option<&'static str>)>)> {
+/// Subscriptions to try: a subject and an optional queue group.
+type Cases = Vec<(String, Option<&'static str>)>;
+
+fn queue_permission_cases() -> Vec<(Permissions, Cases)> {
     let pattern = |p: &str| security_core::SubjectPattern::new(p).unwrap();
     let queued = |p: &str, q: &str| security_core::SubjectPattern::with_queue(p, q).unwrap();
     let everything = SubjectPermissions::from_patterns([">"], Vec::<String>::new()).unwrap();

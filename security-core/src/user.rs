@@ -64,7 +64,7 @@ pub enum Credential {
 }
 
 /// The kind of a credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialType {
     /// A password.
@@ -580,7 +580,9 @@ pub enum UserEvent {
         /// When.
         expired_at: DateTime<Utc>,
     },
-    /// Every session and refresh-token family issued up to now was revoked.
+    /// Every session and refresh-token family issued up to now was revoked
+    /// (only those opened with one kind of credential when `credential` is
+    /// set: that credential was replaced or revoked).
     SessionsRevoked {
         /// The user.
         user_id: UserId,
@@ -588,6 +590,11 @@ pub enum UserEvent {
         reason: String,
         /// When.
         revoked_at: DateTime<Utc>,
+        /// The kind of credential whose sessions were revoked (`None`:
+        /// every session). A consumer that does not look at it revokes too
+        /// much, never too little.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<CredentialType>,
     },
     /// The password hash was remade with stronger parameters (same password).
     PasswordRehashed {
@@ -665,6 +672,9 @@ pub struct User {
     pub lockouts: u32,
     /// Sessions and tokens issued at or before this instant are revoked.
     pub sessions_revoked_at: Option<DateTime<Utc>>,
+    /// Sessions opened with a credential of this kind at or before this
+    /// instant are revoked (the credential was replaced or revoked).
+    pub credential_sessions_revoked_at: BTreeMap<CredentialType, DateTime<Utc>>,
     /// When a policy was last taken from the user: credentials that carry
     /// permissions (NATS user JWTs) issued before then grant too much.
     pub policies_removed_at: Option<DateTime<Utc>>,
@@ -708,11 +718,37 @@ impl User {
         self.sessions_revoked_at.is_some_and(|r| issued_at <= r)
     }
 
+    /// Whether a session opened at `started_at` with a credential of kind
+    /// `opened_by` was revoked since: all sessions, or that credential's
+    /// (replaced or revoked after the session started).
+    pub fn is_session_revoked_for(
+        &self,
+        started_at: DateTime<Utc>,
+        opened_by: Option<CredentialType>,
+    ) -> bool {
+        self.is_session_revoked(started_at)
+            || opened_by
+                .and_then(|kind| self.credential_sessions_revoked_at.get(&kind))
+                .is_some_and(|r| started_at <= *r)
+    }
+
+    /// The last instant at which any of the user's sessions were revoked
+    /// (all of them, or those of one credential): access tokens issued at
+    /// or before it may be refused, so later ones must be dated after it.
+    pub fn last_session_revocation(&self) -> Option<DateTime<Utc>> {
+        self.credential_sessions_revoked_at
+            .values()
+            .copied()
+            .chain(self.sessions_revoked_at)
+            .max()
+    }
+
     fn revoke(user_id: UserId, reason: &str, ctx: &CommandContext) -> UserEvent {
         UserEvent::SessionsRevoked {
             user_id,
             reason: reason.to_owned(),
             revoked_at: ctx.now,
+            credential: None,
         }
     }
 
@@ -795,8 +831,23 @@ impl User {
                     must_change: *must_change,
                     updated_at: now,
                 }];
-                if kind == CredentialType::Password {
-                    events.push(Self::revoke(user_id, "password changed", ctx));
+                match kind {
+                    CredentialType::Password => {
+                        events.push(Self::revoke(user_id, "password changed", ctx));
+                    }
+                    // An API key or login key replaced or revoked: the
+                    // sessions it opened end with it.
+                    CredentialType::Token | CredentialType::PublicKey
+                        if self.credential(kind).is_some() =>
+                    {
+                        events.push(UserEvent::SessionsRevoked {
+                            user_id,
+                            reason: "credential replaced".to_owned(),
+                            revoked_at: now,
+                            credential: Some(kind),
+                        });
+                    }
+                    _ => {}
                 }
                 events
             }
@@ -1191,8 +1242,20 @@ impl Aggregate for User {
                 }
             }
             UserEvent::PasswordExpired { .. } => self.password_must_change = true,
-            UserEvent::SessionsRevoked { revoked_at, .. } => {
+            UserEvent::SessionsRevoked {
+                revoked_at,
+                credential: None,
+                ..
+            } => {
                 self.sessions_revoked_at = Some(*revoked_at);
+            }
+            UserEvent::SessionsRevoked {
+                revoked_at,
+                credential: Some(kind),
+                ..
+            } => {
+                self.credential_sessions_revoked_at
+                    .insert(*kind, *revoked_at);
             }
             UserEvent::PasswordRehashed { hash, .. } => {
                 for credential in &mut self.credentials {

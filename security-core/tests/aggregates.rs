@@ -918,6 +918,7 @@ fn revoked(reason: &str, secs: i64) -> UserEvent {
         user_id: USER,
         reason: reason.into(),
         revoked_at: t0() + Duration::seconds(secs),
+        credential: None,
     }
 }
 
@@ -1039,6 +1040,73 @@ fn update_credentials_keeps_history_and_revokes_sessions() {
         }]);
     assert_eq!(state.credentials.len(), 2);
     assert!(state.password_history.is_empty());
+}
+
+#[test]
+fn replacing_an_api_key_or_login_key_revokes_the_sessions_it_opened() {
+    // A first API key or login key revokes nothing; replacing (or
+    // revoking) one revokes the sessions opened with that kind of
+    // credential before then, and no other session.
+    for (first, second) in [
+        (
+            Credential::Token {
+                token_hash: "k1".into(),
+                expires_at: None,
+            },
+            Credential::Token {
+                token_hash: "revoked".into(),
+                expires_at: Some(t0()),
+            },
+        ),
+        (
+            Credential::PublicKey {
+                key: PublicKey::ed25519("key-one"),
+            },
+            Credential::PublicKey {
+                key: PublicKey::ed25519("key-two"),
+            },
+        ),
+    ] {
+        let kind = first.credential_type();
+        let with_first = UserEvent::CredentialsUpdated {
+            user_id: USER,
+            credential_type: kind,
+            credential: first,
+            must_change: false,
+            updated_at: t0(),
+        };
+        let state = AggregateTest::<User>::new(ctx_at(60))
+            .given([user_created(), with_first])
+            .when(UserCommand::UpdateCredentials {
+                new_credentials: second.clone(),
+                must_change: false,
+            })
+            .then_expect_events(vec![
+                UserEvent::CredentialsUpdated {
+                    user_id: USER,
+                    credential_type: kind,
+                    credential: second,
+                    must_change: false,
+                    updated_at: t0() + Duration::seconds(60),
+                },
+                UserEvent::SessionsRevoked {
+                    user_id: USER,
+                    reason: "credential replaced".into(),
+                    revoked_at: t0() + Duration::seconds(60),
+                    credential: Some(kind),
+                },
+            ]);
+        let opened = t0() + Duration::seconds(30);
+        assert!(state.is_session_revoked_for(opened, Some(kind)), "{kind:?}");
+        assert!(!state.is_session_revoked_for(opened, Some(CredentialType::Password)));
+        assert!(!state.is_session_revoked(opened), "not every session");
+        let later = t0() + Duration::seconds(61);
+        assert!(!state.is_session_revoked_for(later, Some(kind)));
+        assert_eq!(
+            state.last_session_revocation(),
+            Some(t0() + Duration::seconds(60))
+        );
+    }
 }
 
 fn locked(until: Option<i64>) -> UserEvent {

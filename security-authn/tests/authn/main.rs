@@ -15,6 +15,7 @@ mod login;
 mod mfa;
 mod secrets;
 mod session;
+mod sessions;
 mod throttling;
 mod tokens;
 mod totp_vectors;

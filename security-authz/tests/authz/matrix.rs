@@ -230,27 +230,24 @@ async fn a_system_super_admin_acts_only_on_its_own_operators_tenants() {
         for decision in &own_operator {
             assert!(decision.is_allowed(), "{scope:?}: {decision:?}");
         }
-        match scope {
-            SuperAdminScope::SystemAccounts => {
-                for decision in &foreign_operator {
-                    assert_eq!(
-                        decision.deny_reason(),
-                        Some(&DenyReason::CrossTenant),
-                        "{scope:?}"
-                    );
-                }
-                assert_eq!(squatting.deny_reason(), Some(&DenyReason::CrossTenant));
-            }
-            _ => {
-                for decision in &foreign_operator {
-                    assert!(decision.is_allowed(), "{scope:?}: {decision:?}");
-                }
+        if scope == SuperAdminScope::SystemAccounts {
+            for decision in &foreign_operator {
                 assert_eq!(
-                    squatting.is_allowed(),
-                    scope == SuperAdminScope::AnyTenant,
+                    decision.deny_reason(),
+                    Some(&DenyReason::CrossTenant),
                     "{scope:?}"
                 );
             }
+            assert_eq!(squatting.deny_reason(), Some(&DenyReason::CrossTenant));
+        } else {
+            for decision in &foreign_operator {
+                assert!(decision.is_allowed(), "{scope:?}: {decision:?}");
+            }
+            assert_eq!(
+                squatting.is_allowed(),
+                scope == SuperAdminScope::AnyTenant,
+                "{scope:?}"
+            );
         }
     }
 }
