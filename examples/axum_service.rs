@@ -1,232 +1,327 @@
-//! An axum service whose routes require a Bearer token and a permission,
-//! through `security_authz::RequirePermissionLayer` (feature `tower`).
+//! A multi-tenant loans service on axum: the one-call setup, the
+//! authentication router, permission-checked routes, rate-limit tiers and
+//! problem responses.
 //!
 //! ```text
-//! cargo run --example axum_service --features tower            # self-test, then exit
-//! cargo run --example axum_service --features tower -- serve   # keep serving
+//! cargo run --example axum_service --features axum,setup                     # in memory
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres ENCRYPTION_KEY=… \
+//!   cargo run --example axum_service --features axum,setup,postgres          # on PostgreSQL
 //! ```
 //!
-//! The authorizer is the live read model of a memory event store holding
-//! one bank with a manager and a customer-service agent. Tokens are checked
-//! by a `TokenValidator`; this example uses a fixed table of demo tokens so
-//! that it runs alone (a real service uses the JWT validator of
-//! `security-authn`). Without `serve`, it answers a few requests from
-//! itself over TCP, checks the status codes, and exits (non-zero on a
-//! mismatch), so CI can run it.
+//! Configured from the environment (and a `.env` file), as
+//! `security::setup` describes, plus `BIND` (default `127.0.0.1:3000`) and
+//! `TRUSTED_PROXIES` (the networks of the proxies allowed to tell the
+//! client's address; default none).
+//!
+//! Two banks, `acme` and `globex`, each with an admin, a manager and a
+//! customer-service agent, are created on the first start; their passwords
+//! are generated and printed once. Every tenant's routes live under
+//! `/t/{tenant}` (its name or id):
+//!
+//! | route | needs | tier |
+//! |---|---|---|
+//! | `/t/{tenant}/auth/…`, `/t/{tenant}/.well-known/jwks.json` | see `security::axum::AuthRouter` | |
+//! | `GET /t/{tenant}/loans` | `loan:read` | `api_read` |
+//! | `POST /t/{tenant}/loans/{id}/approve` | `loan:approve` | `api_write` |
+//! | `POST /t/{tenant}/admin/users/{user_id}/lock` | `user:update` | `api_admin` |
+//! | `POST /t/{tenant}/admin/users/{user_id}/unlock` | `user:update` | `api_admin` |
+//!
+//! The end-to-end test (`e2e/tests/axum_service.rs`) runs this same
+//! application over real HTTP.
 
 #![allow(clippy::print_stdout, reason = "an example reports what it does")]
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
-use axum::extract::{Extension, Path};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use security_authz::{AuthorizationService, RequirePermissionLayer};
-use security_core::{
-    AccessClaims, Account, AccountClaims, AccountCommand, AccountId, Audience, Clock,
-    CommandContext, Credential, InMemoryCheckpoints, OperatorId, Permissions, ProjectionRunner,
-    Repository, RoleName, Scope, SequentialIds, TenantId, TokenError, TokenValidator, User,
-    UserCommand, UserId,
+use serde_json::json;
+
+use security::axum::{
+    AuthRouter, Problem, RateLimitLayer, RequirePermission, RequiredPermission, SecurityState,
+    TenantSource, TrustedProxies,
 };
-use security_eventstore::MemoryEventStore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use uuid::Uuid;
+use security::core::{
+    AccountClaims, AccountId, Actor, IdempotencyKey, Request, RoleName, TenantId, UserId,
+};
+use security::{ExposeSecret, RateTier, SecretString, SecurityServices};
 
-/// The wall clock.
+/// `loan:read`.
 #[derive(Debug)]
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
+pub(crate) struct ReadLoans;
+impl RequiredPermission for ReadLoans {
+    const PERMISSION: &'static str = "loan:read";
 }
 
-/// Demo tokens. A real service validates signed JWTs (security-authn).
+/// `loan:approve`.
 #[derive(Debug)]
-struct DemoTokens(HashMap<&'static str, AccessClaims>);
-
-impl TokenValidator for DemoTokens {
-    fn validate(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.0.get(token).cloned().ok_or(TokenError::Signature)
-    }
+pub(crate) struct ApproveLoans;
+impl RequiredPermission for ApproveLoans {
+    const PERMISSION: &'static str = "loan:approve";
 }
 
-fn claims(tenant: TenantId, user: UserId) -> AccessClaims {
-    let now = Utc::now().timestamp();
-    AccessClaims {
-        iss: "example".into(),
-        sub: user.to_string(),
-        aud: Audience::One("loans".into()),
-        exp: now + 3600,
-        nbf: None,
-        iat: now,
-        jti: Uuid::now_v7().to_string(),
-        tenant_id: tenant,
-        user_id: user,
-        session_id: None,
-        // Ignored by the live authorizer: the read model's roles count.
-        roles: Vec::new(),
-        permissions: Permissions::default(),
-    }
+/// `user:update` (locking and unlocking users).
+#[derive(Debug)]
+pub(crate) struct ManageUsers;
+impl RequiredPermission for ManageUsers {
+    const PERMISSION: &'static str = "user:update";
+}
+
+/// A demo user: its name, role, id, and its password when this start
+/// created it (`None`: it existed already).
+#[derive(Debug)]
+pub(crate) struct DemoUser {
+    /// The username.
+    pub(crate) username: &'static str,
+    /// Its role.
+    pub(crate) role: &'static str,
+    /// Its id.
+    pub(crate) id: UserId,
+    /// Its password, if created now.
+    pub(crate) password: Option<SecretString>,
+}
+
+/// A demo bank.
+#[derive(Debug)]
+pub(crate) struct DemoTenant {
+    /// Its name in URLs.
+    pub(crate) name: &'static str,
+    /// Its id.
+    pub(crate) id: TenantId,
+    /// Its users.
+    pub(crate) users: Vec<DemoUser>,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
-/// One bank, a manager and a customer-service agent; the authorizer caught up.
-async fn bank() -> Result<(AuthorizationService, DemoTokens), Failure> {
-    let store = Arc::new(MemoryEventStore::new());
-    let repo = Repository::new(store.clone(), Arc::new(SequentialIds::new()));
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (authz, projection) = AuthorizationService::builder(clock.clone()).build();
-    let mut runner = ProjectionRunner::new(
-        store,
-        Arc::new(InMemoryCheckpoints::new()),
-        projection,
-        Scope::All,
-    )
-    .await?;
-
-    let account = AccountId::from_uuid(Uuid::now_v7());
-    let tenant = account.tenant();
-    let ctx = CommandContext::new(tenant, clock.now());
-    let create = AccountCommand::CreateAccount {
-        account_id: account,
-        name: "Example Bank".into(),
-        operator_id: OperatorId::from_uuid(Uuid::now_v7()),
-        claims: AccountClaims::default(),
-    };
-    repo.execute::<Account>(account, &create, &ctx).await?;
-    let mut tokens = HashMap::new();
-    for (name, role, token) in [
-        ("maria", "manager", "manager-token"),
-        ("carl", "customer_service", "agent-token"),
-    ] {
-        let user_id = UserId::from_uuid(Uuid::now_v7());
-        let roster = AccountCommand::AddUser {
-            user_id,
-            username: name.into(),
-        };
-        repo.execute::<Account>(account, &roster, &ctx).await?;
-        let create = UserCommand::CreateUser {
-            user_id,
-            account_id: account,
-            username: name.into(),
-            credentials: Credential::Token {
-                token_hash: "demo".into(),
-                expires_at: None,
-            },
-            metadata: BTreeMap::default(),
-            must_change_password: false,
-        };
-        repo.execute::<User>(user_id, &create, &ctx).await?;
-        repo.execute::<User>(
-            user_id,
-            &UserCommand::AssignRole {
-                role: RoleName::new(role)?,
-            },
-            &ctx,
-        )
-        .await?;
-        tokens.insert(token, claims(tenant, user_id));
-    }
-    runner.catch_up().await?;
-    Ok((authz, DemoTokens(tokens)))
+fn request(key: &str) -> Result<Request, Failure> {
+    Ok(Request::by(Actor::service("axum-service-demo")).idempotent(IdempotencyKey::new(key)?))
 }
 
-async fn list_loans(Extension(claims): Extension<AccessClaims>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "tenant": claims.tenant_id, "loans": ["loan-1", "loan-2"] }))
+/// A random password that meets the default policy.
+fn new_password() -> Result<SecretString, Failure> {
+    let token = security::crypto::generate_token("Demo")?;
+    Ok(SecretString::from(format!("{}-9a", token.expose_secret())))
+}
+
+/// Creates the two demo banks and their users, once: every request is
+/// idempotent, so a restart on the same database finds them again.
+pub(crate) async fn seed(services: &SecurityServices) -> Result<Vec<DemoTenant>, Failure> {
+    let admin = services.security().admin();
+    let operator = admin
+        .create_operator(&request("demo-operator")?, "Demo Operator")
+        .await?;
+    let mut tenants = Vec::new();
+    for (name, title) in [("acme", "Acme Bank"), ("globex", "Globex Bank")] {
+        let account: AccountId = admin
+            .create_account(
+                &request(&format!("demo-account-{name}"))?,
+                operator,
+                title,
+                AccountClaims::default(),
+            )
+            .await?;
+        let mut users = Vec::new();
+        for (username, role) in [
+            ("admin", "admin"),
+            ("maria", "manager"),
+            ("carl", "customer_service"),
+        ] {
+            let key = format!("demo-user-{name}-{username}");
+            let existing = admin.user_by_username(account, username).await?;
+            let (id, password) = if let Some(user) = existing {
+                (user.id.ok_or("a stored user has an id")?, None)
+            } else {
+                let password = new_password()?;
+                let id = services
+                    .authn()
+                    .create_user_with_password(
+                        &request(&key)?,
+                        account,
+                        username,
+                        &password,
+                        BTreeMap::new(),
+                        false,
+                    )
+                    .await?;
+                admin
+                    .assign_role(
+                        &request(&format!("{key}-role"))?,
+                        account.tenant(),
+                        id,
+                        RoleName::new(role)?,
+                    )
+                    .await?;
+                (id, Some(password))
+            };
+            users.push(DemoUser {
+                username,
+                role,
+                id,
+                password,
+            });
+        }
+        tenants.push(DemoTenant {
+            name,
+            id: account.tenant(),
+            users,
+        });
+    }
+    // The authorizer and the sessions view have seen all of it.
+    services.caught_up().await?;
+    Ok(tenants)
+}
+
+async fn list_loans(claims: RequirePermission<ReadLoans>) -> Json<serde_json::Value> {
+    Json(json!({
+        "tenant": claims.tenant_id,
+        "loans": [
+            { "id": "loan-1", "amount": 25_000, "status": "pending" },
+            { "id": "loan-2", "amount": 180_000, "status": "pending" },
+        ],
+    }))
 }
 
 async fn approve_loan(
-    Path(id): Path<String>,
-    Extension(claims): Extension<AccessClaims>,
+    claims: RequirePermission<ApproveLoans>,
+    Path(params): Path<BTreeMap<String, String>>,
 ) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "loan": id, "approved_by": claims.user_id }))
+    Json(json!({
+        "loan": params.get("id"),
+        "status": "approved",
+        "approved_by": claims.user_id,
+    }))
 }
 
-fn app(authz: &AuthorizationService, tokens: DemoTokens) -> Result<Router, Failure> {
-    let validator: Arc<dyn TokenValidator> = Arc::new(tokens);
-    let policy = Arc::new(authz.clone());
-    let require = |permission: &str| -> Result<RequirePermissionLayer, Failure> {
-        Ok(RequirePermissionLayer::new(
-            validator.clone(),
-            policy.clone(),
-            permission.parse()?,
-        ))
+fn target_user(params: &BTreeMap<String, String>) -> Result<UserId, Problem> {
+    params
+        .get("user_id")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| Problem::not_found("user"))
+}
+
+async fn lock_user(
+    State(state): State<AppState>,
+    claims: RequirePermission<ManageUsers>,
+    Path(params): Path<BTreeMap<String, String>>,
+) -> Result<Response, Problem> {
+    let user = target_user(&params)?;
+    let request = Request::by(Actor::user(claims.user_id));
+    state
+        .admin
+        .lock_user(
+            &request,
+            claims.tenant_id,
+            user,
+            "locked by an administrator",
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn unlock_user(
+    State(state): State<AppState>,
+    claims: RequirePermission<ManageUsers>,
+    Path(params): Path<BTreeMap<String, String>>,
+) -> Result<Response, Problem> {
+    let user = target_user(&params)?;
+    let request = Request::by(Actor::user(claims.user_id));
+    state
+        .admin
+        .unlock_user(&request, claims.tenant_id, user)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The application's state: the security part and its own.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    security: SecurityState,
+    admin: security::core::AdminService,
+}
+
+impl axum::extract::FromRef<AppState> for SecurityState {
+    fn from_ref(state: &AppState) -> Self {
+        state.security.clone()
+    }
+}
+
+/// The whole application: the authentication routes of every tenant and
+/// the loans routes, over `services`.
+pub(crate) fn app(
+    services: &SecurityServices,
+    tenants: &[DemoTenant],
+    proxies: TrustedProxies,
+) -> Router {
+    let mut names = TenantSource::path();
+    for tenant in tenants {
+        names = names.name(tenant.name, tenant.id);
+    }
+    let security = SecurityState::builder_for(services)
+        .trusted_proxies(proxies)
+        .tenants(names)
+        .build();
+    let state = AppState {
+        security: security.clone(),
+        admin: services.security().admin().clone(),
     };
-    Ok(Router::new()
-        .route("/loans", get(list_loans).route_layer(require("loan:read")?))
+    let tier = |t| RateLimitLayer::new(security.clone(), t);
+    let loans = Router::new()
+        .route("/loans", get(list_loans).layer(tier(RateTier::Read)))
         .route(
             "/loans/{id}/approve",
-            post(approve_loan).route_layer(require("loan:approve")?),
-        ))
-}
-
-/// Sends one HTTP/1.1 request and returns the status code.
-async fn status_of(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-) -> Result<u16, Failure> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let text = String::from_utf8_lossy(&response);
-    let status = text.split_whitespace().nth(1).ok_or("no status line")?;
-    Ok(status.parse()?)
+            post(approve_loan).layer(tier(RateTier::Write)),
+        )
+        .route(
+            "/admin/users/{user_id}/lock",
+            post(lock_user).layer(tier(RateTier::Admin)),
+        )
+        .route(
+            "/admin/users/{user_id}/unlock",
+            post(unlock_user).layer(tier(RateTier::Admin)),
+        )
+        .with_state(state);
+    Router::new()
+        .nest(security::axum::TENANT_PREFIX, loans)
+        .merge(AuthRouter::new(security).into_router())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
-    let serve = std::env::args().nth(1).is_some_and(|a| a == "serve");
-    let (authz, tokens) = bank().await?;
-    let app = app(&authz, tokens)?;
-    let listener = TcpListener::bind(if serve {
-        "127.0.0.1:3000"
-    } else {
-        "127.0.0.1:0"
-    })
-    .await?;
-    let addr = listener.local_addr()?;
-    if serve {
-        println!("serving on http://{addr} (tokens: manager-token, agent-token)");
-        axum::serve(listener, app).await?;
-        return Ok(());
-    }
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let checks = [
-        ("GET", "/loans", Some("agent-token"), 200),
-        ("POST", "/loans/loan-1/approve", Some("manager-token"), 200),
-        ("POST", "/loans/loan-1/approve", Some("agent-token"), 403),
-        ("GET", "/loans", Some("forged-token"), 401),
-        ("GET", "/loans", None, 401),
-    ];
-    let mut failed = 0;
-    for (method, path, token, expected) in checks {
-        let status = status_of(addr, method, path, token).await?;
-        let verdict = if status == expected { "ok" } else { "MISMATCH" };
+    let services = SecurityServices::from_env().await?;
+    let tenants = seed(&services).await?;
+    let proxies = TrustedProxies::from_env()?;
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    let address = listener.local_addr()?;
+    println!("serving on http://{address}");
+    for tenant in &tenants {
         println!(
-            "{method} {path} as {}: {status} (expected {expected}) {verdict}",
-            token.unwrap_or("nobody")
+            "tenant {} ({}): http://{address}/t/{}/auth/login",
+            tenant.name, tenant.id, tenant.name
         );
-        failed += usize::from(status != expected);
+        for user in &tenant.users {
+            let password = user
+                .password
+                .as_ref()
+                .map_or("(set at the first start)", |p| p.expose_secret());
+            println!(
+                "  {:<6} {:<17} {} {password}",
+                user.username, user.role, user.id
+            );
+        }
     }
-    server.abort();
-    if failed > 0 {
-        return Err(format!("{failed} self-test request(s) got an unexpected status").into());
-    }
-    println!("self-test passed");
+    let router = app(&services, &tenants, proxies);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(security::setup::shutdown_signal())
+    .await?;
+    services.shutdown().await;
     Ok(())
 }

@@ -3,7 +3,7 @@
 # installing and starting what is missing:
 #   PostgreSQL 127.0.0.1:5432 (trust auth), NATS with JetStream 127.0.0.1:4222,
 #   the Kafka-protocol broker tansu 127.0.0.1:9092, and the interop tools
-#   (oathtool, nats-server binary, Python's confluent-kafka).
+#   (oathtool, nats-server binary, Python's confluent-kafka and PyJWT).
 # Safe to run again: it only acts on what is missing. Logs go to
 # target/services/.
 set -euo pipefail
@@ -46,6 +46,11 @@ dpkg -s libssl-dev >/dev/null 2>&1 || apt_install libssl-dev
 if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
   say "pip install confluent-kafka"
   python3 -m pip install -q confluent-kafka >"$log_dir/pip.log" 2>&1
+fi
+# PyJWT with EdDSA support: the independent check of the JWKS (e2e test).
+if ! python3 -c 'import jwt, cryptography' >/dev/null 2>&1; then
+  say "pip install pyjwt[crypto]"
+  python3 -m pip install -q 'pyjwt[crypto]' >>"$log_dir/pip.log" 2>&1
 fi
 
 # --- PostgreSQL ----------------------------------------------------------

@@ -27,11 +27,25 @@
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(feature = "axum")]
+pub mod axum;
+pub mod prelude;
+mod rate_tiers;
+#[cfg(feature = "setup")]
+pub mod setup;
+
+pub use rate_tiers::{ApiRateLimits, RateTier};
+/// The secret types of every API here (passwords, tokens), re-exported so
+/// that callers use the same version.
+pub use secrecy;
+pub use secrecy::{ExposeSecret, SecretBox, SecretSlice, SecretString};
 pub use security_authn as authn;
 pub use security_authz as authz;
 pub use security_core as core;
 pub use security_crypto as crypto;
 pub use security_eventstore as eventstore;
+#[cfg(feature = "setup")]
+pub use setup::{SecurityServices, Settings, SetupError};
 
 use security_core::{
     AdminService, Clock, EventStore, IdGenerator, KeyStore, PasswordHasher, Publisher, Repository,

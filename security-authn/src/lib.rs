@@ -98,6 +98,7 @@ mod challenge;
 mod config;
 mod error;
 mod identity;
+mod jwks;
 mod jwt;
 mod lockout;
 mod login;
@@ -108,9 +109,11 @@ mod rate_limit;
 mod refresh;
 mod service;
 mod session;
+mod sessions_view;
 mod store;
 mod strict_json;
 mod tenant_keys;
+mod token_tenant;
 mod tokens;
 mod totp;
 
@@ -133,6 +136,7 @@ pub use rate_limit::{
 };
 pub use service::{AuthenticationService, AuthenticationServiceBuilder, TokenPair};
 pub use session::{Session, SessionCommand, SessionError, SessionEvent, SessionStatus};
+pub use sessions_view::{SessionSummary, SessionsProjection, SessionsView};
 pub use totp::{TOTP_SECRET_BYTES, TotpAlgorithm, TotpConfig, TotpEnrollment, TotpSecret};
 
 /// Re-exported: the JWT algorithm type of [`JwtValidatorBuilder::algorithms`].

@@ -18,6 +18,7 @@ use crate::impl_domain_event;
 use crate::keys::PublicKey;
 use crate::permissions::{AccountLimits, Permissions, ResourceLimits};
 use crate::username::{fold_username, validate_username};
+use crate::snapshot::SnapshotCodec;
 
 /// The status of an account.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,7 +256,7 @@ impl_domain_event!(
 );
 
 /// The account's state.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     /// Its id (`None` before creation).
     pub id: Option<AccountId>,
@@ -320,6 +321,10 @@ impl Aggregate for Account {
     type Command = AccountCommand;
     type Event = AccountEvent;
     type Error = DomainError;
+    // An account's stream grows with every user (the roster). The roster
+    // is keyed by folded username: a change of the folding changes how
+    // events fold, and so must bump this version.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
 
     fn handle(
         &self,

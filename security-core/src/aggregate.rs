@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::event::{Actor, DomainEvent, EventMetadata, IdempotencyKey};
 use crate::ids::TenantId;
+use crate::snapshot::SnapshotCodec;
 
 /// An event-sourced aggregate: pure and synchronous.
 ///
@@ -25,6 +26,13 @@ pub trait Aggregate: Default + Clone + Debug + Send + Sync + 'static {
     type Event: DomainEvent;
     /// Why a command was refused.
     type Error: std::error::Error + Send + Sync + 'static;
+
+    /// How the state is kept in [`Snapshot`](crate::Snapshot)s, for an
+    /// aggregate whose stream grows long (`None`: it is always replayed).
+    /// Loading from a snapshot must give exactly what a full replay gives,
+    /// so the state must encode losslessly; see
+    /// [`SnapshotCodec::schema_version`] for when to bump the version.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = None;
 
     /// Decides the events that a command causes, or refuses it.
     fn handle(

@@ -142,10 +142,44 @@ impl From<TenantId> for AccountId {
     }
 }
 
+impl From<&AccountId> for TenantId {
+    fn from(id: &AccountId) -> Self {
+        Self(id.0)
+    }
+}
+
+impl From<&TenantId> for AccountId {
+    fn from(id: &TenantId) -> Self {
+        Self(id.0)
+    }
+}
+
+/// An account and its tenant are the same id: they compare equal.
+impl PartialEq<TenantId> for AccountId {
+    fn eq(&self, other: &TenantId) -> bool {
+        self.0 == other.0
+    }
+}
+
+/// An account and its tenant are the same id: they compare equal.
+impl PartialEq<AccountId> for TenantId {
+    fn eq(&self, other: &AccountId) -> bool {
+        self.0 == other.0
+    }
+}
+
 impl AccountId {
     /// The tenant this account is.
     pub const fn tenant(&self) -> TenantId {
         TenantId(self.0)
+    }
+}
+
+impl TenantId {
+    /// The account this tenant is (every tenant but
+    /// [`SYSTEM`](Self::SYSTEM) is an account's id).
+    pub const fn account(&self) -> AccountId {
+        AccountId(self.0)
     }
 }
 
@@ -184,6 +218,11 @@ mod tests {
         let account = AccountId::from_uuid(Uuid::from_u128(42));
         assert_eq!(TenantId::from(account), account.tenant());
         assert_eq!(AccountId::from(account.tenant()), account);
+        assert_eq!(account.tenant().account(), account);
+        assert_eq!(TenantId::from(&account), account.tenant());
+        assert_eq!(AccountId::from(&account.tenant()), account);
+        assert!(account == account.tenant() && account.tenant() == account);
+        assert!(account != TenantId::SYSTEM);
         assert!(TenantId::SYSTEM.is_system());
         assert!(!account.tenant().is_system());
     }

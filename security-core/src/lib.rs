@@ -64,6 +64,7 @@ mod repository;
 mod retry;
 mod role;
 mod sealed;
+mod snapshot;
 mod store;
 pub mod subject;
 #[cfg(any(test, feature = "test-util"))]
@@ -119,6 +120,7 @@ pub use role::{
     RoleName,
 };
 pub use sealed::{SEALED_TAG, SealedSecret, contains_sealed, strip_sealed};
+pub use snapshot::{Snapshot, SnapshotCodec, SnapshotPolicy};
 pub use store::{
     AppendRequest, AppendResult, EventStore, EventStream, ExpectedVersion, GlobalQuery, Scope,
     StoreError, StreamQuery, Until,

@@ -15,6 +15,7 @@ use crate::event::{
 use crate::ids::{EventId, TenantId};
 use crate::ports::{IdGenerator, Publisher};
 use crate::retry::{RetryPolicy, Timer};
+use crate::snapshot::{Snapshot, SnapshotCodec, SnapshotPolicy};
 use crate::store::{
     AppendRequest, AppendResult, EventStore, ExpectedVersion, StoreError, StreamQuery, Until,
 };
@@ -109,6 +110,15 @@ impl<E: std::error::Error + 'static> CommandError<E> {
 /// appended since, by any process: a command's cost stops growing with
 /// the aggregate's history, and optimistic concurrency holds exactly as
 /// without the cache (see [`StateCache`]).
+///
+/// An aggregate with a [`SnapshotCodec`] ([`Aggregate::SNAPSHOT`]) that
+/// is not in the cache loads from its newest [`Snapshot`] plus the events
+/// after it, and the repository writes a new snapshot whenever its
+/// [`SnapshotPolicy`] says one is due (default: every 32 events). So its
+/// cost stays flat in its history even on a cold start or on another
+/// replica. A snapshot that cannot be used (another schema version, not
+/// inside a temporal bound, not decodable) is ignored: the stream is
+/// replayed instead.
 #[derive(Debug, Clone)]
 pub struct Repository {
     store: Arc<dyn EventStore>,
@@ -117,6 +127,7 @@ pub struct Repository {
     retry: RetryPolicy,
     timer: Option<Arc<dyn Timer>>,
     cache: Option<StateCache>,
+    snapshots: SnapshotPolicy,
 }
 
 impl Repository {
@@ -129,7 +140,19 @@ impl Repository {
             retry: RetryPolicy::DEFAULT,
             timer: None,
             cache: None,
+            snapshots: SnapshotPolicy::DEFAULT,
         }
+    }
+
+    /// When to write snapshots (default [`SnapshotPolicy::DEFAULT`]).
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> Self {
+        self.snapshots = policy;
+        self
+    }
+
+    /// When snapshots are written.
+    pub fn snapshot_policy(&self) -> SnapshotPolicy {
+        self.snapshots
     }
 
     /// The retry policy of [`execute`](Self::execute) (default:
@@ -236,8 +259,9 @@ impl Repository {
     }
 
     /// The aggregate as of `until`: caught up from the cache when it holds
-    /// a state inside the bound, else replayed from the start. The latest
-    /// state (`Until::End`) goes back into the cache.
+    /// a state inside the bound, else from the store (a snapshot and the
+    /// events after it, or the whole stream). A latest state (`Until::End`)
+    /// is snapshotted when due and goes back into the cache.
     async fn fold<A: Aggregate>(
         &self,
         stream_id: &StreamId,
@@ -262,24 +286,107 @@ impl Repository {
                 let mut folded = (*cached).clone();
                 folded.fold(stream_id, &tail)?;
                 if until == Until::End && folded.version > cached.version {
+                    self.snapshot_if_due(stream_id, &mut folded).await;
                     cache.put(stream_id, folded.version, Arc::new(folded.clone()));
                 }
                 return Ok(folded);
             }
-            cache.forget(stream_id);
+            if until == Until::End {
+                cache.forget(stream_id);
+            }
         }
-        let events = self
-            .store
-            .read_stream(stream_id, StreamQuery::until(until))
-            .await?;
-        let mut folded = Folded::default();
-        folded.fold(stream_id, &events)?;
-        if until == Until::End
-            && let Some(cache) = &self.cache
-        {
-            cache.put(stream_id, folded.version, Arc::new(folded.clone()));
+        let mut folded = self.fold_cold::<A>(stream_id, until).await?;
+        if until == Until::End {
+            self.snapshot_if_due(stream_id, &mut folded).await;
+            if let Some(cache) = &self.cache {
+                cache.put(stream_id, folded.version, Arc::new(folded.clone()));
+            }
         }
         Ok(folded)
+    }
+
+    /// The aggregate as of `until` from the store alone: its newest usable
+    /// snapshot and the events after it, or every event.
+    async fn fold_cold<A: Aggregate>(
+        &self,
+        stream_id: &StreamId,
+        until: Until,
+    ) -> Result<Folded<A>, CommandError<A::Error>> {
+        let query = StreamQuery::until(until);
+        if let Some(codec) = A::SNAPSHOT {
+            let (snapshot, tail) = self
+                .store
+                .read_stream_from_snapshot(stream_id, codec.schema_version, query)
+                .await?;
+            match snapshot {
+                None => {
+                    let mut folded = Folded::default();
+                    folded.fold(stream_id, &tail)?;
+                    return Ok(folded);
+                }
+                Some(snapshot) => {
+                    if let Some(mut folded) = Folded::restore(&codec, stream_id, &snapshot, until)
+                        && tail
+                            .first()
+                            .is_none_or(|first| first.version == snapshot.version + 1)
+                    {
+                        folded.fold(stream_id, &tail)?;
+                        return Ok(folded);
+                    }
+                    tracing::warn!(
+                        stream = %stream_id,
+                        version = snapshot.version,
+                        "unusable snapshot ignored: replaying the stream"
+                    );
+                }
+            }
+        }
+        let events = self.store.read_stream(stream_id, query).await?;
+        let mut folded = Folded::default();
+        folded.fold(stream_id, &events)?;
+        Ok(folded)
+    }
+
+    /// Writes a snapshot of a latest state if the policy says one is due.
+    /// A failure costs nothing but speed: it is logged, and a snapshot the
+    /// store refused is not tried again for this state.
+    async fn snapshot_if_due<A: Aggregate>(&self, stream_id: &StreamId, folded: &mut Folded<A>) {
+        let Some(codec) = A::SNAPSHOT else { return };
+        let Some(occurred_until) = folded.latest else {
+            return;
+        };
+        if !self
+            .snapshots
+            .is_due(folded.version, folded.snapshot_version)
+        {
+            return;
+        }
+        let state = match codec.encode(&folded.state) {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(stream = %stream_id, %error, "state could not be encoded for a snapshot");
+                folded.snapshot_version = folded.version;
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            stream_id: stream_id.clone(),
+            version: folded.version,
+            global_position: folded.position,
+            occurred_until,
+            schema_version: codec.schema_version,
+            state: Arc::new(state),
+        };
+        match self.store.save_snapshot(&snapshot).await {
+            Ok(()) => folded.snapshot_version = folded.version,
+            Err(error) if error.is_retryable() => {
+                tracing::debug!(stream = %stream_id, %error, "snapshot not written, tried again later");
+            }
+            Err(error) => {
+                tracing::warn!(stream = %stream_id, %error, "snapshot refused by the store");
+                folded.snapshot_version = folded.version;
+            }
+        }
     }
 
     /// Runs a command against the aggregate `id` in the context's tenant,
@@ -372,6 +479,7 @@ impl Repository {
                     folded.version = result.last_version;
                     folded.position = result.last_position;
                     folded.latest = Some(folded.latest.map_or(ctx.now, |t| t.max(ctx.now)));
+                    self.snapshot_if_due(&stream_id, &mut folded).await;
                     if let Some(cache) = &self.cache {
                         cache.put(&stream_id, folded.version, Arc::new(folded.clone()));
                     }
@@ -554,9 +662,36 @@ struct Folded<A> {
     position: u64,
     /// The latest `occurred_at` among the events folded.
     latest: Option<DateTime<Utc>>,
+    /// The version of the newest snapshot known for the stream (0: none).
+    snapshot_version: u64,
 }
 
 impl<A: Aggregate> Folded<A> {
+    /// The state a snapshot holds, if it is of this stream and codec,
+    /// inside the bound, and decodes.
+    fn restore(
+        codec: &SnapshotCodec<A>,
+        stream_id: &StreamId,
+        snapshot: &Snapshot,
+        until: Until,
+    ) -> Option<Self> {
+        if snapshot.stream_id != *stream_id
+            || snapshot.schema_version != codec.schema_version
+            || snapshot.version == 0
+            || !snapshot.is_inside(until)
+        {
+            return None;
+        }
+        let state = codec.decode(&snapshot.state).ok()?;
+        Some(Self {
+            state,
+            version: snapshot.version,
+            position: snapshot.global_position,
+            latest: Some(snapshot.occurred_until),
+            snapshot_version: snapshot.version,
+        })
+    }
+
     /// Folds events in, in the order the store returned them.
     fn fold(
         &mut self,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{IdempotencyKey, NewEvent, StoredEvent, StreamId};
 use crate::ids::{EventId, TenantId};
+use crate::snapshot::Snapshot;
 
 /// What the writer expects the stream's current version to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -247,6 +248,14 @@ impl StoreError {
 ///    version, a position or a time.
 /// 7. **Subscriptions**: `subscribe` yields every event after a position,
 ///    then new ones as they commit, in global order, without gaps.
+/// 8. **Snapshots**: `save_snapshot` keeps, per stream and state schema
+///    version, the newest snapshot saved (an older one never replaces a
+///    newer one) and refuses one that does not name an event of its stream
+///    (version and global position); `read_snapshot` returns the newest
+///    kept snapshot of that schema version inside the bound, never one
+///    outside it. A store may keep none (the defaults below): it stays
+///    correct, loads just replay whole streams, and the kit's snapshot
+///    clause fails it.
 #[async_trait]
 pub trait EventStore: fmt::Debug + Send + Sync {
     /// Appends events to one stream atomically.
@@ -282,4 +291,54 @@ pub trait EventStore: fmt::Debug + Send + Sync {
 
     /// Every event after `after` in the scope, then new ones as they commit.
     fn subscribe(&self, scope: Scope, after: u64) -> EventStream;
+
+    /// Keeps a snapshot of a stream's aggregate, unless the store already
+    /// keeps a newer one of the same stream and schema version. Refuses
+    /// ([`StoreError::InvalidRequest`]) one that names no event of its
+    /// stream. The default keeps nothing.
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let _ = snapshot;
+        Ok(())
+    }
+
+    /// The newest snapshot kept of the stream at `schema_version` whose
+    /// events are all inside `until`. The default keeps none.
+    async fn read_snapshot(
+        &self,
+        stream_id: &StreamId,
+        schema_version: u32,
+        until: Until,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let _ = (stream_id, schema_version, until);
+        Ok(None)
+    }
+
+    /// What a load needs in one call: the newest snapshot inside
+    /// `query.until` (as [`read_snapshot`](Self::read_snapshot)) and the
+    /// stream's events after it (from `max(query.from_version, snapshot
+    /// version + 1)`, as [`read_stream`](Self::read_stream)). A store may
+    /// answer both in one round trip; the default makes two calls.
+    async fn read_stream_from_snapshot(
+        &self,
+        stream_id: &StreamId,
+        schema_version: u32,
+        query: StreamQuery,
+    ) -> Result<(Option<Snapshot>, Vec<StoredEvent>), StoreError> {
+        let snapshot = self
+            .read_snapshot(stream_id, schema_version, query.until)
+            .await?;
+        let from_version = snapshot.as_ref().map_or(query.from_version, |s| {
+            query.from_version.max(s.version + 1)
+        });
+        let events = self
+            .read_stream(
+                stream_id,
+                StreamQuery {
+                    from_version,
+                    ..query
+                },
+            )
+            .await?;
+        Ok((snapshot, events))
+    }
 }

@@ -21,6 +21,7 @@ use crate::keys::PublicKey;
 use crate::role::RoleName;
 use crate::sealed::SealedSecret;
 use crate::username::validate_username;
+use crate::snapshot::SnapshotCodec;
 
 /// How many past password hashes a user keeps (the password policy checks
 /// the newest of them).
@@ -227,7 +228,7 @@ impl LockoutPolicy {
 }
 
 /// The MFA state of a user.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MfaState {
     /// Whether MFA is enabled (enrolment confirmed).
     pub enabled: bool,
@@ -636,7 +637,10 @@ impl_domain_event!(
 );
 
 /// The user's state.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Serialisable for snapshots: every secret in it is a [`SealedSecret`],
+/// so a snapshot holds ciphertext only, as the events do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Its id (`None` before creation).
     pub id: Option<UserId>,
@@ -1077,6 +1081,8 @@ impl Aggregate for User {
     type Command = UserCommand;
     type Event = UserEvent;
     type Error = DomainError;
+    // A user's stream grows with every login.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
 
     fn handle(
         &self,

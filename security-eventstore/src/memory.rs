@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use futures::stream;
 use security_core::{
     AppendRequest, AppendResult, EventId, EventStore, EventStream, GlobalQuery, IdempotencyKey,
-    PublishError, PublishedEvent, Publisher, Scope, StoreError, StoredEvent, StreamId, StreamQuery,
-    TenantId, Until,
+    PublishError, PublishedEvent, Publisher, Scope, Snapshot, StoreError, StoredEvent, StreamId,
+    StreamQuery, TenantId, Until,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -31,6 +31,8 @@ struct Log {
     idempotency: HashMap<TenantId, HashMap<IdempotencyKey, AppendResult>>,
     /// Every event id stored.
     event_ids: HashSet<EventId>,
+    /// Per stream and state schema version: the newest snapshot saved.
+    snapshots: HashMap<(StreamId, u32), Snapshot>,
 }
 
 #[derive(Debug)]
@@ -287,6 +289,46 @@ impl EventStore for MemoryEventStore {
 
     async fn head_position(&self) -> Result<u64, StoreError> {
         Ok(self.read().events.len() as u64)
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let mut log = self.write();
+        let names_an_event = usize::try_from(snapshot.version)
+            .ok()
+            .and_then(|v| v.checked_sub(1))
+            .and_then(|index| log.streams.get(&snapshot.stream_id)?.get(index).copied())
+            .is_some_and(|i| {
+                let event = &log.events[i];
+                event.global_position == snapshot.global_position
+                    && event.occurred_at <= snapshot.occurred_until
+            });
+        if !names_an_event {
+            return Err(StoreError::InvalidRequest(
+                "a snapshot must name an event of its stream by version and position",
+            ));
+        }
+        let key = (snapshot.stream_id.clone(), snapshot.schema_version);
+        match log.snapshots.get(&key) {
+            Some(kept) if kept.version >= snapshot.version => {}
+            _ => {
+                log.snapshots.insert(key, snapshot.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_snapshot(
+        &self,
+        stream_id: &StreamId,
+        schema_version: u32,
+        until: Until,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self
+            .read()
+            .snapshots
+            .get(&(stream_id.clone(), schema_version))
+            .filter(|s| s.is_inside(until))
+            .cloned())
     }
 
     fn subscribe(&self, scope: Scope, after: u64) -> EventStream {

@@ -39,8 +39,8 @@ use futures::StreamExt;
 use security_core::{
     Actor, AppendRequest, AppendResult, CommandContext, EventId, EventMetadata, EventStore,
     ExpectedVersion, GlobalQuery, IdGenerator, IdempotencyKey, NewEvent, Permissions, Policy,
-    PolicyCommand, PolicyId, Repository, ResourceLimits, Scope, StoreError, StoredEvent, StreamId,
-    StreamQuery, TenantId, Until,
+    PolicyCommand, PolicyId, Repository, ResourceLimits, Scope, Snapshot, StoreError, StoredEvent,
+    StreamId, StreamQuery, TenantId, Until,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -967,6 +967,173 @@ pub async fn subscriptions(store: Arc<dyn EventStore>) {
     );
 }
 
+/// Clause 8, snapshots: per stream and state schema version the store
+/// keeps the newest snapshot saved, never lets an older one replace it,
+/// refuses one that names no event of its stream, returns one only inside
+/// a read's bound, and answers a load (snapshot and the events after it)
+/// consistently.
+pub async fn snapshots(store: Arc<dyn EventStore>) {
+    let clause = "snapshots";
+    let t = tenant();
+    let s = stream(t, "conformance");
+    for i in 0..5 {
+        let e = event_at("Timed", json!({"i": i}), at(i * 60));
+        store
+            .append(append(&s, ExpectedVersion::Any, vec![e]))
+            .await
+            .unwrap();
+    }
+    let stored = all(&*store, &s).await;
+    let snapshot = |version: u64, schema_version: u32| Snapshot {
+        stream_id: s.clone(),
+        version,
+        global_position: stored[usize::try_from(version).unwrap() - 1].global_position,
+        occurred_until: at(i64::try_from(version).unwrap() * 60 - 60),
+        schema_version,
+        state: Arc::new(json!({"upto": version, "text": "𝄞 \u{0} \" \\", "n": [1.5, null]})),
+    };
+    let read = |schema_version: u32, until: Until| {
+        let (store, s) = (Arc::clone(&store), s.clone());
+        async move {
+            store
+                .read_snapshot(&s, schema_version, until)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        read(1, Until::End).await,
+        None,
+        "{clause}: none before one is saved"
+    );
+    store.save_snapshot(&snapshot(3, 1)).await.expect("save");
+    assert_eq!(
+        read(1, Until::End).await,
+        Some(snapshot(3, 1)),
+        "{clause}: a saved snapshot comes back unchanged"
+    );
+    store
+        .save_snapshot(&snapshot(2, 1))
+        .await
+        .expect("save an older one");
+    assert_eq!(
+        read(1, Until::End).await.map(|s| s.version),
+        Some(3),
+        "{clause}: an older snapshot never replaces a newer one"
+    );
+    store
+        .save_snapshot(&snapshot(5, 1))
+        .await
+        .expect("save a newer one");
+    assert_eq!(read(1, Until::End).await, Some(snapshot(5, 1)));
+    assert_eq!(
+        read(2, Until::End).await,
+        None,
+        "{clause}: snapshots are kept per schema version"
+    );
+    store
+        .save_snapshot(&snapshot(4, 2))
+        .await
+        .expect("save at another schema version");
+    assert_eq!(read(2, Until::End).await, Some(snapshot(4, 2)));
+    assert_eq!(read(1, Until::End).await.map(|s| s.version), Some(5));
+
+    // Bounds: the newest kept one when inside, never one outside.
+    for until in [
+        Until::Version(5),
+        Until::Position(stored[4].global_position),
+        Until::Time(at(240)),
+    ] {
+        assert_eq!(
+            read(1, until).await.map(|s| s.version),
+            Some(5),
+            "{clause}: a snapshot inside {until:?} is returned"
+        );
+    }
+    for until in [
+        Until::Version(4),
+        Until::Position(stored[3].global_position),
+        Until::Time(at(239)),
+    ] {
+        if let Some(older) = read(1, until).await {
+            assert!(
+                older.is_inside(until) && older.version < 5,
+                "{clause}: a snapshot outside {until:?} was returned"
+            );
+        }
+    }
+
+    // A snapshot must name an event of its stream.
+    let mut beyond = snapshot(5, 1);
+    beyond.version = 9;
+    let mut wrong_position = snapshot(5, 1);
+    wrong_position.version = 4;
+    let mut other_stream = snapshot(5, 1);
+    other_stream.stream_id = stream(t, "conformance");
+    for bad in [beyond, wrong_position, other_stream] {
+        assert!(
+            matches!(
+                store.save_snapshot(&bad).await,
+                Err(StoreError::InvalidRequest(_))
+            ),
+            "{clause}: a snapshot naming no event of its stream is refused"
+        );
+    }
+    assert_eq!(
+        read(1, Until::End).await,
+        Some(snapshot(5, 1)),
+        "{clause}: refusals change nothing"
+    );
+
+    // Tenant isolation: the same aggregate id in another tenant is another stream.
+    let elsewhere = StreamId::new(tenant(), s.aggregate_type.clone(), s.aggregate_id);
+    assert_eq!(
+        store
+            .read_snapshot(&elsewhere, 1, Until::End)
+            .await
+            .unwrap(),
+        None,
+        "{clause}: another tenant's snapshot is not visible"
+    );
+
+    // A load: the snapshot and the events after it.
+    store
+        .append(append(&s, ExpectedVersion::Exact(5), events(2)))
+        .await
+        .unwrap();
+    for (until, tail) in [(Until::End, vec![6, 7]), (Until::Version(6), vec![6])] {
+        let (found, after) = store
+            .read_stream_from_snapshot(&s, 1, StreamQuery::until(until))
+            .await
+            .unwrap();
+        assert_eq!(
+            found.map(|s| s.version),
+            Some(5),
+            "{clause}: the load's snapshot"
+        );
+        let versions: Vec<u64> = after.iter().map(|e| e.version).collect();
+        assert_eq!(
+            versions, tail,
+            "{clause}: the load's events follow the snapshot"
+        );
+    }
+    let (found, after) = store
+        .read_stream_from_snapshot(&s, 1, StreamQuery::until(Until::Version(4)))
+        .await
+        .unwrap();
+    let start = found.as_ref().map_or(0, |s| s.version);
+    assert!(
+        start <= 4,
+        "{clause}: a load's snapshot is inside its bound"
+    );
+    let versions: Vec<u64> = after.iter().map(|e| e.version).collect();
+    assert_eq!(
+        versions,
+        (start + 1..=4).collect::<Vec<_>>(),
+        "{clause}: a bounded load's events follow its snapshot up to the bound"
+    );
+}
+
 /// Every field written comes back unchanged: ids, types, versions, times,
 /// payloads (Unicode included) and metadata.
 pub async fn round_trip(store: Arc<dyn EventStore>) {
@@ -1015,5 +1182,6 @@ where
     tenant_isolation(factory().await).await;
     temporal_reads(factory().await).await;
     subscriptions(factory().await).await;
+    snapshots(factory().await).await;
     round_trip(factory().await).await;
 }

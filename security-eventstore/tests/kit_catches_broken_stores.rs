@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use security_core::{
     AppendRequest, AppendResult, EventStore, EventStream, ExpectedVersion, GlobalQuery,
-    IdempotencyKey, Scope, StoreError, StoredEvent, StreamId, StreamQuery, TenantId, Until,
+    IdempotencyKey, Scope, Snapshot, StoreError, StoredEvent, StreamId, StreamQuery, TenantId,
+    Until,
 };
 use security_eventstore::{MemoryEventStore, testkit};
 
@@ -38,6 +39,10 @@ enum Flaw {
     /// Records an idempotency key only some time after the events it names
     /// are visible (not atomically with them).
     KeyRecordedLate,
+    /// Returns its snapshot whatever the read's bound.
+    SnapshotsIgnoreBounds,
+    /// Lets an older snapshot replace a newer one.
+    SnapshotsGoBack,
 }
 
 #[derive(Debug)]
@@ -46,6 +51,8 @@ struct Broken {
     flaw: Flaw,
     /// `KeyRecordedLate`: the keys, written after the events.
     late_keys: Arc<Mutex<HashMap<(TenantId, IdempotencyKey), AppendResult>>>,
+    /// `SnapshotsGoBack`: the last snapshot saved, whatever its version.
+    kept: Mutex<HashMap<(StreamId, u32), Snapshot>>,
 }
 
 impl Broken {
@@ -140,6 +147,44 @@ impl EventStore for Broken {
         self.inner.head_position().await
     }
 
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        if let Flaw::SnapshotsGoBack = self.flaw {
+            // Whatever is kept is replaced.
+            self.kept.lock().unwrap().insert(
+                (snapshot.stream_id.clone(), snapshot.schema_version),
+                snapshot.clone(),
+            );
+        }
+        self.inner.save_snapshot(snapshot).await
+    }
+
+    async fn read_snapshot(
+        &self,
+        stream_id: &StreamId,
+        schema_version: u32,
+        until: Until,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        match self.flaw {
+            Flaw::SnapshotsIgnoreBounds => {
+                self.inner
+                    .read_snapshot(stream_id, schema_version, Until::End)
+                    .await
+            }
+            Flaw::SnapshotsGoBack => Ok(self
+                .kept
+                .lock()
+                .unwrap()
+                .get(&(stream_id.clone(), schema_version))
+                .filter(|s| s.is_inside(until))
+                .cloned()),
+            _ => {
+                self.inner
+                    .read_snapshot(stream_id, schema_version, until)
+                    .await
+            }
+        }
+    }
+
     fn subscribe(&self, scope: Scope, after: u64) -> EventStream {
         match self.flaw {
             Flaw::LeaksTenants => self.inner.subscribe(Scope::All, after),
@@ -153,6 +198,7 @@ fn broken(flaw: Flaw) -> Arc<dyn EventStore> {
         inner: MemoryEventStore::new(),
         flaw,
         late_keys: Arc::default(),
+        kept: Mutex::default(),
     })
 }
 
@@ -201,6 +247,16 @@ async fn each_clause_catches_its_flaw() {
     must_fail(
         "records idempotency keys after their events (command bus)",
         testkit::idempotent_commands(broken(Flaw::KeyRecordedLate)),
+    )
+    .await;
+    must_fail(
+        "returns snapshots outside a read's bound",
+        testkit::snapshots(broken(Flaw::SnapshotsIgnoreBounds)),
+    )
+    .await;
+    must_fail(
+        "lets an older snapshot replace a newer one",
+        testkit::snapshots(broken(Flaw::SnapshotsGoBack)),
     )
     .await;
     must_fail(

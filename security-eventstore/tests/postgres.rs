@@ -89,6 +89,87 @@ async fn a_hundred_concurrent_logins_on_three_replicas_all_land_on_postgres() {
     db.cleanup().await;
 }
 
+/// On PostgreSQL too, a user with a long history loads from its snapshot
+/// plus the events after it, and gets exactly the state a full replay
+/// gives (latest and as of versions inside and outside the snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_user_stream_loads_from_its_snapshot_on_postgres() {
+    use chrono::Duration as Minutes;
+    use security_core::{
+        AccountId, AuthMethod, ClientInfo, CommandContext, Credential, FailureReason, IdGenerator,
+        Repository, Until, User, UserCommand, UserId, replay,
+    };
+    let db = TestDb::new().await;
+    let ids: Arc<dyn IdGenerator> = Arc::new(security_crypto::UuidV7Ids);
+    let writer = Repository::new(db.store_arc(), Arc::clone(&ids));
+    let tenant = testkit::tenant();
+    let user_id = UserId::from_uuid(Uuid::now_v7());
+    let create = UserCommand::CreateUser {
+        user_id,
+        account_id: AccountId::from(tenant),
+        username: "long".into(),
+        credentials: Credential::Password {
+            hash: SealedSecret::new(KeyId::from_uuid(Uuid::now_v7()), "ct".into()),
+        },
+        metadata: std::collections::BTreeMap::from([("k".to_owned(), json!({"deep": [1, "two"]}))]),
+        must_change_password: false,
+    };
+    let mut now = testkit::at(0);
+    writer
+        .execute::<User>(user_id, &create, &CommandContext::new(tenant, now))
+        .await
+        .unwrap();
+    for i in 0..150_u32 {
+        now += Minutes::seconds(7) + Minutes::nanoseconds(123_000);
+        let client = ClientInfo::new(None, Some("agent/1.0"));
+        let command = if i % 5 == 4 {
+            UserCommand::RecordAuthenticationFailure {
+                reason: FailureReason::BadPassword,
+                client,
+                lockout: None,
+            }
+        } else {
+            UserCommand::RecordAuthentication {
+                method: AuthMethod::Password,
+                client,
+            }
+        };
+        writer
+            .execute::<User>(user_id, &command, &CommandContext::new(tenant, now))
+            .await
+            .unwrap();
+    }
+    let stream = Repository::stream_id::<User>(tenant, user_id);
+    let events = db
+        .store
+        .read_stream(&stream, StreamQuery::all())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 151);
+    let kept = db
+        .store
+        .read_snapshot(&stream, 1, Until::End)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.version, 128);
+    let cold = Repository::new(db.store_arc(), ids);
+    assert_eq!(
+        cold.load::<User>(tenant, user_id).await.unwrap(),
+        replay::<User>(&stream, &events).unwrap()
+    );
+    for version in [1, 64, 127, 128, 129, 151] {
+        assert_eq!(
+            cold.load_until::<User>(tenant, user_id, Until::Version(version))
+                .await
+                .unwrap(),
+            replay::<User>(&stream, &events[..usize::try_from(version).unwrap()]).unwrap(),
+            "as of version {version}"
+        );
+    }
+    db.cleanup().await;
+}
+
 /// Three replicas, each with its own state cache, change one aggregate
 /// at once: no update is lost, and every cache, caught up, gives the state
 /// a full replay gives.

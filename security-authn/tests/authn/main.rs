@@ -16,6 +16,7 @@ mod mfa;
 mod secrets;
 mod session;
 mod sessions;
+mod sessions_view;
 mod throttling;
 mod tokens;
 mod totp_vectors;

@@ -11,8 +11,8 @@ use futures::future::BoxFuture;
 use futures::stream;
 use security_core::{
     AppendRequest, AppendResult, EventId, EventMetadata, EventStore, EventStream, ExpectedVersion,
-    GlobalQuery, IdempotencyKey, Scope, StoreError, StoredEvent, StreamId, StreamQuery, TenantId,
-    Until,
+    GlobalQuery, IdempotencyKey, Scope, Snapshot, StoreError, StoredEvent, StreamId, StreamQuery,
+    TenantId, Until,
 };
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgListener, PgPool, PgRow};
@@ -92,6 +92,32 @@ const INSERT_EVENTS: &str = "WITH head AS ( \
 
 const HEAD: &str = "SELECT position FROM security_log_head";
 
+/// Keeps a snapshot if it names an event of its stream (the event at its
+/// version has its position, and happened no later than its time bound),
+/// unless a newer one of the same schema version is kept. Answers whether
+/// it named an event.
+const SAVE_SNAPSHOT: &str = "WITH named AS ( \
+       SELECT EXISTS (SELECT 1 FROM security_events e \
+         WHERE e.tenant_id = $1 AND e.aggregate_type = $2 AND e.aggregate_id = $3 \
+           AND e.version = $5 AND e.global_position = $6 AND e.occurred_at <= $7) AS ok \
+     ), saved AS ( \
+       INSERT INTO security_snapshots AS s (tenant_id, aggregate_type, aggregate_id, \
+         schema_version, version, global_position, occurred_until, state) \
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8::json FROM named WHERE named.ok \
+       ON CONFLICT (tenant_id, aggregate_type, aggregate_id, schema_version) DO UPDATE \
+         SET version = EXCLUDED.version, global_position = EXCLUDED.global_position, \
+           occurred_until = EXCLUDED.occurred_until, state = EXCLUDED.state \
+         WHERE s.version < EXCLUDED.version \
+     ) \
+     SELECT ok FROM named";
+
+/// The snapshot of a stream at a schema version, if inside the bound.
+const READ_SNAPSHOT: &str = "SELECT version, global_position, occurred_until, state::text \
+     FROM security_snapshots \
+     WHERE tenant_id = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND schema_version = $4 \
+       AND version <= $5 AND global_position <= $6 \
+       AND ($7::timestamptz IS NULL OR occurred_until <= $7)";
+
 /// The migrations, embedded in the binary.
 #[derive(Debug, Clone, Copy)]
 struct Embedded;
@@ -106,6 +132,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "key records",
         include_str!("migrations/0002_key_records.sql"),
+    ),
+    (
+        3,
+        "snapshots",
+        include_str!("migrations/0003_snapshots.sql"),
     ),
 ];
 
@@ -538,6 +569,71 @@ async fn version_in(
     version.map_or(Ok(0), from_i64)
 }
 
+/// Reads a stream inside a transaction.
+async fn stream_in(
+    tx: &mut Transaction<'static, Postgres>,
+    stream_id: &StreamId,
+    query: StreamQuery,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM security_events e \
+         WHERE e.tenant_id = $1 AND e.aggregate_type = $2 AND e.aggregate_id = $3 \
+           AND e.version >= $4 AND e.version <= $5 AND e.global_position <= $6 \
+           AND ($7::timestamptz IS NULL OR e.occurred_at <= $7) \
+         ORDER BY e.version LIMIT $8"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(stream_id.tenant_id.as_uuid())
+        .bind(&*stream_id.aggregate_type)
+        .bind(stream_id.aggregate_id)
+        .bind(to_i64(query.from_version))
+        .bind(version_bound(query.until))
+        .bind(position_bound(query.until))
+        .bind(time_bound(query.until))
+        .bind(limit(query.limit))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+    rows.iter()
+        .map(|row| decode_event(row, Some(stream_id)))
+        .collect()
+}
+
+/// Reads a stream's snapshot inside a transaction.
+async fn snapshot_in(
+    tx: &mut Transaction<'static, Postgres>,
+    stream_id: &StreamId,
+    schema_version: u32,
+    until: Until,
+) -> Result<Option<Snapshot>, StoreError> {
+    let row = sqlx::query(READ_SNAPSHOT)
+        .bind(stream_id.tenant_id.as_uuid())
+        .bind(&*stream_id.aggregate_type)
+        .bind(stream_id.aggregate_id)
+        .bind(i64::from(schema_version))
+        .bind(version_bound(until))
+        .bind(position_bound(until))
+        .bind(time_bound(until))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    let Some(row) = row else { return Ok(None) };
+    let state: &str = row.try_get(3).map_err(db)?;
+    // A snapshot that cannot be read is no snapshot: the stream is replayed.
+    let Ok(state) = serde_json::from_str(state) else {
+        tracing::warn!(stream = %stream_id, "stored snapshot is unreadable: ignored");
+        return Ok(None);
+    };
+    Ok(Some(Snapshot {
+        stream_id: stream_id.clone(),
+        version: from_i64(row.try_get(0).map_err(db)?)?,
+        global_position: from_i64(row.try_get(1).map_err(db)?)?,
+        occurred_until: row.try_get(2).map_err(db)?,
+        schema_version,
+        state: Arc::new(state),
+    }))
+}
+
 async fn find_idempotent(
     tx: &mut Transaction<'static, Postgres>,
     tenant: TenantId,
@@ -706,6 +802,13 @@ fn time_bound(until: Until) -> Option<DateTime<Utc>> {
     }
 }
 
+fn version_bound(until: Until) -> i64 {
+    match until {
+        Until::Version(v) => to_i64(v),
+        _ => i64::MAX,
+    }
+}
+
 fn position_bound(until: Until) -> i64 {
     match until {
         Until::Position(p) => to_i64(p),
@@ -746,34 +849,10 @@ impl EventStore for PostgresEventStore {
         stream_id: &StreamId,
         query: StreamQuery,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM security_events e \
-             WHERE e.tenant_id = $1 AND e.aggregate_type = $2 AND e.aggregate_id = $3 \
-               AND e.version >= $4 AND e.version <= $5 AND e.global_position <= $6 \
-               AND ($7::timestamptz IS NULL OR e.occurred_at <= $7) \
-             ORDER BY e.version LIMIT $8"
-        );
-        let until_version = match query.until {
-            Until::Version(v) => to_i64(v),
-            _ => i64::MAX,
-        };
         let mut tx = self.begin(Scope::Tenant(stream_id.tenant_id)).await?;
-        let rows = sqlx::query(&sql)
-            .bind(stream_id.tenant_id.as_uuid())
-            .bind(&*stream_id.aggregate_type)
-            .bind(stream_id.aggregate_id)
-            .bind(to_i64(query.from_version))
-            .bind(until_version)
-            .bind(position_bound(query.until))
-            .bind(time_bound(query.until))
-            .bind(limit(query.limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+        let events = stream_in(&mut tx, stream_id, query).await?;
         tx.commit().await.map_err(db)?;
-        rows.iter()
-            .map(|row| decode_event(row, Some(stream_id)))
-            .collect()
+        Ok(events)
     }
 
     async fn read_global(
@@ -837,6 +916,70 @@ impl EventStore for PostgresEventStore {
             .await
             .map_err(db)?;
         from_i64(head)
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let stream = &snapshot.stream_id;
+        let state = serde_json::to_string(&*snapshot.state)
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let mut tx = self.begin(Scope::Tenant(stream.tenant_id)).await?;
+        let named = sqlx::query_scalar::<_, bool>(SAVE_SNAPSHOT)
+            .bind(stream.tenant_id.as_uuid())
+            .bind(&*stream.aggregate_type)
+            .bind(stream.aggregate_id)
+            .bind(i64::from(snapshot.schema_version))
+            .bind(to_i64(snapshot.version))
+            .bind(to_i64(snapshot.global_position))
+            .bind(snapshot.occurred_until)
+            .bind(state)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        if named {
+            Ok(())
+        } else {
+            Err(StoreError::InvalidRequest(
+                "a snapshot must name an event of its stream by version and position",
+            ))
+        }
+    }
+
+    async fn read_snapshot(
+        &self,
+        stream_id: &StreamId,
+        schema_version: u32,
+        until: Until,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let mut tx = self.begin(Scope::Tenant(stream_id.tenant_id)).await?;
+        let snapshot = snapshot_in(&mut tx, stream_id, schema_version, until).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(snapshot)
+    }
+
+    /// One transaction: the snapshot, then the events after it.
+    async fn read_stream_from_snapshot(
+        &self,
+        stream_id: &StreamId,
+        schema_version: u32,
+        query: StreamQuery,
+    ) -> Result<(Option<Snapshot>, Vec<StoredEvent>), StoreError> {
+        let mut tx = self.begin(Scope::Tenant(stream_id.tenant_id)).await?;
+        let snapshot = snapshot_in(&mut tx, stream_id, schema_version, query.until).await?;
+        let from_version = snapshot.as_ref().map_or(query.from_version, |s| {
+            query.from_version.max(s.version + 1)
+        });
+        let events = stream_in(
+            &mut tx,
+            stream_id,
+            StreamQuery {
+                from_version,
+                ..query
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok((snapshot, events))
     }
 
     fn subscribe(&self, scope: Scope, after: u64) -> EventStream {

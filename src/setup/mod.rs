@@ -1,0 +1,31 @@
+//! The one-call production setup (feature `setup`): [`SecurityServices`]
+//! from the environment, connected, migrated, wired and running.
+//!
+//! | variable | default | |
+//! |---|---|---|
+//! | `DATABASE_URL` | memory | PostgreSQL (feature `postgres`); `postgresql+asyncpg://` URLs work |
+//! | `DATABASE_POOL_SIZE`, `DATABASE_MAX_OVERFLOW` | 20, 10 | the pool's ceiling is their sum |
+//! | `DATABASE_SCHEMA` | the `search_path` | the schema of the store's tables |
+//! | `ENCRYPTION_KEY` | required with PostgreSQL | the key store's master key: 32 bytes in base64 |
+//! | `ENCRYPTION_KEY_PREVIOUS` | none | master keys being rotated out, comma-separated |
+//! | `FIELD_ENCRYPTION_KEY` | none | Fernet keys for field encryption, comma-separated, newest first |
+//! | `OUTBOX_RELAY` | `kafka` when `KAFKA_BOOTSTRAP_SERVERS` is set, else `off` | `kafka`, `nats` or `off` |
+//! | `KAFKA_*`, `NATS_URL` | | the relay's broker |
+//! | `REDIS_URL`, `REDIS_PASSWORD` | none | the backend several replicas share |
+//! | `JWT_*`, `MFA_*`, `AUTH_RATE_LIMIT`, `MFA_RATE_LIMIT`, `LOCKOUT_*`, `PASSWORD_*` | see [`AuthnConfig`](security_authn::AuthnConfig) | |
+//! | `API_RATE_LIMIT_PER_MINUTE`, `API_RATE_LIMIT_PER_HOUR` | 60, 1000 | the `api_default` tier and the hourly cap |
+//!
+//! Every invalid value is an error naming its variable, and never showing
+//! the value.
+
+mod backends;
+mod error;
+mod services;
+mod settings;
+mod signal;
+mod tasks;
+
+pub use error::SetupError;
+pub use services::SecurityServices;
+pub use settings::{RelaySettings, SETUP_ENV_VARS, Settings, StoreSettings};
+pub use signal::shutdown_signal;
