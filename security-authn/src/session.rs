@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use security_core::{
     Aggregate, AuthMethod, ClientInfo, CommandContext, CredentialType, SealedSecret, SessionId,
-    UserId, impl_domain_event,
+    SnapshotCodec, UserId, impl_domain_event,
 };
 
 /// Why a session command was refused.
@@ -172,7 +172,7 @@ impl_domain_event!(
 );
 
 /// Whether a session still works.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionStatus {
     /// Its current refresh token works.
     #[default]
@@ -187,7 +187,9 @@ pub enum SessionStatus {
 }
 
 /// A session's state: the same size whatever the session's age.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Serialisable for snapshots (its seed stays sealed in them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Its id (`None` before it starts).
     pub id: Option<SessionId>,
@@ -230,6 +232,9 @@ impl Aggregate for Session {
     type Command = SessionCommand;
     type Event = SessionEvent;
     type Error = SessionError;
+    // A session's stream grows with every refresh: a process that has not
+    // seen it yet starts from a snapshot, not from its first event.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
 
     fn handle(
         &self,

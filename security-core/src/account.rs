@@ -17,8 +17,8 @@ use crate::ids::{AccountId, KeyId, OperatorId, UserId};
 use crate::impl_domain_event;
 use crate::keys::PublicKey;
 use crate::permissions::{AccountLimits, Permissions, ResourceLimits};
-use crate::username::{fold_username, validate_username};
 use crate::snapshot::SnapshotCodec;
+use crate::username::{fold_username, validate_username};
 
 /// The status of an account.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,8 +323,9 @@ impl Aggregate for Account {
     type Error = DomainError;
     // An account's stream grows with every user (the roster). The roster
     // is keyed by folded username: a change of the folding changes how
-    // events fold, and so must bump this version.
-    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
+    // events fold, and so must bump this version. Version 2: the PRECIS
+    // and confusable-skeleton key; the defaults' narrowing instant.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(2));
 
     fn handle(
         &self,

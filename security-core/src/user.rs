@@ -20,8 +20,8 @@ use crate::impl_domain_event;
 use crate::keys::PublicKey;
 use crate::role::RoleName;
 use crate::sealed::SealedSecret;
-use crate::username::validate_username;
 use crate::snapshot::SnapshotCodec;
+use crate::username::validate_username;
 
 /// How many past password hashes a user keeps (the password policy checks
 /// the newest of them).
@@ -1081,8 +1081,9 @@ impl Aggregate for User {
     type Command = UserCommand;
     type Event = UserEvent;
     type Error = DomainError;
-    // A user's stream grows with every login.
-    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
+    // A user's stream grows with every login. Version 2: credential-scoped
+    // session revocations and policy removals are part of the state.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(2));
 
     fn handle(
         &self,

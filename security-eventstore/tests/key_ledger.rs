@@ -84,7 +84,10 @@ async fn a_rolled_back_record_neither_signs_again_nor_unseals_a_shredded_secret(
     let active = records.get(signing.key_id).await.unwrap().unwrap();
     keys.revoke_key(signing.key_id).await.unwrap();
     records.overwrite_unchecked(active);
-    let refused = keys.sign(signing.key_id, b"forged token").await.unwrap_err();
+    let refused = keys
+        .sign(signing.key_id, b"forged token")
+        .await
+        .unwrap_err();
     assert!(rolled_back(&refused), "{refused:?}");
     assert!(rolled_back(&keys.key(signing.key_id).await.unwrap_err()));
 
@@ -154,7 +157,9 @@ async fn a_ledgered_store_still_meets_the_key_store_contract_and_anchors_older_k
     let active = records.get(old.key_id).await.unwrap().unwrap();
     after.revoke_key(old.key_id).await.unwrap();
     records.overwrite_unchecked(active);
-    assert!(rolled_back(&after.sign(old.key_id, b"m").await.unwrap_err()));
+    assert!(rolled_back(
+        &after.sign(old.key_id, b"m").await.unwrap_err()
+    ));
     assert_eq!(
         ledger_types(&*events, owner.tenant_id, old.key_id.as_uuid()).await,
         ["KeyAnchored", "KeyRevoked"]
@@ -182,7 +187,10 @@ async fn on_postgres_a_leaked_application_credential_cannot_undo_a_revocation() 
         .with_ledger(ledger_over(Arc::new(store)))
     };
     let first = replica(db.store.clone());
-    let second = replica(db.second_store(security_eventstore::StoreOptions::default()).await);
+    let second = replica(
+        db.second_store(security_eventstore::StoreOptions::default())
+            .await,
+    );
     let owner = KeyOwner::new(TenantId::from_uuid(Uuid::now_v7()), Uuid::now_v7());
     let key = first
         .create_key(KeySpec::new(owner, KeyPurpose::TokenSigning))
@@ -217,7 +225,10 @@ async fn on_postgres_a_leaked_application_credential_cannot_undo_a_revocation() 
     .await
     .unwrap()
     .rows_affected();
-    assert_eq!(updated, 1, "the record table is writable with this credential");
+    assert_eq!(
+        updated, 1,
+        "the record table is writable with this credential"
+    );
     // The ledger's events are not.
     for statement in [
         "UPDATE security_events SET payload = '{}'::json WHERE aggregate_type = 'key'",

@@ -60,8 +60,7 @@ async fn a_leaked_application_credential_reaches_any_tenant_but_cannot_rewrite_h
     };
     let mut conn = pool.acquire().await.unwrap();
     let as_tenant = |tenant: security_core::TenantId| {
-        sqlx::query("SELECT set_config('app.current_tenant', $1, false)")
-            .bind(tenant.to_string())
+        sqlx::query("SELECT set_config('app.current_tenant', $1, false)").bind(tenant.to_string())
     };
     let events_seen = "SELECT DISTINCT tenant_id FROM security_events ORDER BY 1";
 

@@ -137,8 +137,11 @@ async fn reuse_is_detected_for_any_old_generation_and_cannot_be_forged() {
         f.authn.refresh(&ahead, &c).await,
         Err(AuthnError::InvalidRefreshToken)
     ));
+    // Another instance, which has never seen the session, loads it from its
+    // snapshot (one is written every 32 events) and the events after it.
+    let other = f.second_instance(AuthnConfig::default());
     let current = tokens.last().unwrap();
-    let still = f.authn.refresh(&current.refresh_token, &c).await.unwrap();
+    let still = other.refresh(&current.refresh_token, &c).await.unwrap();
 
     // The genuine token of generation 3, presented again: the family dies.
     assert!(matches!(

@@ -696,15 +696,17 @@ impl<S: KeyRecordStore> KeyStore for EnvelopeKeyStore<S> {
 
     async fn revoke_key(&self, key_id: KeyId) -> Result<KeyInfo, KeyStoreError> {
         let record = self
-            .modify(key_id, KeyChange::Revoked, |record, now| {
-                match policy::revoked(&record.info, now)? {
+            .modify(
+                key_id,
+                KeyChange::Revoked,
+                |record, now| match policy::revoked(&record.info, now)? {
                     Some(status) => {
                         record.info.status = status;
                         Ok(true)
                     }
                     None => Ok(false),
-                }
-            })
+                },
+            )
             .await?;
         Ok(record.info)
     }
