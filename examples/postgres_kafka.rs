@@ -113,7 +113,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             account,
             NewUser {
                 username: "alice".into(),
-                credential: Credential::PublicKey {
+                credential: Credential::NatsIdentity {
                     key: identity
                         .public_key
                         .ok_or("an Ed25519 key has a public half")?,

@@ -110,7 +110,8 @@ impl Default for JwtConfig {
 }
 
 /// Everything the authentication service can be told. The defaults are
-/// those of the source documents (access 30 min, refresh 7 days, TOTP 30 s
+/// those of the source documents (access 30 min, refresh 7 days, sessions
+/// at most 30 days, TOTP 30 s
 /// / 6 digits / SHA-1, login 5/minute, MFA 3/minute, the password policy of
 /// [`PasswordPolicy::default`]).
 #[derive(Debug, Clone)]
@@ -118,8 +119,13 @@ pub struct AuthnConfig {
     /// Access tokens.
     pub jwt: JwtConfig,
     /// How long a refresh token lasts (`JWT_REFRESH_TOKEN_EXPIRE_DAYS`, 7).
-    /// Every refresh issues a new one with a new lifetime.
+    /// Every refresh issues a new one with a new lifetime, never beyond the
+    /// session's absolute expiry.
     pub refresh_token_ttl: Duration,
+    /// The longest a session lives from its login, however often it is
+    /// refreshed (`SESSION_MAX_LIFETIME_DAYS`, 30): then the user logs in
+    /// again.
+    pub session_max_lifetime: Duration,
     /// TOTP (`MFA_ISSUER`, `MFA_TOTP_INTERVAL`).
     pub totp: TotpConfig,
     /// How long an MFA challenge or a password-change ticket lasts (5 min).
@@ -162,6 +168,7 @@ impl Default for AuthnConfig {
         Self {
             jwt: JwtConfig::default(),
             refresh_token_ttl: Duration::from_secs(7 * 86_400),
+            session_max_lifetime: Duration::from_secs(30 * 86_400),
             totp: TotpConfig::default(),
             challenge_ttl: Duration::from_secs(300),
             challenge_max_attempts: 3,
@@ -190,6 +197,7 @@ pub const ENV_VARS: &[&str] = &[
     "JWT_ALGORITHM",
     "JWT_ACCESS_TOKEN_EXPIRE_MINUTES",
     "JWT_REFRESH_TOKEN_EXPIRE_DAYS",
+    "SESSION_MAX_LIFETIME_DAYS",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "JWT_LEEWAY_SECONDS",
@@ -249,6 +257,10 @@ impl AuthnConfig {
         if let Some(v) = get("JWT_REFRESH_TOKEN_EXPIRE_DAYS") {
             let days = number("JWT_REFRESH_TOKEN_EXPIRE_DAYS", &v, 1, 365, "days")?;
             config.refresh_token_ttl = Duration::from_secs(days * 86_400);
+        }
+        if let Some(v) = get("SESSION_MAX_LIFETIME_DAYS") {
+            let days = number("SESSION_MAX_LIFETIME_DAYS", &v, 1, 3650, "days")?;
+            config.session_max_lifetime = Duration::from_secs(days * 86_400);
         }
         if let Some(v) = get("JWT_ISSUER") {
             config.jwt.issuer = text("JWT_ISSUER", &v)?;
@@ -372,6 +384,7 @@ mod tests {
         assert!(matches!(c.jwt.signing, JwtSigning::EdDsa));
         assert_eq!(c.jwt.access_token_ttl, Duration::from_secs(1800));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.session_max_lifetime, Duration::from_secs(30 * 86_400));
         assert_eq!(c.totp.step_secs, 30);
         assert_eq!(c.totp.digits, 6);
         assert_eq!(c.totp.algorithm, TotpAlgorithm::Sha1);
@@ -390,6 +403,7 @@ mod tests {
             ("JWT_ALGORITHM", "HS256"),
             ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "15"),
             ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "1"),
+            ("SESSION_MAX_LIFETIME_DAYS", "14"),
             ("MFA_ISSUER", "Bank"),
             ("MFA_TOTP_INTERVAL", "60"),
             ("AUTH_RATE_LIMIT", "10/minute"),
@@ -403,6 +417,7 @@ mod tests {
         assert_eq!(c.jwt.signing.algorithm_name(), "HS256");
         assert_eq!(c.jwt.access_token_ttl, Duration::from_secs(900));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(86_400));
+        assert_eq!(c.session_max_lifetime, Duration::from_secs(14 * 86_400));
         assert_eq!(c.totp.issuer, "Bank");
         assert_eq!(c.totp.step_secs, 60);
         assert_eq!(c.login_rate, RateLimit::per_minute(10));
@@ -430,6 +445,10 @@ mod tests {
             (
                 &[("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "-1")],
                 "JWT_REFRESH_TOKEN_EXPIRE_DAYS",
+            ),
+            (
+                &[("SESSION_MAX_LIFETIME_DAYS", "0")],
+                "SESSION_MAX_LIFETIME_DAYS",
             ),
             (&[("JWT_ALGORITHM", "RS256")], "JWT_ALGORITHM"),
             (&[("JWT_ALGORITHM", "none")], "JWT_ALGORITHM"),

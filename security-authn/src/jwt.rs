@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::config::MIN_HS256_KEY_BYTES;
+use crate::strict_json::has_unique_members;
 
 /// The largest token accepted, in bytes (checked before anything else).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -202,7 +203,8 @@ impl RevocationList {
 /// that is a JSON object without duplicate members; `alg` a string in the
 /// allow-list; no `crit`; `typ` as configured; `kid` present, not revoked
 /// (before any cryptography), known, and bound to the header's `alg`; the
-/// signature; a payload that is a JSON object without duplicate members;
+/// signature; a payload that is a JSON object without duplicate members
+/// at any depth (custom claims included);
 /// `exp` required (`now >= exp + leeway` is expired, so `exp == now` is
 /// refused with zero leeway); `nbf` (`now < nbf - leeway`); `iat` not in
 /// the future beyond the leeway; `iss` a single string among the accepted
@@ -349,8 +351,8 @@ impl JwtValidatorBuilder {
 }
 
 /// The header members the validator reads. Unknown members are ignored
-/// (RFC 7515 §4); duplicates of these are refused by the derived
-/// deserializer (also when the name is escaped, as in `"\u0061lg"`).
+/// (RFC 7515 §4); a duplicate of any member, known or not, is refused
+/// before this is read (also when the name is escaped, as in `"\u0061lg"`).
 #[derive(Deserialize)]
 struct Header<'a> {
     #[serde(borrow)]
@@ -558,7 +560,7 @@ impl JwtValidator {
         let header_bytes = URL_SAFE_NO_PAD
             .decode(header_b64)
             .map_err(|_| TokenError::Malformed)?;
-        if !is_json_object(&header_bytes) {
+        if !is_json_object(&header_bytes) || !has_unique_members(&header_bytes) {
             return Err(TokenError::Malformed);
         }
         let header: Header<'_> =
@@ -605,7 +607,7 @@ impl JwtValidator {
         let payload = URL_SAFE_NO_PAD
             .decode(payload_b64)
             .map_err(|_| TokenError::Malformed)?;
-        if !is_json_object(&payload) {
+        if !is_json_object(&payload) || !has_unique_members(&payload) {
             return Err(TokenError::Malformed);
         }
         let registered: Registered<'_> =

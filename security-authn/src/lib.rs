@@ -23,9 +23,12 @@
 //!   (the private key never leaves it), or HS256 with `JWT_SECRET_KEY`.
 //!   [`JwtValidator`] validates them in-process and is the
 //!   [`TokenValidator`](security_core::TokenValidator) that `security-authz`
-//!   takes. Refresh tokens are opaque (256 random bits), stored as keyed
-//!   hashes, rotated on every use; reusing a rotated one revokes its whole
-//!   [`Session`].
+//!   takes. Refresh tokens are opaque: each generation's token is an
+//!   HMAC under the session's random seed, which is stored sealed; they
+//!   rotate on every use, reusing any rotated one revokes its whole
+//!   [`Session`], and a session ends at its absolute lifetime
+//!   (`SESSION_MAX_LIFETIME_DAYS`) or when the credential that opened it
+//!   is replaced or revoked.
 //! - **Throttling and lockout**: a [`RateLimiter`] (sliding window) per IP
 //!   (IPv6 per /64) and per username; consecutive failures lock the user for
 //!   a growing time that decays; each verification holds a lease of the
@@ -57,7 +60,9 @@
 //! its purpose, service and tenant, so no signature made for another
 //! protocol (a NATS `CONNECT`) opens a session. A TOTP step works once; a backup code works once;
 //! a challenge is single-use. A stolen refresh token that is used after its
-//! owner refreshed (or the other way round) kills the session. Secrets
+//! owner refreshed (or the other way round) kills the session; no session
+//! outlives its absolute lifetime or the API key or login key that opened
+//! it. Secrets
 //! (password hashes, TOTP secrets, backup-code hashes, unknown usernames)
 //! are sealed with a per-subject data key in stored events and never
 //! published; `Debug` of every secret-bearing type is redacted. Tokens
@@ -120,10 +125,12 @@ mod manage;
 mod policy;
 mod projection;
 mod rate_limit;
+mod refresh;
 mod revocation;
 mod service;
 mod session;
 mod sessions_view;
+mod strict_json;
 mod tenant_keys;
 mod tickets;
 mod token_tenant;
@@ -175,6 +182,6 @@ pub use nats::{
     NatsTrust, NatsUserPermissionLimits, NatsUserScope, OperatorClaims, OperatorNats,
     OperatorSource, Reissued, ReissuedUser, USER_SCOPE_KIND, UserClaims, UserCreds, UserJwtOptions,
     UserNats, UserSigner, VerifiedUser, decode_account_jwt, decode_jwt, decode_operator_jwt,
-    decode_user_jwt, effective_user_permissions, nats_jti, user_nkey, user_revocations,
-    verify_user_chain,
+    decode_user_jwt, effective_user_permissions, nats_jti, user_jwt_cutoff, user_nkey,
+    user_revocations, verify_user_chain,
 };

@@ -425,14 +425,44 @@ impl AuthenticationService {
 
     /// Registers the user's public key (an Ed25519 key as an nkey `U…` or
     /// base64url) for public-key logins.
+    ///
+    /// A NATS identity key of the user (the current one, or any the key
+    /// store holds for it) is refused: a NATS server chooses the nonce a
+    /// NATS client signs, so a key that signs for NATS must never also log
+    /// in here.
     pub async fn set_public_key(
         &self,
         tenant: TenantId,
         user_id: UserId,
         key: PublicKey,
     ) -> Result<(), AuthnError> {
-        security_crypto::Ed25519PublicKey::from_public_key(&key).map_err(AuthnError::crypto)?;
-        self.existing_user(tenant, user_id).await?;
+        let raw = security_crypto::Ed25519PublicKey::from_public_key(&key)
+            .map_err(AuthnError::crypto)?
+            .to_bytes();
+        let user = self.existing_user(tenant, user_id).await?;
+        let nats_keys = self
+            .inner
+            .keys
+            .store()
+            .list_keys(security_core::KeyOwner::new(tenant, user_id))
+            .await?
+            .into_iter()
+            .filter(|k| k.purpose == security_core::KeyPurpose::UserIdentity)
+            .filter_map(|k| k.public_key);
+        let current = match user.credential(security_core::CredentialType::NatsIdentity) {
+            Some(Credential::NatsIdentity { key }) => Some(key.clone()),
+            _ => None,
+        };
+        let is_nats_key = current.into_iter().chain(nats_keys).any(|nats| {
+            security_crypto::Ed25519PublicKey::from_public_key(&nats)
+                .is_ok_and(|nats| nats.to_bytes() == raw)
+        });
+        if is_nats_key {
+            return Err(AuthnError::Rejected(security_core::DomainError::Invalid {
+                field: "public key",
+                reason: "is a NATS identity key, which may not log in",
+            }));
+        }
         let ctx = self.context(tenant, None);
         self.user_command(
             &ctx,

@@ -283,6 +283,20 @@ impl AuthenticationServiceBuilder {
     }
 }
 
+/// The kind of credential a login method proved (what a session opened
+/// by it depends on).
+fn opened_by(method: AuthMethod) -> Option<security_core::CredentialType> {
+    use security_core::CredentialType;
+    match method {
+        AuthMethod::Password | AuthMethod::PasswordTotp | AuthMethod::PasswordBackupCode => {
+            Some(CredentialType::Password)
+        }
+        AuthMethod::ApiToken => Some(CredentialType::Token),
+        AuthMethod::PublicKey => Some(CredentialType::PublicKey),
+        _ => None,
+    }
+}
+
 /// The `kid` of an HS256 secret: a fingerprint that changes with the
 /// secret and reveals nothing of it.
 fn hs256_kid(secret: &SecretSlice<u8>) -> String {
@@ -602,29 +616,30 @@ impl AuthenticationService {
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
         let tenant = ctx.tenant_id;
         let session_id = SessionId::from_uuid(self.new_id());
-        let refresh_token = new_opaque_token(REFRESH_TOKEN_PREFIX, tenant, session_id.as_uuid())?;
-        let (hash_key_id, tag) = self
-            .inner
-            .keys
-            .lookup_hash(tenant, refresh_token.expose_secret().as_bytes())
+        let seed = crate::refresh::Seed::generate()?;
+        let sealed_seed = self
+            .seal_for(tenant, user_id.as_uuid(), seed.as_bytes())
             .await?;
+        let refresh_token = seed.token(tenant, session_id, 0);
         // A session that starts right after a revoke-all (a password
         // change, in the same clock tick) must start after it.
         let mut session_ctx = ctx.clone();
-        if let Some(revoked_at) = user.sessions_revoked_at
+        if let Some(revoked_at) = user.last_session_revocation()
             && revoked_at >= session_ctx.now
         {
             session_ctx.now = revoked_at + chrono::Duration::microseconds(1);
         }
-        let refresh_expires_at = session_ctx.now + self.refresh_ttl();
+        let absolute_expires_at = session_ctx.now + self.session_max_lifetime();
+        let refresh_expires_at = (session_ctx.now + self.refresh_ttl()).min(absolute_expires_at);
         let command = SessionCommand::Start {
             session_id,
             user_id,
             method,
+            opened_by: opened_by(method),
             client: client.clone(),
-            token_hash: URL_SAFE_NO_PAD.encode(tag),
-            hash_key_id,
+            seed: sealed_seed,
             expires_at: refresh_expires_at,
+            absolute_expires_at,
         };
         self.inner
             .repo
@@ -648,6 +663,11 @@ impl AuthenticationService {
     pub(crate) fn refresh_ttl(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.inner.config.refresh_token_ttl)
             .unwrap_or(chrono::Duration::days(7))
+    }
+
+    pub(crate) fn session_max_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.inner.config.session_max_lifetime)
+            .unwrap_or(chrono::Duration::days(30))
     }
 
     /// The user's subject permissions: its policies in force plus its
@@ -691,7 +711,7 @@ impl AuthenticationService {
         // token of its second: a token issued after it in the same second
         // carries the next second.
         let mut iat = now.timestamp();
-        let cutoff = user.sessions_revoked_at.map(|r| r.timestamp()).max(
+        let cutoff = user.last_session_revocation().map(|r| r.timestamp()).max(
             self.inner
                 .validator
                 .revocations()

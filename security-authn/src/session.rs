@@ -1,17 +1,22 @@
 //! The Session aggregate: one login and its refresh-token family.
 //!
-//! A session starts with a refresh token; each refresh rotates it (the old
-//! token is dead from then on); presenting a rotated token again is reuse,
-//! the sign of a stolen token, and revokes the whole family. Only keyed
-//! hashes of refresh tokens are stored (useless without the tenant's
-//! lookup-hashing key, and the tokens are 256 random bits).
+//! A session starts with a sealed secret seed from which each generation's
+//! refresh token is derived (see `refresh.rs`); each refresh moves it to
+//! the next generation (the old token is dead from then on); presenting an
+//! older generation's token again is reuse, the sign of a stolen token,
+//! and revokes the whole family. Its state is the same size whatever its
+//! age: a seed, a generation counter and a few instants, no list of past
+//! tokens.
+//!
+//! A session lives at most until its absolute expiry, fixed when it starts;
+//! each refresh gives the new token a fresh idle lifetime, never beyond it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use security_core::{
-    Aggregate, AuthMethod, ClientInfo, CommandContext, KeyId, SessionId, UserId, impl_domain_event,
+    Aggregate, AuthMethod, ClientInfo, CommandContext, CredentialType, SealedSecret, SessionId,
+    SnapshotCodec, UserId, impl_domain_event,
 };
 
 /// Why a session command was refused.
@@ -30,7 +35,8 @@ pub enum SessionError {
     /// The presented refresh token is not one of this session's.
     #[error("refresh token is not valid for this session")]
     UnknownToken,
-    /// The presented refresh token is the current one, but it expired.
+    /// The presented refresh token is the current one, but it expired (or
+    /// the session reached its absolute expiry).
     #[error("refresh token has expired")]
     Expired,
 }
@@ -47,7 +53,7 @@ impl From<SessionError> for crate::AuthnError {
 /// Commands of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionCommand {
-    /// Starts the session with its first refresh token.
+    /// Starts the session at generation 0.
     Start {
         /// The session's id.
         session_id: SessionId,
@@ -55,23 +61,25 @@ pub enum SessionCommand {
         user_id: UserId,
         /// How the user authenticated.
         method: AuthMethod,
+        /// The kind of credential that opened it (replacing or revoking
+        /// that credential ends the session).
+        opened_by: Option<CredentialType>,
         /// Where from.
         client: ClientInfo,
-        /// Keyed hash of the first refresh token.
-        token_hash: String,
-        /// The `LookupHashing` key that made the hashes.
-        hash_key_id: KeyId,
+        /// The seed every generation's refresh token derives from, sealed.
+        seed: SealedSecret,
         /// When the first refresh token expires.
         expires_at: DateTime<Utc>,
+        /// When the session ends, whatever its refreshes.
+        absolute_expires_at: DateTime<Utc>,
     },
-    /// Presents a refresh token: rotates it if it is the current one,
-    /// revokes the family if it is an old one.
+    /// Presents the refresh token of a generation (whose tag the caller
+    /// checked against the seed): the current generation rotates, an older
+    /// one is reuse and revokes the family.
     Refresh {
-        /// Keyed hash of the presented token.
-        presented_hash: String,
-        /// Keyed hash of the token that replaces it.
-        new_hash: String,
-        /// When the new token expires.
+        /// The generation of the token presented.
+        presented_generation: u32,
+        /// When the next token expires (capped at the absolute expiry).
         expires_at: DateTime<Utc>,
         /// Where from.
         client: ClientInfo,
@@ -95,18 +103,21 @@ pub enum SessionEvent {
         user_id: UserId,
         /// How the user authenticated.
         method: AuthMethod,
+        /// The kind of credential that opened it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        opened_by: Option<CredentialType>,
         /// Where from.
         client: ClientInfo,
-        /// Keyed hash of the first refresh token.
-        token_hash: String,
-        /// The key that made the hash.
-        hash_key_id: KeyId,
-        /// When the token expires.
+        /// The refresh tokens' seed, sealed with the user's data key.
+        seed: SealedSecret,
+        /// When the first token expires.
         expires_at: DateTime<Utc>,
+        /// When the session ends, whatever its refreshes.
+        absolute_expires_at: DateTime<Utc>,
         /// When.
         started_at: DateTime<Utc>,
     },
-    /// A refresh token was used and replaced.
+    /// A refresh token was used and replaced by the next generation's.
     SessionRotated {
         /// The session.
         session_id: SessionId,
@@ -114,8 +125,6 @@ pub enum SessionEvent {
         user_id: UserId,
         /// The new token's generation (the first token is generation 0).
         generation: u32,
-        /// Keyed hash of the new token.
-        token_hash: String,
         /// When the new token expires.
         expires_at: DateTime<Utc>,
         /// Where from.
@@ -153,7 +162,7 @@ pub enum SessionEvent {
 
 impl_domain_event!(
     SessionEvent,
-    version = 1,
+    version = 2,
     types = [
         SessionStarted,
         SessionRotated,
@@ -163,7 +172,7 @@ impl_domain_event!(
 );
 
 /// Whether a session still works.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionStatus {
     /// Its current refresh token works.
     #[default]
@@ -177,8 +186,10 @@ pub enum SessionStatus {
     },
 }
 
-/// A session's state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A session's state: the same size whatever the session's age.
+///
+/// Serialisable for snapshots (its seed stays sealed in them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Its id (`None` before it starts).
     pub id: Option<SessionId>,
@@ -186,6 +197,8 @@ pub struct Session {
     pub user_id: Option<UserId>,
     /// How the user authenticated.
     pub method: Option<AuthMethod>,
+    /// The kind of credential that opened it.
+    pub opened_by: Option<CredentialType>,
     /// When it started.
     pub started_at: Option<DateTime<Utc>>,
     /// When it was last refreshed.
@@ -194,18 +207,12 @@ pub struct Session {
     pub status: SessionStatus,
     /// The current token's generation.
     pub generation: u32,
-    /// Keyed hash of the current token.
-    pub current_hash: String,
     /// When the current token expires.
     pub expires_at: Option<DateTime<Utc>>,
-    /// Keyed hashes of every rotated token, oldest first (index = generation).
-    pub previous_hashes: Vec<String>,
-    /// The key that made the hashes.
-    pub hash_key_id: Option<KeyId>,
-}
-
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    /// When the session ends, whatever its refreshes.
+    pub absolute_expires_at: Option<DateTime<Utc>>,
+    /// The refresh tokens' seed, sealed.
+    pub seed: Option<SealedSecret>,
 }
 
 impl Session {
@@ -214,21 +221,9 @@ impl Session {
         self.id.is_some() && self.status == SessionStatus::Active
     }
 
-    /// The generation of a rotated token with this hash, if it is one.
-    /// Every entry is compared (constant time per entry).
-    fn previous_generation(&self, hash: &str) -> Option<u32> {
-        let mut found = None;
-        for (i, previous) in self.previous_hashes.iter().enumerate() {
-            if same(previous, hash) {
-                found = u32::try_from(i).ok();
-            }
-        }
-        found
-    }
-
-    /// Whether `hash` is the current token's or a rotated one's.
-    pub fn knows(&self, hash: &str) -> bool {
-        same(&self.current_hash, hash) || self.previous_generation(hash).is_some()
+    /// Whether the session is past its absolute expiry at `now`.
+    pub fn is_over(&self, now: DateTime<Utc>) -> bool {
+        self.absolute_expires_at.is_none_or(|end| now >= end)
     }
 }
 
@@ -237,6 +232,9 @@ impl Aggregate for Session {
     type Command = SessionCommand;
     type Event = SessionEvent;
     type Error = SessionError;
+    // A session's stream grows with every refresh: a process that has not
+    // seen it yet starts from a snapshot, not from its first event.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
 
     fn handle(
         &self,
@@ -248,10 +246,11 @@ impl Aggregate for Session {
             session_id,
             user_id,
             method,
+            opened_by,
             client,
-            token_hash,
-            hash_key_id,
+            seed,
             expires_at,
+            absolute_expires_at,
         } = command
         {
             if self.id.is_some() {
@@ -261,10 +260,11 @@ impl Aggregate for Session {
                 session_id: *session_id,
                 user_id: *user_id,
                 method: *method,
+                opened_by: *opened_by,
                 client: client.clone(),
-                token_hash: token_hash.clone(),
-                hash_key_id: *hash_key_id,
-                expires_at: *expires_at,
+                seed: seed.clone(),
+                expires_at: (*expires_at).min(*absolute_expires_at),
+                absolute_expires_at: *absolute_expires_at,
                 started_at: now,
             }]);
         }
@@ -274,34 +274,33 @@ impl Aggregate for Session {
         match command {
             SessionCommand::Start { .. } => Err(SessionError::AlreadyExists),
             SessionCommand::Refresh {
-                presented_hash,
-                new_hash,
+                presented_generation,
                 expires_at,
                 client,
             } => {
                 if self.status != SessionStatus::Active {
                     return Err(SessionError::Revoked);
                 }
-                if same(&self.current_hash, presented_hash) {
-                    if self.expires_at.is_none_or(|e| now >= e) {
+                if *presented_generation == self.generation {
+                    if self.expires_at.is_none_or(|e| now >= e) || self.is_over(now) {
                         return Err(SessionError::Expired);
                     }
+                    let end = self.absolute_expires_at.unwrap_or(now);
                     return Ok(vec![SessionEvent::SessionRotated {
                         session_id,
                         user_id,
                         generation: self.generation.saturating_add(1),
-                        token_hash: new_hash.clone(),
-                        expires_at: *expires_at,
+                        expires_at: (*expires_at).min(end),
                         client: client.clone(),
                         rotated_at: now,
                     }]);
                 }
-                match self.previous_generation(presented_hash) {
-                    Some(presented_generation) => Ok(vec![
+                if *presented_generation < self.generation {
+                    return Ok(vec![
                         SessionEvent::RefreshTokenReuseDetected {
                             session_id,
                             user_id,
-                            presented_generation,
+                            presented_generation: *presented_generation,
                             current_generation: self.generation,
                             client: client.clone(),
                             detected_at: now,
@@ -312,9 +311,9 @@ impl Aggregate for Session {
                             reason: "refresh token reuse".to_owned(),
                             revoked_at: now,
                         },
-                    ]),
-                    None => Err(SessionError::UnknownToken),
+                    ]);
                 }
+                Err(SessionError::UnknownToken)
             }
             SessionCommand::Revoke { reason } => match self.status {
                 SessionStatus::Revoked { .. } => Ok(Vec::new()),
@@ -334,30 +333,29 @@ impl Aggregate for Session {
                 session_id,
                 user_id,
                 method,
-                token_hash,
-                hash_key_id,
+                opened_by,
+                seed,
                 expires_at,
+                absolute_expires_at,
                 started_at,
                 ..
             } => {
                 self.id = Some(*session_id);
                 self.user_id = Some(*user_id);
                 self.method = Some(*method);
+                self.opened_by = *opened_by;
                 self.started_at = Some(*started_at);
-                self.current_hash.clone_from(token_hash);
-                self.hash_key_id = Some(*hash_key_id);
+                self.seed = Some(seed.clone());
                 self.expires_at = Some(*expires_at);
+                self.absolute_expires_at = Some(*absolute_expires_at);
                 self.generation = 0;
             }
             SessionEvent::SessionRotated {
                 generation,
-                token_hash,
                 expires_at,
                 rotated_at,
                 ..
             } => {
-                let old = std::mem::replace(&mut self.current_hash, token_hash.clone());
-                self.previous_hashes.push(old);
                 self.generation = *generation;
                 self.expires_at = Some(*expires_at);
                 self.last_refreshed_at = Some(*rotated_at);

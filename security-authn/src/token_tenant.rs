@@ -4,7 +4,8 @@
 use secrecy::SecretString;
 use security_core::TenantId;
 
-use crate::service::{AuthenticationService, REFRESH_TOKEN_PREFIX, parse_opaque_token};
+use crate::refresh::RefreshToken;
+use crate::service::AuthenticationService;
 
 impl AuthenticationService {
     /// The tenant a refresh token claims to belong to, read from its
@@ -12,6 +13,6 @@ impl AuthenticationService {
     /// token). Use it only to refuse early; [`refresh`](Self::refresh) and
     /// [`logout`](Self::logout) still verify the token.
     pub fn refresh_token_tenant(&self, refresh_token: &SecretString) -> Option<TenantId> {
-        parse_opaque_token(REFRESH_TOKEN_PREFIX, refresh_token).map(|t| t.tenant)
+        RefreshToken::parse(refresh_token).map(|t| t.tenant)
     }
 }

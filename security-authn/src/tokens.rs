@@ -1,16 +1,21 @@
 //! Refresh, logout and session revocation.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use security_core::{ClientInfo, CommandContext, SessionId, TenantId, UserCommand, UserId};
 
 use crate::error::AuthnError;
-use crate::service::{
-    AuthenticationService, REFRESH_TOKEN_PREFIX, TokenPair, new_opaque_token, parse_opaque_token,
-};
+use crate::refresh::{RefreshToken, Seed};
+use crate::service::{AuthenticationService, TokenPair};
 use crate::session::{Session, SessionCommand, SessionError};
+
+/// A refresh token checked against its session: the token issued for that
+/// generation by this session's seed.
+struct Presented {
+    token: RefreshToken,
+    session: Session,
+    seed: Seed,
+}
 
 impl AuthenticationService {
     async fn load_session(
@@ -26,22 +31,42 @@ impl AuthenticationService {
             .state)
     }
 
-    /// The keyed hash of a refresh token under the session's key (`None`
-    /// when that key no longer hashes: the session cannot be refreshed).
-    async fn refresh_hash(
-        &self,
-        session: &Session,
-        token: &SecretString,
-    ) -> Result<Option<String>, AuthnError> {
-        let Some(key_id) = session.hash_key_id else {
-            return Ok(None);
+    /// Parses a refresh token, loads its session and checks that the
+    /// session's seed issued it (for a generation not after the current
+    /// one). Anything else is [`AuthnError::InvalidRefreshToken`], without
+    /// a trace in the session.
+    async fn presented(&self, refresh_token: &SecretString) -> Result<Presented, AuthnError> {
+        let token = RefreshToken::parse(refresh_token).ok_or(AuthnError::InvalidRefreshToken)?;
+        let session = self.load_session(token.tenant, token.session_id).await?;
+        let sealed = session
+            .seed
+            .as_ref()
+            .ok_or(AuthnError::InvalidRefreshToken)?;
+        let seed = match self.unseal(sealed).await {
+            Ok(bytes) => {
+                use secrecy::ExposeSecret as _;
+                Seed::from_bytes(bytes.expose_secret()).ok_or(AuthnError::InvalidRefreshToken)?
+            }
+            // The user's data key is gone (crypto-shredded): no token of
+            // the session can be checked, or issued, again.
+            Err(AuthnError::KeyStore(security_core::KeyStoreError::Destroyed(_))) => {
+                if session.is_active() {
+                    let ctx = self.context(token.tenant, None);
+                    self.end_session(&ctx, token.session_id, "session key destroyed")
+                        .await?;
+                }
+                return Err(AuthnError::SessionRevoked);
+            }
+            Err(e) => return Err(e),
         };
-        Ok(self
-            .inner
-            .keys
-            .lookup_hash_with(key_id, token.expose_secret().as_bytes())
-            .await?
-            .map(|tag| URL_SAFE_NO_PAD.encode(tag)))
+        if token.generation > session.generation || !seed.issued(&token) {
+            return Err(AuthnError::InvalidRefreshToken);
+        }
+        Ok(Presented {
+            token,
+            session,
+            seed,
+        })
     }
 
     async fn end_session(
@@ -70,6 +95,14 @@ impl AuthenticationService {
     /// an event records it, and [`AuthnError::RefreshTokenReused`] is
     /// returned. The new access token carries the user's roles and
     /// permissions as they are now.
+    ///
+    /// A refresh never moves the session's absolute expiry
+    /// ([`AuthnConfig::session_max_lifetime`](crate::AuthnConfig::session_max_lifetime)):
+    /// past it the token is refused as expired. A session opened with an
+    /// API key or a login key that was replaced or revoked since is
+    /// revoked. The cost of a refresh does not grow with the session's age
+    /// (the session holds a seed and a generation counter, and the
+    /// repository's state cache replays only what is new).
     pub async fn refresh(
         &self,
         refresh_token: &SecretString,
@@ -83,25 +116,17 @@ impl AuthenticationService {
         {
             return Err(AuthnError::Throttled { retry_after });
         }
-        let parsed = parse_opaque_token(REFRESH_TOKEN_PREFIX, refresh_token)
-            .ok_or(AuthnError::InvalidRefreshToken)?;
-        let tenant = parsed.tenant;
-        let session_id = SessionId::from_uuid(parsed.id);
+        let Presented {
+            token,
+            session,
+            seed,
+        } = self.presented(refresh_token).await?;
+        let tenant = token.tenant;
+        let session_id = token.session_id;
         let ctx = self.context(tenant, None);
-        let session = self.load_session(tenant, session_id).await?;
         let (Some(user_id), Some(started_at)) = (session.user_id, session.started_at) else {
             return Err(AuthnError::InvalidRefreshToken);
         };
-        let Some(presented_hash) = self.refresh_hash(&session, refresh_token).await? else {
-            if session.is_active() {
-                self.end_session(&ctx, session_id, "refresh key retired")
-                    .await?;
-            }
-            return Err(AuthnError::SessionRevoked);
-        };
-        if !session.knows(&presented_hash) {
-            return Err(AuthnError::InvalidRefreshToken);
-        }
         if !session.is_active() {
             return Err(AuthnError::SessionRevoked);
         }
@@ -110,12 +135,12 @@ impl AuthenticationService {
         let account = self.account(tenant).await?;
         // Only the current token can lead to new tokens; an old one goes
         // straight to the aggregate, which records the reuse.
-        if session.current_hash == presented_hash {
+        if token.generation == session.generation {
             let Some(user) = &user else {
                 self.end_session(&ctx, session_id, "user not found").await?;
                 return Err(AuthnError::SessionRevoked);
             };
-            if user.is_session_revoked(started_at) {
+            if user.is_session_revoked_for(started_at, session.opened_by) {
                 self.end_session(&ctx, session_id, "user sessions revoked")
                     .await?;
                 return Err(AuthnError::SessionRevoked);
@@ -138,17 +163,9 @@ impl AuthenticationService {
             }
             account.check_active(now)?;
         }
-        let new_token = new_opaque_token(REFRESH_TOKEN_PREFIX, tenant, session_id.as_uuid())?;
-        let Some(new_hash) = self.refresh_hash(&session, &new_token).await? else {
-            self.end_session(&ctx, session_id, "refresh key retired")
-                .await?;
-            return Err(AuthnError::SessionRevoked);
-        };
-        let refresh_expires_at = now + self.refresh_ttl();
         let command = SessionCommand::Refresh {
-            presented_hash,
-            new_hash,
-            expires_at: refresh_expires_at,
+            presented_generation: token.generation,
+            expires_at: now + self.refresh_ttl(),
             client: client.clone(),
         };
         let outcome = match self
@@ -175,13 +192,16 @@ impl AuthenticationService {
             tracing::warn!(%session_id, "refresh token reuse: session revoked");
             return Err(AuthnError::RefreshTokenReused);
         }
+        let rotated = outcome.state;
+        let refresh_expires_at = rotated.expires_at.unwrap_or(now);
+        let refresh_token = seed.token(tenant, session_id, rotated.generation);
         let user = user.ok_or(AuthnError::SessionRevoked)?;
         let (access_token, expires_at) = self
             .access_token(tenant, &user, &account, session_id, now)
             .await?;
         Ok(TokenPair {
             access_token,
-            refresh_token: new_token,
+            refresh_token,
             token_type: "Bearer",
             expires_at,
             refresh_expires_at,
@@ -193,22 +213,12 @@ impl AuthenticationService {
 
     /// Logs out: revokes the session of this refresh token (its access
     /// tokens are refused from now on in this process, and in others that
-    /// follow the event stream).
+    /// follow the event stream). Any token the session issued will do.
     pub async fn logout(&self, refresh_token: &SecretString) -> Result<(), AuthnError> {
-        let parsed = parse_opaque_token(REFRESH_TOKEN_PREFIX, refresh_token)
-            .ok_or(AuthnError::InvalidRefreshToken)?;
-        let tenant = parsed.tenant;
-        let session_id = SessionId::from_uuid(parsed.id);
-        let session = self.load_session(tenant, session_id).await?;
-        let Some(hash) = self.refresh_hash(&session, refresh_token).await? else {
-            return Err(AuthnError::InvalidRefreshToken);
-        };
-        if !session.knows(&hash) {
-            return Err(AuthnError::InvalidRefreshToken);
-        }
+        let Presented { token, session, .. } = self.presented(refresh_token).await?;
         let actor = session.user_id.map(security_core::Actor::user);
-        let ctx = self.context(tenant, actor);
-        self.end_session(&ctx, session_id, "logout").await
+        let ctx = self.context(token.tenant, actor);
+        self.end_session(&ctx, token.session_id, "logout").await
     }
 
     /// Revokes one session (e.g. from a "your devices" page, or with the

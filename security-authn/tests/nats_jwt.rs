@@ -938,6 +938,62 @@ fn malformed_and_foreign_jwts_get_typed_errors() {
     ));
 }
 
+#[test]
+fn a_user_jwt_that_names_a_member_twice_is_refused() {
+    // Go's decoder keeps the last copy of a repeated member; another parser
+    // may keep the first. A properly signed token whose `sub` or whose
+    // permissions appear twice is refused, whichever copy would win.
+    let k = keys();
+    let trusted = trust(&k, json!({}), json!({}));
+    let other_user = nkeys::KeyPair::new_user();
+    let signed = |payload: &str| {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(NATS_JWT_HEADER),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = k.account.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    };
+    let iat = t0().timestamp();
+    let (iss, sub, victim) = (
+        k.account.public_key(),
+        k.user.public_key(),
+        other_user.public_key(),
+    );
+    let nats = r#"{"pub":{"allow":["a.>"]},"sub":{},"type":"user","version":2}"#;
+    let single = format!(r#"{{"iat":{iat},"iss":"{iss}","sub":"{sub}","nats":{nats}}}"#);
+    trusted.verify_user(&signed(&single), t0()).unwrap();
+
+    let twice_sub =
+        format!(r#"{{"iat":{iat},"iss":"{iss}","sub":"{sub}","nats":{nats},"sub":"{victim}"}}"#);
+    let escaped_sub = format!(
+        r#"{{"iat":{iat},"iss":"{iss}","sub":"{sub}","nats":{nats},"\u0073ub":"{victim}"}}"#
+    );
+    let twice_pub = format!(
+        r#"{{"iat":{iat},"iss":"{iss}","sub":"{sub}","nats":{{"pub":{{"allow":["a.>"]}},"sub":{{}},"type":"user","version":2,"pub":{{"allow":[">"]}}}}}}"#
+    );
+    for payload in [twice_sub, escaped_sub, twice_pub] {
+        let token = signed(&payload);
+        assert_eq!(
+            decode_user_jwt(&token),
+            Err(NatsJwtError::Malformed),
+            "{payload}"
+        );
+        assert!(trusted.verify_user(&token, t0()).is_err(), "{payload}");
+    }
+    // A header with a repeated member is refused too.
+    let header = r#"{"typ":"JWT","alg":"ed25519-nkey","alg":"none"}"#;
+    assert_eq!(
+        decode_user_jwt(&sign(
+            &k.account,
+            header,
+            &user_claims(&k, &k.account, json!({}))
+        )),
+        Err(NatsJwtError::Header)
+    );
+}
+
 // ----- .creds and the server configuration --------------------------------------
 
 #[tokio::test]

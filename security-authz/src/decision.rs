@@ -136,11 +136,10 @@ impl fmt::Display for Rule {
 #[serde(tag = "reason", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DenyReason {
-    /// The read model knows no such user (never created, not caught up, or
-    /// the read model is empty).
+    /// The read model knows no such user in the principal's tenant (never
+    /// created, created in another tenant, not caught up, or the read model
+    /// is empty).
     UnknownPrincipal,
-    /// The user exists, but in another tenant than the principal names.
-    TenantMismatch,
     /// The user is locked or expired.
     PrincipalInactive,
     /// The user's account is suspended, expired or unknown.
@@ -183,7 +182,6 @@ impl fmt::Display for DenyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnknownPrincipal => f.write_str("unknown principal"),
-            Self::TenantMismatch => f.write_str("principal belongs to another tenant"),
             Self::PrincipalInactive => f.write_str("principal is locked or expired"),
             Self::AccountInactive => {
                 f.write_str("principal's account is suspended, expired or unknown")

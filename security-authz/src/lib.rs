@@ -95,7 +95,9 @@
 //! - Roles come from the live read model, not from the token: removing a
 //!   role takes effect at the next snapshot, not at token expiry.
 //! - `super_admin` crosses tenants only for users of an operator's system
-//!   account unless [`SuperAdminScope::AnyTenant`] is chosen.
+//!   account, and only into the accounts of that operator, unless
+//!   [`SuperAdminScope::AllOperators`] or [`SuperAdminScope::AnyTenant`] is
+//!   chosen.
 //! - The audit trail records no attribute and no secret; its queue never
 //!   blocks a check and counts what it had to drop.
 

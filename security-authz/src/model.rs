@@ -23,6 +23,7 @@ use crate::trie::{CompiledPermissions, PatternSource};
 
 #[derive(Debug)]
 struct AccountRec {
+    operator: OperatorId,
     status: AccountStatus,
     expires_at: Option<DateTime<Utc>>,
     limits: AccountLimits,
@@ -54,13 +55,16 @@ struct RoleRec {
 
 type PolicyKey = (TenantId, PolicyId);
 type RoleKey = (TenantId, RoleName);
+/// A user is known by its tenant and its id: an id used in two tenants
+/// names two users, and an event of one never touches the other.
+type UserKey = (TenantId, UserId);
 
 /// The read model's mutable state. Not shared: readers only see the
 /// snapshots it produces.
 #[derive(Debug)]
 pub(crate) struct ReadModel {
     accounts: HashMap<TenantId, AccountRec>,
-    users: HashMap<UserId, UserRec>,
+    users: HashMap<UserKey, UserRec>,
     policies: HashMap<PolicyKey, PolicyRec>,
     roles: HashMap<RoleKey, RoleRec>,
     role_names: HashMap<(TenantId, RoleId), RoleName>,
@@ -70,7 +74,7 @@ pub(crate) struct ReadModel {
     policy_holders: HashMap<PolicyKey, HashSet<UserId>>,
     role_holders: HashMap<RoleKey, HashSet<UserId>>,
 
-    dirty_users: HashSet<UserId>,
+    dirty_users: HashSet<UserKey>,
     dirty_tenants: HashSet<TenantId>,
     dirty_tenant_users: HashSet<TenantId>,
     dirty_roles: HashSet<RoleKey>,
@@ -78,9 +82,9 @@ pub(crate) struct ReadModel {
 
     catalog: Arc<Catalog>,
     compiled_roles: HashMap<RoleKey, Arc<CompiledRole>>,
-    users_out: CowMap<UserId, Arc<UserView>>,
+    users_out: CowMap<UserKey, Arc<UserView>>,
     tenants_out: CowMap<TenantId, Arc<TenantView>>,
-    system_out: Arc<HashSet<TenantId>>,
+    system_out: Arc<HashMap<TenantId, OperatorId>>,
     position: u64,
     /// The latest `occurred_at` applied: a policy that expired before it has
     /// expired for every later check too, so it is left out of the union.
@@ -181,7 +185,11 @@ impl ReadModel {
                 | AccountEvent::AccountSigningKeyRevoked { .. }
         );
         match event {
-            AccountEvent::AccountCreated { jwt_claims, .. } => {
+            AccountEvent::AccountCreated {
+                jwt_claims,
+                operator_id,
+                ..
+            } => {
                 let defaults_compiled = Arc::new(CompiledPermissions::union([(
                     PatternSource::AccountDefaults,
                     &jwt_claims.default_permissions,
@@ -189,6 +197,7 @@ impl ReadModel {
                 self.accounts.insert(
                     tenant,
                     AccountRec {
+                        operator: operator_id,
                         status: AccountStatus::Active,
                         expires_at: jwt_claims.expires_at,
                         limits: jwt_claims.limits,
@@ -197,6 +206,9 @@ impl ReadModel {
                         user_count: 0,
                     },
                 );
+                // A system account is honoured only once it is known to
+                // belong to the operator that names it.
+                self.dirty_system = true;
             }
             AccountEvent::AccountLimitsUpdated { new_limits, .. } => {
                 if let Some(a) = self.accounts.get_mut(&tenant) {
@@ -264,7 +276,7 @@ impl ReadModel {
         };
         if let UserEvent::UserCreated { .. } = event {
             self.users.insert(
-                user_id,
+                (tenant, user_id),
                 UserRec {
                     tenant,
                     status: UserStatus::Active,
@@ -273,12 +285,13 @@ impl ReadModel {
                 },
             );
             self.tenant_users.entry(tenant).or_default().insert(user_id);
-            self.dirty_users.insert(user_id);
+            self.dirty_users.insert((tenant, user_id));
             return;
         }
-        // An event for a user the model does not know in this tenant (or
-        // knows in another one) changes nothing.
-        let Some(user) = self.users.get_mut(&user_id).filter(|u| u.tenant == tenant) else {
+        // An event for a user the model does not know in this tenant
+        // changes nothing (a user of another tenant with the same id is
+        // another user).
+        let Some(user) = self.users.get_mut(&(tenant, user_id)) else {
             return;
         };
         match event {
@@ -326,7 +339,7 @@ impl ReadModel {
             }
             _ => return,
         }
-        self.dirty_users.insert(user_id);
+        self.dirty_users.insert((tenant, user_id));
     }
 
     fn apply_policy(&mut self, tenant: TenantId, event: PolicyEvent) {
@@ -377,7 +390,8 @@ impl ReadModel {
             }
         };
         if let Some(holders) = self.policy_holders.get(&(tenant, policy_id)) {
-            self.dirty_users.extend(holders.iter().copied());
+            self.dirty_users
+                .extend(holders.iter().map(|user| (tenant, *user)));
         }
     }
 
@@ -430,12 +444,14 @@ impl ReadModel {
         for key in std::mem::take(&mut self.dirty_roles) {
             self.compile_role(&key);
             if let Some(holders) = self.role_holders.get(&key) {
-                self.dirty_users.extend(holders.iter().copied());
+                self.dirty_users
+                    .extend(holders.iter().map(|user| (key.0, *user)));
             }
         }
         for tenant in std::mem::take(&mut self.dirty_tenant_users) {
             if let Some(users) = self.tenant_users.get(&tenant) {
-                self.dirty_users.extend(users.iter().copied());
+                self.dirty_users
+                    .extend(users.iter().map(|user| (tenant, *user)));
             }
         }
         for tenant in std::mem::take(&mut self.dirty_tenants) {
@@ -444,14 +460,24 @@ impl ReadModel {
                 None => self.tenants_out.remove(&tenant),
             }
         }
-        for user_id in std::mem::take(&mut self.dirty_users) {
-            match self.compile_user(user_id) {
-                Some(view) => self.users_out.insert(user_id, Arc::new(view)),
-                None => self.users_out.remove(&user_id),
+        for key in std::mem::take(&mut self.dirty_users) {
+            match self.compile_user(key) {
+                Some(view) => self.users_out.insert(key, Arc::new(view)),
+                None => self.users_out.remove(&key),
             }
         }
         if std::mem::take(&mut self.dirty_system) {
-            self.system_out = Arc::new(self.system_accounts.values().copied().collect());
+            self.system_out = Arc::new(
+                self.system_accounts
+                    .iter()
+                    .filter(|(operator, tenant)| {
+                        self.accounts
+                            .get(tenant)
+                            .is_some_and(|a| a.operator == **operator)
+                    })
+                    .map(|(operator, tenant)| (*tenant, *operator))
+                    .collect(),
+            );
         }
         Snapshot {
             position: self.position,
@@ -499,6 +525,7 @@ impl ReadModel {
     fn compile_tenant(&self, tenant: TenantId) -> Option<TenantView> {
         let account = self.accounts.get(&tenant)?;
         Some(TenantView {
+            operator: account.operator,
             closed: Self::account_gate(Some(account)),
             expires_at: account.expires_at,
             limits: EffectiveLimits::of_account(&account.limits),
@@ -506,8 +533,8 @@ impl ReadModel {
         })
     }
 
-    fn compile_user(&self, user_id: UserId) -> Option<UserView> {
-        let user = self.users.get(&user_id)?;
+    fn compile_user(&self, key: UserKey) -> Option<UserView> {
+        let user = self.users.get(&key)?;
         let tenant = user.tenant;
         let account = self.accounts.get(&tenant);
 

@@ -28,17 +28,25 @@ use crate::trie::{Parts, valid_subscription};
 ///
 /// ROLES.md gives `super_admin` every permission in every tenant. A role is
 /// assigned by an admin of the user's own tenant, so honouring it in any
-/// tenant would let a tenant admin make itself an admin of every tenant.
-/// The default therefore honours it across tenants only for users of an
-/// operator's system account; inside its own tenant a `super_admin` holds
-/// every permission either way.
+/// tenant would let a tenant admin make itself an admin of every tenant;
+/// and one deployment may hold several operators (several roots of
+/// trust), whose system accounts must not reach each other's tenants. The
+/// default therefore honours it across tenants only for users of an
+/// operator's system account, and only on the accounts of that same
+/// operator. Inside its own tenant a `super_admin` holds every permission
+/// whatever the scope.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SuperAdminScope {
-    /// Only users of an operator's system account (`SystemAccountSet`).
+    /// Users of an operator's system account (`SystemAccountSet`, naming an
+    /// account of that operator), on the accounts of that operator only.
     #[default]
     SystemAccounts,
-    /// Users of any tenant (ROLES.md taken literally; use only when the
-    /// application alone assigns `super_admin`).
+    /// Users of any operator's system account, on the accounts of every
+    /// operator (use only when one party runs every operator).
+    AllOperators,
+    /// Users of any tenant, on every tenant (ROLES.md taken literally; use
+    /// only when the application alone assigns `super_admin`).
     AnyTenant,
 }
 
@@ -320,23 +328,31 @@ impl AuthorizationService {
         snapshot: &'s Snapshot,
         principal: &Principal,
     ) -> Result<&'s UserView, DenyReason> {
+        // Users are known by tenant and id: a principal that names a
+        // tenant its user is not in finds nobody.
         let user = snapshot
             .users
-            .get(&principal.user_id)
+            .get(&(principal.tenant_id, principal.user_id))
             .ok_or(DenyReason::UnknownPrincipal)?;
-        if user.tenant != principal.tenant_id {
-            return Err(DenyReason::TenantMismatch);
-        }
         match user.gate(|| self.now()) {
             Some(reason) => Err(reason),
             None => Ok(user),
         }
     }
 
-    fn may_cross_tenants(&self, snapshot: &Snapshot, tenant: TenantId) -> bool {
+    /// Whether a `super_admin` of tenant `from` may act on tenant `to`.
+    fn may_cross_tenants(&self, snapshot: &Snapshot, from: TenantId, to: TenantId) -> bool {
         match self.inner.config.super_admin_scope {
             SuperAdminScope::AnyTenant => true,
-            SuperAdminScope::SystemAccounts => snapshot.system_accounts.contains(&tenant),
+            SuperAdminScope::AllOperators => snapshot.system_accounts.contains_key(&from),
+            SuperAdminScope::SystemAccounts => {
+                snapshot.system_accounts.get(&from).is_some_and(|operator| {
+                    snapshot
+                        .tenants
+                        .get(&to)
+                        .is_some_and(|view| view.operator == *operator)
+                })
+            }
         }
     }
 
@@ -352,7 +368,8 @@ impl AuthorizationService {
             Err(reason) => return Decision::deny(reason),
         };
         let cross = resource.tenant_id != user.tenant;
-        let crossing_allowed = cross && self.may_cross_tenants(snapshot, user.tenant);
+        let crossing_allowed =
+            cross && self.may_cross_tenants(snapshot, user.tenant, resource.tenant_id);
         let index = snapshot
             .catalog
             .get(permission.as_str())

@@ -4,12 +4,12 @@
 //! ([`ReadModel`](crate::model::ReadModel)) after each batch and swapped in
 //! atomically; readers never see a half-applied batch and never wait.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use fixedbitset::FixedBitSet;
-use security_core::{Permission, PolicyId, RoleName, TenantId, UserId};
+use security_core::{OperatorId, Permission, PolicyId, RoleName, TenantId, UserId};
 
 use crate::cowmap::CowMap;
 use crate::decision::DenyReason;
@@ -298,6 +298,8 @@ impl UserView {
 /// What limit checks need about one tenant.
 #[derive(Debug, Clone)]
 pub(crate) struct TenantView {
+    /// The operator the account belongs to.
+    pub(crate) operator: OperatorId,
     pub(crate) closed: Option<DenyReason>,
     pub(crate) expires_at: Option<DateTime<Utc>>,
     pub(crate) limits: EffectiveLimits,
@@ -309,11 +311,14 @@ pub(crate) struct TenantView {
 pub(crate) struct Snapshot {
     pub(crate) position: u64,
     pub(crate) catalog: Arc<Catalog>,
-    pub(crate) users: CowMap<UserId, Arc<UserView>>,
+    /// Users by tenant and id.
+    pub(crate) users: CowMap<(TenantId, UserId), Arc<UserView>>,
     pub(crate) tenants: CowMap<TenantId, Arc<TenantView>>,
-    /// The operators' system accounts (where `super_admin` may cross
-    /// tenants under the default scope).
-    pub(crate) system_accounts: Arc<HashSet<TenantId>>,
+    /// The operators' system accounts, each with its operator (where
+    /// `super_admin` may cross tenants: into that operator's accounts under
+    /// the default scope). Only accounts that belong to the operator
+    /// naming them are listed.
+    pub(crate) system_accounts: Arc<HashMap<TenantId, OperatorId>>,
 }
 
 impl Snapshot {
@@ -323,7 +328,7 @@ impl Snapshot {
             catalog: Arc::new(Catalog::builtin()),
             users: CowMap::new(),
             tenants: CowMap::new(),
-            system_accounts: Arc::new(HashSet::new()),
+            system_accounts: Arc::new(HashMap::new()),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::impl_domain_event;
 use crate::keys::PublicKey;
 use crate::permissions::{AccountLimits, Permissions, ResourceLimits};
 use crate::snapshot::SnapshotCodec;
+use crate::username::{fold_username, validate_username};
 
 /// The status of an account.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +200,9 @@ pub enum AccountEvent {
         old_permissions: Permissions,
         /// After.
         new_permissions: Permissions,
+        /// When.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        updated_at: Option<DateTime<Utc>>,
     },
     /// A user joined the roster.
     UserAdded {
@@ -278,17 +282,10 @@ pub struct Account {
     pub signing_keys: Vec<AccountSigningKey>,
     /// The roster: case-folded username to user.
     pub users: BTreeMap<String, UserId>,
-}
-
-/// The form of a username used for uniqueness and lookup.
-pub fn fold_username(username: &str) -> String {
-    username.to_lowercase()
-}
-
-/// Checks a username: 1 to 256 characters, no control characters, no
-/// surrounding whitespace.
-pub fn validate_username(username: &str) -> Result<(), DomainError> {
-    validate_name("username", username)
+    /// When the default permissions last lost something (see
+    /// [`Permissions::covers`]): every user's credentials issued before
+    /// then grant too much.
+    pub defaults_narrowed_at: Option<DateTime<Utc>>,
 }
 
 impl Account {
@@ -326,8 +323,9 @@ impl Aggregate for Account {
     type Error = DomainError;
     // An account's stream grows with every user (the roster). The roster
     // is keyed by folded username: a change of the folding changes how
-    // events fold, and so must bump this version.
-    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
+    // events fold, and so must bump this version. Version 2: the PRECIS
+    // and confusable-skeleton key; the defaults' narrowing instant.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(2));
 
     fn handle(
         &self,
@@ -411,6 +409,7 @@ impl Aggregate for Account {
                     account_id,
                     old_permissions: self.default_permissions.clone(),
                     new_permissions: permissions.clone(),
+                    updated_at: Some(ctx.now),
                 }])
             }
             AccountCommand::AddUser { user_id, username } => {
@@ -508,8 +507,13 @@ impl Aggregate for Account {
             AccountEvent::AccountReactivated { .. } => self.status = AccountStatus::Active,
             AccountEvent::AccountExpired { .. } => self.status = AccountStatus::Expired,
             AccountEvent::DefaultPermissionsUpdated {
-                new_permissions, ..
+                new_permissions,
+                updated_at,
+                ..
             } => {
+                if !new_permissions.covers(&self.default_permissions) {
+                    self.defaults_narrowed_at = self.defaults_narrowed_at.max(*updated_at);
+                }
                 self.default_permissions = new_permissions.clone();
             }
             AccountEvent::UserAdded {

@@ -28,6 +28,7 @@ use crate::repository::{CommandError, CommandOutcome, Loaded, Repository};
 use crate::role::{Permission, Role, RoleCommand, RoleName};
 use crate::store::Until;
 use crate::user::{Credential, User, UserCommand};
+use crate::user_claim::{UserIdClaim, UserIdClaimCommand};
 
 /// Who asks, and how to make the request safe to repeat.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -597,6 +598,13 @@ impl AdminService {
 
     /// [`create_user`](Self::create_user) with a chosen id (see
     /// [`user_id_for`](Self::user_id_for)).
+    ///
+    /// A user id belongs to one account for good: the id is first claimed
+    /// in the system tenant ([`UserIdClaim`], appended only if no claim
+    /// exists, so the check holds across processes sharing the store). An
+    /// id already used in another account is refused with
+    /// [`DomainError::AlreadyExists`], and nothing is written; repeating a
+    /// creation in the same account passes the claim.
     pub async fn create_user_with_id(
         &self,
         request: &Request,
@@ -605,6 +613,16 @@ impl AdminService {
         new_user: NewUser,
     ) -> AdminResult<UserId> {
         let tenant = account_id.tenant();
+        let claim = UserIdClaimCommand::Claim {
+            user_id,
+            account_id,
+        };
+        // The claim is idempotent by itself (the same account passes it
+        // again), so it takes no idempotency key: a key is scoped to a
+        // tenant, and every account's claims share the system tenant.
+        let mut claim_ctx = self.context(TenantId::SYSTEM, request, "");
+        claim_ctx.idempotency_key = None;
+        self.run::<UserIdClaim>(user_id, &claim, &claim_ctx).await?;
         let roster = AccountCommand::AddUser {
             user_id,
             username: new_user.username.clone(),

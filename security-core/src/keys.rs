@@ -46,6 +46,11 @@ pub enum KeyPurpose {
     LookupHashing,
     /// A subject's data key: seals secret fields in that subject's events.
     DataEncryption,
+    /// Signs the application's own messages (`EncryptionService::sign`).
+    /// The only purpose an application may sign arbitrary bytes with: the
+    /// keys of every other purpose sign only what their owner builds
+    /// (tokens, NATS JWTs, lookup hashes).
+    ApplicationSigning,
 }
 
 impl KeyPurpose {
@@ -55,7 +60,8 @@ impl KeyPurpose {
             Self::OperatorSigning
             | Self::AccountSigning
             | Self::UserIdentity
-            | Self::TokenSigning => KeyAlgorithm::Ed25519,
+            | Self::TokenSigning
+            | Self::ApplicationSigning => KeyAlgorithm::Ed25519,
             Self::LookupHashing => KeyAlgorithm::HmacSha256,
             Self::DataEncryption => KeyAlgorithm::Fernet,
         }

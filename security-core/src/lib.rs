@@ -76,10 +76,12 @@ pub mod testing;
 #[cfg(feature = "tokio")]
 mod timer;
 mod user;
+mod user_claim;
+mod username;
 
 pub use account::{
     Account, AccountClaims, AccountCommand, AccountEvent, AccountSigningKey, AccountStatus,
-    UserScope, fold_username, validate_username,
+    UserScope,
 };
 pub use admin::{AdminError, AdminResult, AdminService, NewUser, Request};
 pub use aggregate::{Aggregate, CommandContext};
@@ -143,6 +145,8 @@ pub use user::{
     FAILURE_LOCK_REASON, FailureReason, LockoutPolicy, MAX_USER_AGENT_LEN, MfaProof, MfaState,
     PASSWORD_HISTORY_KEPT, User, UserCommand, UserEvent, UserStatus,
 };
+pub use user_claim::{UserIdClaim, UserIdClaimCommand, UserIdClaimEvent};
+pub use username::{MAX_USERNAME_CHARS, fold_username, validate_username};
 
 /// Re-exported so that implementors of the async traits use the same version.
 pub use async_trait::async_trait;

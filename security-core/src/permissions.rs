@@ -56,6 +56,11 @@ impl SubjectPattern {
     }
 
     /// A pattern that only applies to subscriptions in `queue`.
+    ///
+    /// The queue group is a literal name: a `*` or `>` token is refused
+    /// ([`SubjectError::WildcardNotAllowed`]), because nats-server would
+    /// read it as a pattern over queue names while the in-process check
+    /// compares names exactly.
     pub fn with_queue(
         pattern: impl Into<String>,
         queue: impl Into<String>,
@@ -64,6 +69,12 @@ impl SubjectPattern {
         let queue = queue.into();
         subject::validate_pattern(&pattern)?;
         subject::validate_queue(&queue)?;
+        if queue
+            .split('.')
+            .any(|t| subject::is_partial_wildcard(t) || subject::is_full_wildcard(t))
+        {
+            return Err(SubjectError::WildcardNotAllowed);
+        }
         Ok(Self {
             pattern,
             queue_group: Some(queue),
@@ -187,6 +198,58 @@ impl Permissions {
     pub fn is_empty(&self) -> bool {
         self.publish.is_empty() && self.subscribe.is_empty() && self.allow_responses.is_none()
     }
+
+    /// Whether these permissions grant at least everything `other` grants,
+    /// judged from the lists alone: every allow pattern of `other` is
+    /// here, every deny pattern here is in `other`, and reply rights are
+    /// no smaller. `false` means "possibly narrower" (a change that is not
+    /// a plain widening), never "certainly narrower".
+    pub fn covers(&self, other: &Self) -> bool {
+        self.publish.covers(&other.publish)
+            && self.subscribe.covers(&other.subscribe)
+            && match (self.allow_responses, other.allow_responses) {
+                (_, None) => true,
+                (None, Some(_)) => false,
+                (Some(mine), Some(theirs)) => mine.covers(theirs),
+            }
+    }
+}
+
+impl SubjectPermissions {
+    /// See [`Permissions::covers`].
+    fn covers(&self, other: &Self) -> bool {
+        other.allow.iter().all(|p| self.allow.contains(p))
+            && self.deny.iter().all(|p| other.deny.contains(p))
+    }
+}
+
+impl ResponsePermission {
+    /// Whether this allows at least as many replies for at least as long.
+    fn covers(self, other: Self) -> bool {
+        let at_least = |mine: i64, theirs: i64| mine < 0 || (theirs >= 0 && mine >= theirs);
+        at_least(self.max_messages, other.max_messages) && at_least(self.ttl_ms, other.ttl_ms)
+    }
+}
+
+impl ResourceLimits {
+    /// Whether these limits are at least as loose as `other`'s in every
+    /// respect (`None` being no limit, a later `expires_at` looser).
+    pub fn covers(&self, other: &Self) -> bool {
+        fn looser<T: Ord>(mine: Option<T>, theirs: Option<T>) -> bool {
+            match (mine, theirs) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(mine), Some(theirs)) => mine >= theirs,
+            }
+        }
+        looser(self.max_payload_size, other.max_payload_size)
+            && looser(self.max_subscriptions, other.max_subscriptions)
+            && looser(
+                self.data_rate.map(|r| r.bytes_per_second),
+                other.data_rate.map(|r| r.bytes_per_second),
+            )
+            && looser(self.expires_at, other.expires_at)
+    }
 }
 
 /// A data-rate limit.
@@ -275,6 +338,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn covers_is_a_sound_widening_check() {
+        let perms = |allow: &[&str], deny: &[&str]| Permissions {
+            subscribe: SubjectPermissions::from_patterns(
+                allow.iter().copied(),
+                deny.iter().copied(),
+            )
+            .unwrap(),
+            ..Permissions::default()
+        };
+        let base = perms(&["orders.>", "payments.>"], &["payments.cards"]);
+        assert!(base.covers(&base));
+        assert!(perms(&["orders.>", "payments.>", "x"], &[]).covers(&base));
+        assert!(!perms(&["orders.>"], &["payments.cards"]).covers(&base));
+        assert!(!perms(&["orders.>", "payments.>"], &["payments.cards", "orders.x"]).covers(&base));
+        let mut replies = base.clone();
+        replies.allow_responses = Some(ResponsePermission::default());
+        assert!(replies.covers(&base));
+        assert!(!base.covers(&replies));
+        let mut more = replies.clone();
+        more.allow_responses = Some(ResponsePermission {
+            max_messages: -1,
+            ttl_ms: 120_000,
+        });
+        assert!(more.covers(&replies) && !replies.covers(&more));
+
+        let limits = ResourceLimits {
+            max_subscriptions: Some(10),
+            ..ResourceLimits::default()
+        };
+        assert!(ResourceLimits::default().covers(&limits));
+        assert!(!limits.covers(&ResourceLimits::default()));
+        let later = ResourceLimits {
+            expires_at: Some(chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(2)),
+            ..limits.clone()
+        };
+        let earlier = ResourceLimits {
+            expires_at: Some(chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(1)),
+            ..limits.clone()
+        };
+        assert!(later.covers(&earlier) && !earlier.covers(&later));
+    }
+
+    #[test]
     fn patterns_are_validated_on_the_way_in_including_serde() {
         assert!(SubjectPattern::new("orders.>").is_ok());
         assert_eq!(
@@ -283,6 +389,16 @@ mod tests {
         );
         assert!(SubjectPattern::with_queue("jobs.*", "workers").is_ok());
         assert!(SubjectPattern::with_queue("jobs.*", "").is_err());
+        // Queue groups are literal names (nats-server would read a
+        // wildcard token as a pattern over queue names).
+        for queue in ["*", ">", "workers.*", "a.>", "*.b"] {
+            assert_eq!(
+                SubjectPattern::with_queue("jobs.*", queue),
+                Err(SubjectError::WildcardNotAllowed),
+                "{queue}"
+            );
+        }
+        assert!(SubjectPattern::with_queue("jobs.*", "v1*").is_ok());
         let bad = serde_json::json!({"pattern": "a..b"});
         assert!(serde_json::from_value::<SubjectPattern>(bad).is_err());
         let good = SubjectPattern::with_queue("jobs.*", "w").unwrap();

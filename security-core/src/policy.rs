@@ -110,6 +110,10 @@ pub struct Policy {
     pub updated_at: Option<DateTime<Utc>>,
     /// 1 at creation, +1 on every update.
     pub version: u32,
+    /// When an update last took something away (permissions not a plain
+    /// widening, or tighter limits): credentials issued with the policy
+    /// before then grant too much (see [`Permissions::covers`]).
+    pub narrowed_at: Option<DateTime<Utc>>,
 }
 
 impl Policy {
@@ -211,6 +215,9 @@ impl Aggregate for Policy {
                 updated_at,
                 ..
             } => {
+                if !new_permissions.covers(&self.permissions) {
+                    self.narrowed_at = Some(*updated_at);
+                }
                 self.permissions = new_permissions.clone();
                 self.version = *version;
                 self.updated_at = Some(*updated_at);
@@ -221,6 +228,9 @@ impl Aggregate for Policy {
                 updated_at,
                 ..
             } => {
+                if !new_limits.covers(&self.limits) {
+                    self.narrowed_at = Some(*updated_at);
+                }
                 self.limits = new_limits.clone();
                 self.version = *version;
                 self.updated_at = Some(*updated_at);

@@ -13,7 +13,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::account::validate_username;
 use crate::aggregate::{Aggregate, CommandContext};
 use crate::error::{DomainError, validate_name};
 use crate::ids::{AccountId, PolicyId, UserId};
@@ -22,6 +21,7 @@ use crate::keys::PublicKey;
 use crate::role::RoleName;
 use crate::sealed::SealedSecret;
 use crate::snapshot::SnapshotCodec;
+use crate::username::validate_username;
 
 /// How many past password hashes a user keeps (the password policy checks
 /// the newest of them).
@@ -39,9 +39,19 @@ pub enum Credential {
         /// The sealed hash.
         hash: SealedSecret,
     },
-    /// A public key (e.g. an nkey) that proves identity by signing a nonce.
+    /// A public key that logs in by signing the login service's
+    /// challenge (`AuthenticationService::complete_public_key_login`).
     PublicKey {
         /// The key (its algorithm is inside).
+        key: PublicKey,
+    },
+    /// The user's NATS identity: the `U…` nkey its user JWTs name and its
+    /// `.creds` seed belongs to. It authenticates to a NATS server, never to
+    /// the login service: a NATS server the device connects to chooses the
+    /// nonce the device signs, so a signature made for NATS must prove
+    /// nothing anywhere else.
+    NatsIdentity {
+        /// The public nkey.
         key: PublicKey,
     },
     /// An API token, stored as a keyed hash (useless without the hashing
@@ -55,13 +65,15 @@ pub enum Credential {
 }
 
 /// The kind of a credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialType {
     /// A password.
     Password,
     /// A public key.
     PublicKey,
+    /// A NATS identity nkey.
+    NatsIdentity,
     /// An API token.
     Token,
 }
@@ -72,6 +84,7 @@ impl Credential {
         match self {
             Self::Password { .. } => CredentialType::Password,
             Self::PublicKey { .. } => CredentialType::PublicKey,
+            Self::NatsIdentity { .. } => CredentialType::NatsIdentity,
             Self::Token { .. } => CredentialType::Token,
         }
     }
@@ -611,7 +624,9 @@ pub enum UserEvent {
         /// When.
         expired_at: DateTime<Utc>,
     },
-    /// Every session and refresh-token family issued up to now was revoked.
+    /// Every session and refresh-token family issued up to now was revoked
+    /// (only those opened with one kind of credential when `credential` is
+    /// set: that credential was replaced or revoked).
     SessionsRevoked {
         /// The user.
         user_id: UserId,
@@ -619,6 +634,11 @@ pub enum UserEvent {
         reason: String,
         /// When.
         revoked_at: DateTime<Utc>,
+        /// The kind of credential whose sessions were revoked (`None`:
+        /// every session). A consumer that does not look at it revokes too
+        /// much, never too little.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<CredentialType>,
     },
     /// The password hash was remade with stronger parameters (same password).
     PasswordRehashed {
@@ -703,6 +723,12 @@ pub struct User {
     pub last_lock_until: Option<DateTime<Utc>>,
     /// Sessions and tokens issued at or before this instant are revoked.
     pub sessions_revoked_at: Option<DateTime<Utc>>,
+    /// Sessions opened with a credential of this kind at or before this
+    /// instant are revoked (the credential was replaced or revoked).
+    pub credential_sessions_revoked_at: BTreeMap<CredentialType, DateTime<Utc>>,
+    /// When a policy was last taken from the user: credentials that carry
+    /// permissions (NATS user JWTs) issued before then grant too much.
+    pub policies_removed_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -743,11 +769,37 @@ impl User {
         self.sessions_revoked_at.is_some_and(|r| issued_at <= r)
     }
 
+    /// Whether a session opened at `started_at` with a credential of kind
+    /// `opened_by` was revoked since: all sessions, or that credential's
+    /// (replaced or revoked after the session started).
+    pub fn is_session_revoked_for(
+        &self,
+        started_at: DateTime<Utc>,
+        opened_by: Option<CredentialType>,
+    ) -> bool {
+        self.is_session_revoked(started_at)
+            || opened_by
+                .and_then(|kind| self.credential_sessions_revoked_at.get(&kind))
+                .is_some_and(|r| started_at <= *r)
+    }
+
+    /// The last instant at which any of the user's sessions were revoked
+    /// (all of them, or those of one credential): access tokens issued at
+    /// or before it may be refused, so later ones must be dated after it.
+    pub fn last_session_revocation(&self) -> Option<DateTime<Utc>> {
+        self.credential_sessions_revoked_at
+            .values()
+            .copied()
+            .chain(self.sessions_revoked_at)
+            .max()
+    }
+
     fn revoke(user_id: UserId, reason: &str, ctx: &CommandContext) -> UserEvent {
         UserEvent::SessionsRevoked {
             user_id,
             reason: reason.to_owned(),
             revoked_at: ctx.now,
+            credential: None,
         }
     }
 
@@ -832,8 +884,23 @@ impl User {
                     must_change: *must_change,
                     updated_at: now,
                 }];
-                if kind == CredentialType::Password {
-                    events.push(Self::revoke(user_id, "password changed", ctx));
+                match kind {
+                    CredentialType::Password => {
+                        events.push(Self::revoke(user_id, "password changed", ctx));
+                    }
+                    // An API key or login key replaced or revoked: the
+                    // sessions it opened end with it.
+                    CredentialType::Token | CredentialType::PublicKey
+                        if self.credential(kind).is_some() =>
+                    {
+                        events.push(UserEvent::SessionsRevoked {
+                            user_id,
+                            reason: "credential replaced".to_owned(),
+                            revoked_at: now,
+                            credential: Some(kind),
+                        });
+                    }
+                    _ => {}
                 }
                 events
             }
@@ -1070,8 +1137,9 @@ impl Aggregate for User {
     type Command = UserCommand;
     type Event = UserEvent;
     type Error = DomainError;
-    // A user's stream grows with every login.
-    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
+    // A user's stream grows with every login. Version 2: credential-scoped
+    // session revocations and policy removals are part of the state.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(2));
 
     fn handle(
         &self,
@@ -1137,7 +1205,14 @@ impl Aggregate for User {
                     self.policies.push(*policy_id);
                 }
             }
-            UserEvent::PolicyRemoved { policy_id, .. } => self.policies.retain(|p| p != policy_id),
+            UserEvent::PolicyRemoved {
+                policy_id,
+                removed_at,
+                ..
+            } => {
+                self.policies.retain(|p| p != policy_id);
+                self.policies_removed_at = Some(*removed_at);
+            }
             UserEvent::CredentialsUpdated {
                 credential_type,
                 credential,
@@ -1242,8 +1317,20 @@ impl Aggregate for User {
                 }
             }
             UserEvent::PasswordExpired { .. } => self.password_must_change = true,
-            UserEvent::SessionsRevoked { revoked_at, .. } => {
+            UserEvent::SessionsRevoked {
+                revoked_at,
+                credential: None,
+                ..
+            } => {
                 self.sessions_revoked_at = Some(*revoked_at);
+            }
+            UserEvent::SessionsRevoked {
+                revoked_at,
+                credential: Some(kind),
+                ..
+            } => {
+                self.credential_sessions_revoked_at
+                    .insert(*kind, *revoked_at);
             }
             UserEvent::PasswordRehashed { hash, .. } => {
                 for credential in &mut self.credentials {

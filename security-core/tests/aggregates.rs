@@ -523,6 +523,54 @@ fn no_user_joins_a_suspended_account_or_takes_a_taken_name() {
 }
 
 #[test]
+fn a_look_alike_of_a_taken_username_is_taken_or_refused() {
+    // Each of these created a second user who looks like "alice" or
+    // "straße": now the roster sees the same name, or the name is refused
+    // with the rule it breaks.
+    let taken = |existing: &str, candidate: &str| {
+        AggregateTest::<Account>::new(ctx())
+            .given([account_created(None), user_added(1, existing)])
+            .when(AccountCommand::AddUser {
+                user_id: UserId::from_uuid(Uuid::from_u128(2)),
+                username: candidate.into(),
+            })
+            .then_expect_error(&DomainError::UsernameTaken);
+    };
+    taken("alice", "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}"); // fullwidth
+    taken("coco", "\u{441}\u{43e}\u{441}\u{43e}"); // all Cyrillic: one script, same skeleton
+    taken("stra\u{df}e", "STRASSE");
+    taken("STRASSE", "stra\u{df}e");
+    taken("jos\u{e9}", "jose\u{301}"); // NFD against NFC
+    taken("jose\u{301}", "JOS\u{c9}");
+    let refused = |candidate: &str, reason: &'static str| {
+        AggregateTest::<Account>::new(ctx())
+            .given([account_created(None), user_added(1, "alice")])
+            .when(AccountCommand::AddUser {
+                user_id: UserId::from_uuid(Uuid::from_u128(2)),
+                username: candidate.into(),
+            })
+            .then_expect_error(&DomainError::Invalid {
+                field: "username",
+                reason,
+            });
+    };
+    refused("alice\u{200b}", "must not hold invisible characters");
+    refused("al\u{200d}ice", "must not hold invisible characters");
+    refused(
+        "\u{202e}ecila",
+        "must not hold bidirectional control characters",
+    );
+    refused(
+        "al\u{2066}ice",
+        "must not hold bidirectional control characters",
+    );
+    refused(
+        "\u{430}lice", // Cyrillic a among Latin letters
+        "must not mix scripts or use characters not recommended in identifiers",
+    );
+}
+
+#[test]
 fn default_permissions_and_signing_keys() {
     let permissions = Permissions {
         subscribe: SubjectPermissions::from_patterns(["_INBOX.>"], Vec::<String>::new()).unwrap(),
@@ -537,8 +585,33 @@ fn default_permissions_and_signing_keys() {
             account_id: acct(),
             old_permissions: Permissions::default(),
             new_permissions: permissions.clone(),
+            updated_at: Some(t0()),
         }]);
     assert_eq!(state.default_permissions, permissions);
+    assert_eq!(state.defaults_narrowed_at, None, "a widening");
+    let narrowed = AggregateTest::<Account>::new(ctx_at(60))
+        .given([
+            account_created(None),
+            AccountEvent::DefaultPermissionsUpdated {
+                account_id: acct(),
+                old_permissions: Permissions::default(),
+                new_permissions: permissions.clone(),
+                updated_at: Some(t0()),
+            },
+        ])
+        .when(AccountCommand::UpdateDefaultPermissions {
+            permissions: Permissions::default(),
+        })
+        .then_expect_events(vec![AccountEvent::DefaultPermissionsUpdated {
+            account_id: acct(),
+            old_permissions: permissions.clone(),
+            new_permissions: Permissions::default(),
+            updated_at: Some(t0() + Duration::seconds(60)),
+        }]);
+    assert_eq!(
+        narrowed.defaults_narrowed_at,
+        Some(t0() + Duration::seconds(60))
+    );
 
     let k = key(7, 'A');
     let scope = UserScope {
@@ -845,6 +918,7 @@ fn revoked(reason: &str, secs: i64) -> UserEvent {
         user_id: USER,
         reason: reason.into(),
         revoked_at: t0() + Duration::seconds(secs),
+        credential: None,
     }
 }
 
@@ -966,6 +1040,73 @@ fn update_credentials_keeps_history_and_revokes_sessions() {
         }]);
     assert_eq!(state.credentials.len(), 2);
     assert!(state.password_history.is_empty());
+}
+
+#[test]
+fn replacing_an_api_key_or_login_key_revokes_the_sessions_it_opened() {
+    // A first API key or login key revokes nothing; replacing (or
+    // revoking) one revokes the sessions opened with that kind of
+    // credential before then, and no other session.
+    for (first, second) in [
+        (
+            Credential::Token {
+                token_hash: "k1".into(),
+                expires_at: None,
+            },
+            Credential::Token {
+                token_hash: "revoked".into(),
+                expires_at: Some(t0()),
+            },
+        ),
+        (
+            Credential::PublicKey {
+                key: PublicKey::ed25519("key-one"),
+            },
+            Credential::PublicKey {
+                key: PublicKey::ed25519("key-two"),
+            },
+        ),
+    ] {
+        let kind = first.credential_type();
+        let with_first = UserEvent::CredentialsUpdated {
+            user_id: USER,
+            credential_type: kind,
+            credential: first,
+            must_change: false,
+            updated_at: t0(),
+        };
+        let state = AggregateTest::<User>::new(ctx_at(60))
+            .given([user_created(), with_first])
+            .when(UserCommand::UpdateCredentials {
+                new_credentials: second.clone(),
+                must_change: false,
+            })
+            .then_expect_events(vec![
+                UserEvent::CredentialsUpdated {
+                    user_id: USER,
+                    credential_type: kind,
+                    credential: second,
+                    must_change: false,
+                    updated_at: t0() + Duration::seconds(60),
+                },
+                UserEvent::SessionsRevoked {
+                    user_id: USER,
+                    reason: "credential replaced".into(),
+                    revoked_at: t0() + Duration::seconds(60),
+                    credential: Some(kind),
+                },
+            ]);
+        let opened = t0() + Duration::seconds(30);
+        assert!(state.is_session_revoked_for(opened, Some(kind)), "{kind:?}");
+        assert!(!state.is_session_revoked_for(opened, Some(CredentialType::Password)));
+        assert!(!state.is_session_revoked(opened), "not every session");
+        let later = t0() + Duration::seconds(61);
+        assert!(!state.is_session_revoked_for(later, Some(kind)));
+        assert_eq!(
+            state.last_session_revocation(),
+            Some(t0() + Duration::seconds(60))
+        );
+    }
 }
 
 fn locked(until: Option<i64>) -> UserEvent {

@@ -49,6 +49,13 @@ pub enum CryptoError {
     /// log it and alert.
     #[error("key record {0} failed its integrity check")]
     RecordIntegrity(KeyId),
+    /// A stored key record is genuine but not the latest one the key
+    /// ledger recorded (an older record written back: a rollback of a
+    /// revocation or a destruction), or it changed without the ledger.
+    /// Treat as tampering; log it and alert. The key is unusable until an
+    /// operator restores its latest record.
+    #[error("key record {0} is not the revision its ledger recorded")]
+    RecordRolledBack(KeyId),
     /// A stored key record is protected by a master key this process does
     /// not have. Configure the previous master key (see
     /// `EnvelopeKeyStore::with_previous_master_keys`).

@@ -85,8 +85,9 @@ pub use hash::{
 };
 pub use kdf::{PasswordKdf, derive_subkey, hkdf_sha256};
 pub use keystore::{
-    EnvelopeKeyStore, KeyRecord, KeyRecordStore, KeyRecordStoreError, MemoryKeyRecordStore,
-    MemoryKeyStore, WrappedMaterial,
+    EnvelopeKeyStore, KeyChange, KeyLedger, KeyLedgerCommand, KeyLedgerError, KeyLedgerEvent,
+    KeyRecord, KeyRecordStore, KeyRecordStoreError, MemoryKeyRecordStore, MemoryKeyStore,
+    WrappedMaterial,
 };
 pub use password::{Argon2Config, Argon2PasswordHasher};
 pub use random::{SystemClock, UuidV7Ids, fill_random, generate_token, random_bytes};

@@ -1,14 +1,15 @@
 //! Password hashing with argon2id, producing PHC strings.
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
-use argon2::password_hash::{
-    self, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
-};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use security_core::{PasswordHashError, PasswordHasher};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::error::CryptoError;
 use crate::random::{generate_token, random_bytes};
@@ -82,18 +83,102 @@ impl Default for Argon2Config {
     }
 }
 
+/// Pre-faulted argon2 working memory, shared by the threads that verify.
+///
+/// argon2id at the OWASP cost works through 19 MiB. Allocated afresh for
+/// each verification, that memory comes back from the allocator sometimes
+/// already mapped and sometimes as new pages that fault in one by one
+/// (thousands of faults), depending on what ran before on the thread: a
+/// difference an attacker can time, and one the unknown-username path hit
+/// more often than the known-user path. Every verification, real or dummy,
+/// borrows a buffer from here, already faulted in, so both cost the same.
+///
+/// A buffer is overwritten by the next hash that borrows it and wiped when
+/// the pool is dropped.
+struct BlockPool {
+    idle: Mutex<Vec<Box<[Block]>>>,
+    /// How many idle buffers are kept (more may exist while more threads
+    /// verify at once; those are dropped after use).
+    keep: usize,
+}
+
+impl BlockPool {
+    /// A pool holding `keep` buffers of `blocks` blocks, faulted in now.
+    fn new(blocks: usize, keep: usize) -> Self {
+        let keep = keep.max(1);
+        Self {
+            idle: Mutex::new((0..keep).map(|_| Self::allocate(blocks)).collect()),
+            keep,
+        }
+    }
+
+    /// A buffer with every page written (so mapped).
+    fn allocate(blocks: usize) -> Box<[Block]> {
+        let mut buffer = vec![Block::default(); blocks].into_boxed_slice();
+        for (i, block) in buffer.iter_mut().enumerate() {
+            // Nonzero, so that no allocator or compiler shortcut for
+            // zeroed memory can leave the page unmapped.
+            if let Some(word) = block.as_mut().first_mut() {
+                *word = u64::try_from(i).unwrap_or(u64::MAX) | 1;
+            }
+        }
+        buffer
+    }
+
+    /// Runs `work` on at least `blocks` blocks of pooled memory.
+    fn with_blocks<R>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> R) -> R {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut buffer = match pooled {
+            Some(buffer) if buffer.len() >= blocks => buffer,
+            _ => Self::allocate(blocks),
+        };
+        let result = work(&mut buffer);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.keep {
+            idle.push(buffer);
+        } else {
+            drop(idle);
+            wipe(&mut buffer);
+        }
+        result
+    }
+}
+
+fn wipe(buffer: &mut [Block]) {
+    for block in buffer {
+        block.zeroize();
+    }
+}
+
+impl Drop for BlockPool {
+    fn drop(&mut self) {
+        let idle = self.idle.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for buffer in idle.iter_mut() {
+            wipe(buffer);
+        }
+    }
+}
+
 /// The production [`PasswordHasher`]: argon2id (v1.3) with a random
 /// 16-byte salt per hash, producing PHC strings such as
 /// `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`.
 ///
 /// Verification recomputes the hash with the parameters stored in the PHC
-/// string and compares in constant time. Hashing is deliberately slow
+/// string and compares in constant time. It works in memory borrowed from
+/// a pool of pre-faulted buffers (one per CPU is kept), so a verification
+/// against a stored hash and [`dummy_verify`](PasswordHasher::dummy_verify)
+/// (the unknown-username path) cost the same. Hashing is deliberately slow
 /// (tens of milliseconds): call it from a blocking context (e.g.
 /// `tokio::task::spawn_blocking`), not on an async executor thread.
 pub struct Argon2PasswordHasher {
     config: Argon2Config,
     argon2: Argon2<'static>,
     dummy_hash: SecretString,
+    pool: BlockPool,
 }
 
 impl Argon2PasswordHasher {
@@ -101,11 +186,15 @@ impl Argon2PasswordHasher {
     /// [`dummy_verify`](PasswordHasher::dummy_verify)), so it takes as long
     /// as one login.
     pub fn new(config: Argon2Config) -> Result<Self, CryptoError> {
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, config.params()?);
+        let params = config.params()?;
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let pool = BlockPool::new(params.block_count(), threads);
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut hasher = Self {
             config,
             argon2,
             dummy_hash: SecretString::from(String::new()),
+            pool,
         };
         let dummy_password = generate_token("")?;
         hasher.dummy_hash = hasher.hash(&dummy_password)?;
@@ -154,15 +243,34 @@ impl PasswordHasher for Argon2PasswordHasher {
         password: &SecretString,
         hash: &SecretString,
     ) -> Result<bool, PasswordHashError> {
-        let parsed = self.parse(hash)?;
-        match self
-            .argon2
-            .verify_password(password.expose_secret().as_bytes(), &parsed)
-        {
-            Ok(()) => Ok(true),
-            Err(password_hash::Error::Password) => Ok(false),
-            Err(_) => Err(PasswordHashError::MalformedHash),
+        fn malformed<E>(_: E) -> PasswordHashError {
+            PasswordHashError::MalformedHash
         }
+        let parsed = self.parse(hash)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Err(PasswordHashError::MalformedHash);
+        };
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(malformed)?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).map_err(malformed)?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).map_err(malformed)?;
+        let mut salt_buffer = [0_u8; 64];
+        let salt = salt.decode_b64(&mut salt_buffer).map_err(malformed)?;
+        let argon2 = Argon2::new(algorithm, version, params);
+        let mut computed = Zeroizing::new(vec![0_u8; expected.len()]);
+        self.pool
+            .with_blocks(argon2.params().block_count(), |blocks| {
+                argon2.hash_password_into_with_memory(
+                    password.expose_secret().as_bytes(),
+                    salt,
+                    &mut computed,
+                    blocks,
+                )
+            })
+            .map_err(|_| PasswordHashError::MalformedHash)?;
+        Ok(bool::from(computed.as_slice().ct_eq(expected.as_bytes())))
     }
 
     fn needs_rehash(&self, hash: &SecretString) -> bool {

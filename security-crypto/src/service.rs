@@ -111,18 +111,44 @@ impl EncryptionService {
         self.keys.destroy_key(key_id).await
     }
 
-    /// Signs with a key of `tenant`.
+    /// A key of `tenant` made for the application's own signatures.
+    async fn application_key(
+        &self,
+        tenant: TenantId,
+        key_id: KeyId,
+    ) -> Result<KeyInfo, KeyStoreError> {
+        let info = self.key(tenant, key_id).await?;
+        if info.purpose == KeyPurpose::ApplicationSigning {
+            Ok(info)
+        } else {
+            Err(KeyStoreError::WrongPurpose(key_id))
+        }
+    }
+
+    /// Signs `message` with an [`ApplicationSigning`](KeyPurpose::ApplicationSigning)
+    /// key of `tenant`.
+    ///
+    /// Any other key is refused with [`KeyStoreError::WrongPurpose`]: a
+    /// token-signing key would mint access tokens, an nkey would sign NATS
+    /// JWTs or connect nonces, a lookup-hashing key would compute the
+    /// stored hash of any API key or refresh token. Those keys sign only
+    /// what their own component builds.
     pub async fn sign(
         &self,
         tenant: TenantId,
         key_id: KeyId,
         message: &[u8],
     ) -> Result<Vec<u8>, KeyStoreError> {
-        self.key(tenant, key_id).await?;
+        self.application_key(tenant, key_id).await?;
         self.keys.sign(key_id, message).await
     }
 
-    /// Verifies a signature or tag of a key of `tenant`.
+    /// Verifies a signature made by [`sign`](Self::sign) (an
+    /// [`ApplicationSigning`](KeyPurpose::ApplicationSigning) key of
+    /// `tenant`; any other key is refused with
+    /// [`KeyStoreError::WrongPurpose`]: lookup hashes are checked with
+    /// [`verify_lookup_hash`](Self::verify_lookup_hash), tokens with their
+    /// validators).
     pub async fn verify(
         &self,
         tenant: TenantId,
@@ -130,7 +156,7 @@ impl EncryptionService {
         message: &[u8],
         signature: &[u8],
     ) -> Result<bool, KeyStoreError> {
-        self.key(tenant, key_id).await?;
+        self.application_key(tenant, key_id).await?;
         self.keys.verify(key_id, message, signature).await
     }
 

@@ -55,6 +55,7 @@ async fn creates_keys_of_every_purpose(store: &dyn KeyStore, clock: &ManualClock
         (KeyPurpose::AccountSigning, Some('A')),
         (KeyPurpose::UserIdentity, Some('U')),
         (KeyPurpose::TokenSigning, None),
+        (KeyPurpose::ApplicationSigning, None),
         (KeyPurpose::LookupHashing, None),
         (KeyPurpose::DataEncryption, None),
     ];

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use security_core::{
     Account, AccountClaims, AccountCommand, AccountId, AdminError, AdminService, Credential,
-    CredentialType, DomainError, KeyId, KeyOwner, KeyPurpose, KeySpec, KeyStatus, Operator,
-    OperatorId, Permissions, Policy, PolicyId, PublicKey, Request, ResourceLimits, User,
+    CredentialType, DomainError, KeyId, KeyOwner, KeyPurpose, KeySpec, KeyStatus, NewUser,
+    Operator, OperatorId, Permissions, Policy, PolicyId, PublicKey, Request, ResourceLimits, User,
     UserCommand, UserId, UserScope,
 };
 use serde_json::Value;
@@ -159,9 +159,10 @@ impl NatsAdmin {
     }
 
     /// The revocations of an account's users: each user's current nkey
-    /// with the time its sessions were last revoked, and every earlier
-    /// nkey of the user held by the key store, revoked when it was
-    /// replaced.
+    /// with the time up to which its JWTs are stale (sessions revoked, a
+    /// policy removed or narrowed: see
+    /// [`user_jwt_cutoff`](crate::user_jwt_cutoff)), and every earlier nkey
+    /// of the user held by the key store, revoked when it was replaced.
     async fn revocations(
         &self,
         account: &Account,
@@ -171,11 +172,24 @@ impl NatsAdmin {
         };
         let tenant = account_id.tenant();
         let mut users = Vec::with_capacity(account.users.len());
+        let mut policies: BTreeMap<PolicyId, Policy> = BTreeMap::new();
         for user_id in account.users.values() {
-            users.push(self.admin.user(tenant, *user_id).await?);
+            let user = self.admin.user(tenant, *user_id).await?;
+            for policy_id in &user.policies {
+                if !policies.contains_key(policy_id) {
+                    policies.insert(*policy_id, self.admin.policy(tenant, *policy_id).await?);
+                }
+            }
+            let held: Vec<Policy> = user
+                .policies
+                .iter()
+                .filter_map(|id| policies.get(id).cloned())
+                .collect();
+            users.push((user, held));
         }
-        let mut revocations = user_revocations(&users);
-        for user in &users {
+        let mut revocations =
+            user_revocations(users.iter().map(|(user, held)| (user, held.as_slice())));
+        for (user, _) in &users {
             let Some(user_id) = user.id else { continue };
             let keys = self
                 .admin
@@ -317,7 +331,9 @@ impl NatsAdmin {
 
     /// Creates a user whose first credential is a NATS identity: a new
     /// exportable `U…` nkey in the key store, owned by the user (its seed
-    /// goes into the user's `.creds` file). The account takes the user into
+    /// goes into the user's `.creds` file). The nkey authenticates to NATS
+    /// only: it is not a public-key login credential (a NATS server picks
+    /// the nonce a client signs, so it could replay that signature). The account takes the user into
     /// its roster first (`UserAdded`: status, `max_users` and username
     /// checks), then the user's stream starts (`UserCreated`). Repeating a
     /// request with the same idempotency key returns the same user.
@@ -336,8 +352,8 @@ impl NatsAdmin {
         ));
         let existing = self.admin.user(tenant, user_id).await?;
         if existing.id.is_some() {
-            let key = match existing.credential(CredentialType::PublicKey) {
-                Some(Credential::PublicKey { key }) => key.clone(),
+            let key = match existing.credential(CredentialType::NatsIdentity) {
+                Some(Credential::NatsIdentity { key }) => key.clone(),
                 _ => return Err(NatsError::MissingKey("user")),
             };
             return Ok((user_id, key));
@@ -378,40 +394,22 @@ impl NatsAdmin {
         key: PublicKey,
         metadata: BTreeMap<String, Value>,
     ) -> Result<(), NatsError> {
-        let tenant = account_id.tenant();
-        let repo = self.admin.repository();
-        let roster = AccountCommand::AddUser {
-            user_id,
+        let new_user = NewUser {
             username: username.to_owned(),
-        };
-        repo.execute::<Account>(
-            account_id,
-            &roster,
-            &self.admin.context(tenant, request, "roster"),
-        )
-        .await
-        .map_err(AdminError::from)?;
-        let command = UserCommand::CreateUser {
-            user_id,
-            account_id,
-            username: username.to_owned(),
-            credentials: Credential::PublicKey { key },
+            credential: Credential::NatsIdentity { key },
             metadata,
             must_change_password: false,
         };
-        repo.execute::<User>(
-            user_id,
-            &command,
-            &self.admin.context(tenant, request, "user"),
-        )
-        .await
-        .map_err(AdminError::from)?;
+        self.admin
+            .create_user_with_id(request, account_id, user_id, new_user)
+            .await?;
         Ok(())
     }
 
     /// Gives a user a NATS identity: a new exportable `U…` nkey in the key
     /// store (its seed goes into the user's `.creds` file) recorded as the
-    /// user's public-key credential (`CredentialsUpdated`). A previous nkey
+    /// user's NATS identity credential (`CredentialsUpdated`), which never
+    /// logs in to the login service. A previous nkey
     /// of the user held by the key store is revoked there, and its JWTs
     /// are refused once the account JWT is reissued.
     pub async fn provision_user_nkey(
@@ -444,7 +442,7 @@ impl NatsAdmin {
                 tenant,
                 user_id,
                 UserCommand::UpdateCredentials {
-                    new_credentials: Credential::PublicKey { key: key.clone() },
+                    new_credentials: Credential::NatsIdentity { key: key.clone() },
                     must_change: false,
                 },
             )
@@ -578,8 +576,8 @@ impl NatsAdmin {
 
     /// Revokes every JWT issued to a user so far (`SessionsRevoked`): the
     /// new account JWT lists the user's nkey in `revocations`, and the
-    /// server refuses JWTs issued at or before now. A JWT issued later
-    /// (from the next second on) is accepted again. Returns the account
+    /// server refuses JWTs issued at or before now. A JWT issued later is
+    /// accepted again (its `iat` is the next second). Returns the account
     /// JWT.
     pub async fn revoke_user(
         &self,
@@ -627,7 +625,11 @@ impl NatsAdmin {
     }
 
     /// Replaces a policy's permissions (`PermissionsUpdated`) and reissues
-    /// the JWT of every user of the account holding the policy.
+    /// the JWT of every user of the account holding the policy. When the
+    /// change takes anything away (it is not a plain widening: see
+    /// [`Permissions::covers`]), the JWTs issued before it are revoked by the
+    /// account JWT: hand the new account JWT (from
+    /// [`account_jwt`](Self::account_jwt)) to the server's resolver.
     pub async fn update_policy_permissions(
         &self,
         request: &Request,

@@ -184,6 +184,17 @@ impl NatsPermission {
     /// The domain's default-deny list, in a form NATS enforces the same
     /// way: an empty allow list becomes `deny: [">"]`. Queue groups are
     /// kept for subscriptions and dropped for publications (NATS has none).
+    ///
+    /// In the domain a pattern without a queue group covers every queue,
+    /// and one with a group covers that group only. nats-server reads a
+    /// list differently: when a queue subscription's subject matches any
+    /// queue-bound entry of a list, only the queue-bound entries count, so
+    /// a plain `secret.>` deny is lost for `SUB secret.x workers` as soon
+    /// as `secret.> auditors` is also denied. Wherever a list holds a
+    /// queue-bound entry, each plain pattern `P` is therefore also written
+    /// as `P >` (bound to every queue name, `>` matching any): a queue
+    /// subscription matching `P` then finds a queue entry that covers its
+    /// queue, in the allow list and in the deny list alike.
     fn from_domain(list: &SubjectPermissions, with_queues: bool) -> Self {
         if list.allow.is_empty() {
             return Self {
@@ -191,18 +202,29 @@ impl NatsPermission {
                 deny: vec![ALL_SUBJECTS.to_owned()],
             };
         }
-        let render = |p: &security_core::SubjectPattern| {
-            if with_queues {
-                p.to_nats_string()
-            } else {
-                p.pattern().to_owned()
-            }
-        };
         Self {
-            allow: dedup(list.allow.iter().map(render)),
-            deny: dedup(list.deny.iter().map(render)),
+            allow: render_list(&list.allow, with_queues),
+            deny: render_list(&list.deny, with_queues),
         }
     }
+}
+
+/// One list in NATS form (see [`NatsPermission::from_domain`]).
+fn render_list(patterns: &[security_core::SubjectPattern], with_queues: bool) -> Vec<String> {
+    if !with_queues {
+        return dedup(patterns.iter().map(|p| p.pattern().to_owned()));
+    }
+    let queue_bound = patterns.iter().any(|p| p.queue_group().is_some());
+    let every_queue = patterns
+        .iter()
+        .filter(|p| queue_bound && p.queue_group().is_none())
+        .map(|p| format!("{} {ALL_SUBJECTS}", p.pattern()));
+    dedup(
+        patterns
+            .iter()
+            .map(security_core::SubjectPattern::to_nats_string)
+            .chain(every_queue),
+    )
 }
 
 fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {

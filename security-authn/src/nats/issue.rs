@@ -99,7 +99,8 @@ pub struct IssuedUserJwt {
     pub account_key: String,
     /// The key that signed it.
     pub signer_key: String,
-    /// `iat`.
+    /// `iat` (the next second after the user's revocation cutoff when that
+    /// is now or later: see [`user_jwt_cutoff`]).
     pub issued_at: DateTime<Utc>,
     /// `exp`.
     pub expires_at: Option<DateTime<Utc>>,
@@ -207,7 +208,8 @@ impl NatsIssuer {
     /// set (NATS reads an absent limit as 0: no connections at all). A
     /// suspended or expired account is written with `conn: 0` and a
     /// revocation of every user issued up to its suspension (or now), so
-    /// its users are refused at connect. `revocations` maps user nkeys to
+    /// its users are refused at connect; once its default permissions have
+    /// lost something, every user JWT issued before then is revoked too. `revocations` maps user nkeys to
     /// the time up to which their JWTs are revoked (see
     /// [`user_revocations`]); `import_accounts` gives the public key of
     /// each account the account imports from.
@@ -317,8 +319,8 @@ impl NatsIssuer {
     /// A user JWT.
     ///
     /// Refused for a user who may not authenticate (locked, expired), of
-    /// an account that is suspended or expired, or without a `U…` nkey
-    /// credential. `policies` must be exactly the user's policies. The
+    /// an account that is suspended or expired, or without a `U…` NATS
+    /// identity credential. `policies` must be exactly the user's policies. The
     /// permissions are those of [`effective_user_permissions`], encoded so
     /// that the server denies what the domain denies (an empty allow list
     /// becomes `deny: [">"]`); limits not set are -1. The JWT expires at the
@@ -371,11 +373,18 @@ impl NatsIssuer {
         if !signer.identity {
             nats.issuer_account.clone_from(&account_key);
         }
+        // `iat` has one-second resolution and the account JWT revokes every
+        // JWT of the user issued at or before its cutoff second: one issued
+        // after the cutoff, in that same second, carries the next second.
+        let mut iat = now.timestamp();
+        if let Some(cutoff) = user_jwt_cutoff(account, user, policies) {
+            iat = iat.max(cutoff.timestamp().saturating_add(1));
+        }
         let mut claims = NatsClaims {
             aud: None,
             exp: expires_at.map(|e| e.timestamp()),
             jti: String::new(),
-            iat: now.timestamp(),
+            iat,
             iss: String::new(),
             name: non_empty(&user.username),
             nbf: options.not_before.map(|n| n.timestamp()),
@@ -394,7 +403,7 @@ impl NatsIssuer {
             user_key: user_key.to_owned(),
             account_key,
             signer_key: signer.public_key.clone(),
-            issued_at: now,
+            issued_at: DateTime::from_timestamp(iat, 0).unwrap_or(now),
             expires_at: claims.exp.and_then(|e| DateTime::from_timestamp(e, 0)),
         })
     }
@@ -432,10 +441,14 @@ fn account_nats(
         AccountStatus::Expired => Some(now),
         AccountStatus::Active => None,
     };
-    if let Some(since) = inactive_since {
+    if inactive_since.is_some() {
         nats_limits.conn = 0;
         nats_limits.leaf = 0;
-        revoked.insert(ALL_USERS.to_owned(), since.timestamp());
+    }
+    // Every user's JWT issued before the account was suspended, or before
+    // its default permissions lost something, is revoked.
+    if let Some(all) = inactive_since.max(account.defaults_narrowed_at) {
+        revoked.insert(ALL_USERS.to_owned(), all.timestamp());
     }
     let mut signing_keys = Vec::new();
     for key in &account.signing_keys {
@@ -620,26 +633,55 @@ fn check_policies(user: &User, policies: &[Policy]) -> Result<(), NatsError> {
     Ok(())
 }
 
-/// The user's NATS nkey: its public-key credential, if it is a `U…` key.
+/// The user's NATS nkey: its NATS identity credential, if it is a `U…` key.
+/// (A public key registered for logins is never a NATS identity.)
 pub fn user_nkey(user: &User) -> Option<&str> {
-    match user.credential(CredentialType::PublicKey) {
-        Some(Credential::PublicKey { key }) if is_public_key(&key.encoded, 'U') => {
+    match user.credential(CredentialType::NatsIdentity) {
+        Some(Credential::NatsIdentity { key }) if is_public_key(&key.encoded, 'U') => {
             Some(&key.encoded)
         }
         _ => None,
     }
 }
 
-/// The revocations of an account's users: each user's nkey with the time
-/// its sessions and tokens were last revoked (`SessionsRevoked`: on
-/// revocation, lock, expiry, password or role change). A user JWT issued
-/// at or before that second is refused by the server.
+/// The instant up to which a user's JWTs are stale: the last of its
+/// session revocation (`SessionsRevoked`: revocation, lock, expiry,
+/// password or role change), the last removal of one of its policies, the
+/// last narrowing of a policy it holds (`policies` must be its policies)
+/// and the last narrowing of its account's default permissions. A JWT
+/// issued at or before that second may grant what the user no longer has.
+pub fn user_jwt_cutoff(
+    account: &Account,
+    user: &User,
+    policies: &[Policy],
+) -> Option<DateTime<Utc>> {
+    user_cutoff(user, policies).max(account.defaults_narrowed_at)
+}
+
+/// [`user_jwt_cutoff`] without the account-wide part (which the account
+/// JWT carries as a revocation of every user).
+fn user_cutoff(user: &User, policies: &[Policy]) -> Option<DateTime<Utc>> {
+    policies
+        .iter()
+        .filter(|p| p.id.is_some_and(|id| user.policies.contains(&id)))
+        .filter_map(|p| p.narrowed_at)
+        .chain(user.sessions_revoked_at)
+        .chain(user.policies_removed_at)
+        .max()
+}
+
+/// The revocations of an account's users, each given with its policies:
+/// each user's nkey with the second up to which its JWTs are stale (see
+/// [`user_jwt_cutoff`]; the account-wide narrowing of the default
+/// permissions is written by [`NatsIssuer::account_jwt`] as a revocation of
+/// every user). A user JWT issued at or before that second is refused by
+/// the server.
 pub fn user_revocations<'a>(
-    users: impl IntoIterator<Item = &'a User>,
+    users: impl IntoIterator<Item = (&'a User, &'a [Policy])>,
 ) -> BTreeMap<String, DateTime<Utc>> {
     users
         .into_iter()
-        .filter_map(|u| Some((user_nkey(u)?.to_owned(), u.sessions_revoked_at?)))
+        .filter_map(|(u, policies)| Some((user_nkey(u)?.to_owned(), user_cutoff(u, policies)?)))
         .collect()
 }
 

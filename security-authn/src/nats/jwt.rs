@@ -10,6 +10,7 @@ use sha2::{Digest, Sha512_256};
 
 use super::claims::{JWT_VERSION, NatsClaimKind, NatsClaims, is_public_key};
 use super::error::{NatsError, NatsJwtError};
+use crate::strict_json::has_unique_members;
 
 /// The header of every NATS v2 JWT, exactly as Go writes it.
 pub const NATS_JWT_HEADER: &str = r#"{"typ":"JWT","alg":"ed25519-nkey"}"#;
@@ -143,8 +144,9 @@ pub struct DecodedJwt<T> {
 
 impl<T: NatsClaimKind> DecodedJwt<T> {
     /// Parses a token: three segments, the v2 nkey header, JSON claims of
-    /// the expected type and version 2, `iss` and `sub` public nkeys of the
-    /// expected types. Does **not** check the signature.
+    /// the expected type and version 2 with no member named twice (at any
+    /// depth), `iss` and `sub` public nkeys of the expected types. Does
+    /// **not** check the signature.
     pub(crate) fn parse(token: &str) -> Result<Self, NatsJwtError> {
         if token.len() > NATS_MAX_JWT_LEN {
             return Err(NatsJwtError::TooLarge);
@@ -165,6 +167,11 @@ impl<T: NatsClaimKind> DecodedJwt<T> {
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| NatsJwtError::Malformed)?;
+        // Go's decoder keeps the last of two members with one name: a
+        // token read differently by two parsers is refused outright.
+        if !has_unique_members(&payload) {
+            return Err(NatsJwtError::Malformed);
+        }
         let claims: NatsClaims<T> =
             serde_json::from_slice(&payload).map_err(|_| NatsJwtError::Malformed)?;
         if claims.nats.claim_type() != T::CLAIM_TYPE {
@@ -251,6 +258,9 @@ fn check_header(header: &str) -> Result<(), NatsJwtError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(header)
         .map_err(|_| NatsJwtError::Malformed)?;
+    if !has_unique_members(&bytes) {
+        return Err(NatsJwtError::Header);
+    }
     let header: Header = serde_json::from_slice(&bytes).map_err(|_| NatsJwtError::Header)?;
     if header.typ.eq_ignore_ascii_case("JWT") && header.alg == "ed25519-nkey" {
         Ok(())

@@ -49,7 +49,8 @@ pub use creds::UserCreds;
 pub use error::{NatsError, NatsJwtError};
 pub use issue::{
     AccountSigner, DEFAULT_USER_JWT_LIFETIME, EffectiveUserPermissions, IssuedUserJwt, NatsIssuer,
-    UserJwtOptions, UserSigner, effective_user_permissions, user_nkey, user_revocations,
+    UserJwtOptions, UserSigner, effective_user_permissions, user_jwt_cutoff, user_nkey,
+    user_revocations,
 };
 pub use jwt::{DecodedJwt, NATS_JWT_HEADER, NATS_MAX_JWT_LEN, decode_jwt, nats_jti};
 pub use server::{NatsServerConfig, OperatorSource};

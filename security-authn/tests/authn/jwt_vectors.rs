@@ -326,3 +326,70 @@ fn the_signature_binds_header_and_payload() {
     );
     assert!(validator.validate_as::<Value>(token).is_ok());
 }
+
+/// An HS256 token over a payload written by hand (so it can repeat a member).
+fn hs256_raw(secret: &[u8], header: &str, payload: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let tag = security_crypto::hmac_sha256(secret, input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+#[test]
+fn a_signed_token_that_names_a_claim_twice_is_refused() {
+    // A correctly signed token in which `sub` (a claim the validator does
+    // not read itself) or a custom `role` claim appears twice: a parser
+    // keeping the last copy reads "admin", one keeping the first reads the
+    // user. Both are refused, however the name is spelled.
+    let v = vectors();
+    let validator = validator(&v, &json!({}), NOW, 0);
+    let secret = v["default_validator"]["keys"]["hs-1"]["secret_ascii"]
+        .as_str()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let iss = v["default_validator"]["iss"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let aud = v["default_validator"]["aud"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let header = r#"{"alg":"HS256","typ":"JWT","kid":"hs-1"}"#;
+    let base = format!(
+        r#""iss":"{iss}","aud":"{aud}","exp":{},"iat":{NOW}"#,
+        NOW + 600
+    );
+
+    let single = format!(r#"{{{base},"sub":"user-1","role":"user"}}"#);
+    let claims: Value = validator
+        .validate_as(&hs256_raw(&secret, header, &single))
+        .unwrap();
+    assert_eq!(claims["sub"], "user-1");
+
+    for payload in [
+        format!(r#"{{"sub":"user-1",{base},"sub":"admin"}}"#),
+        format!(r#"{{"sub":"user-1",{base},"\u0073ub":"admin"}}"#),
+        format!(r#"{{{base},"sub":"user-1","role":"user","role":"admin"}}"#),
+        format!(r#"{{{base},"sub":"user-1","ext":{{"role":"user","role":"admin"}}}}"#),
+    ] {
+        let token = hs256_raw(&secret, header, &payload);
+        assert_eq!(
+            validator.validate_as::<Value>(&token).unwrap_err(),
+            TokenError::Malformed,
+            "{payload}"
+        );
+    }
+    // A repeated header member, even one the validator does not read.
+    let header = r#"{"alg":"HS256","typ":"JWT","kid":"hs-1","x5u":"a","x5u":"b"}"#;
+    assert_eq!(
+        validator
+            .validate_as::<Value>(&hs256_raw(&secret, header, &single))
+            .unwrap_err(),
+        TokenError::Malformed
+    );
+}

@@ -15,6 +15,7 @@ mod login;
 mod mfa;
 mod secrets;
 mod session;
+mod sessions;
 mod sessions_view;
 mod throttling;
 mod tokens;

@@ -3,7 +3,10 @@
 use chrono::{TimeZone, Utc};
 use security_authn::{Session, SessionCommand, SessionError, SessionEvent, SessionStatus};
 use security_core::testing::AggregateTest;
-use security_core::{AuthMethod, ClientInfo, CommandContext, KeyId, SessionId, TenantId, UserId};
+use security_core::{
+    AuthMethod, ClientInfo, CommandContext, CredentialType, KeyId, SealedSecret, SessionId,
+    TenantId, UserId,
+};
 use uuid::Uuid;
 
 const SESSION: SessionId = SessionId::from_uuid(Uuid::from_u128(1));
@@ -17,35 +20,39 @@ fn at(secs: i64) -> CommandContext {
     )
 }
 
+fn seed() -> SealedSecret {
+    SealedSecret::new(KEY, "sealed-seed".to_owned())
+}
+
+/// Started at 0, first token until 100, the session until 1000.
 fn started() -> SessionEvent {
     SessionEvent::SessionStarted {
         session_id: SESSION,
         user_id: USER,
         method: AuthMethod::Password,
+        opened_by: Some(CredentialType::Password),
         client: ClientInfo::default(),
-        token_hash: "h0".into(),
-        hash_key_id: KEY,
+        seed: seed(),
         expires_at: at(100).now,
+        absolute_expires_at: at(1000).now,
         started_at: at(0).now,
     }
 }
 
-fn rotated(generation: u32, hash: &str, secs: i64) -> SessionEvent {
+fn rotated(generation: u32, secs: i64, expires: i64) -> SessionEvent {
     SessionEvent::SessionRotated {
         session_id: SESSION,
         user_id: USER,
         generation,
-        token_hash: hash.into(),
-        expires_at: at(secs + 100).now,
+        expires_at: at(expires).now,
         client: ClientInfo::default(),
         rotated_at: at(secs).now,
     }
 }
 
-fn refresh(presented: &str, new: &str, expires: i64) -> SessionCommand {
+fn refresh(presented_generation: u32, expires: i64) -> SessionCommand {
     SessionCommand::Refresh {
-        presented_hash: presented.into(),
-        new_hash: new.into(),
+        presented_generation,
         expires_at: at(expires).now,
         client: ClientInfo::default(),
     }
@@ -58,14 +65,16 @@ fn start_once() {
             session_id: SESSION,
             user_id: USER,
             method: AuthMethod::Password,
+            opened_by: Some(CredentialType::Password),
             client: ClientInfo::default(),
-            token_hash: "h0".into(),
-            hash_key_id: KEY,
+            seed: seed(),
             expires_at: at(100).now,
+            absolute_expires_at: at(1000).now,
         })
         .then_expect_events(vec![started()]);
     assert!(state.is_active());
-    assert!(state.knows("h0"));
+    assert_eq!(state.generation, 0);
+    assert_eq!(state.seed, Some(seed()));
     AggregateTest::<Session>::new(at(0))
         .given([started()])
         .when(SessionCommand::Revoke { reason: "x".into() })
@@ -76,26 +85,25 @@ fn start_once() {
             revoked_at: at(0).now,
         }]);
     AggregateTest::<Session>::new(at(0))
-        .when(refresh("h0", "h1", 200))
+        .when(refresh(0, 200))
         .then_expect_error(&SessionError::NotFound);
 }
 
 #[test]
-fn the_current_token_rotates() {
+fn the_current_generation_rotates() {
     let state = AggregateTest::<Session>::new(at(10))
         .given([started()])
-        .when(refresh("h0", "h1", 110))
-        .then_expect_events(vec![rotated(1, "h1", 10)]);
+        .when(refresh(0, 110))
+        .then_expect_events(vec![rotated(1, 10, 110)]);
     assert_eq!(state.generation, 1);
-    assert_eq!(state.current_hash, "h1");
-    assert_eq!(state.previous_hashes, vec!["h0".to_owned()]);
+    assert_eq!(state.last_refreshed_at, Some(at(10).now));
 }
 
 #[test]
-fn an_old_token_revokes_the_family() {
+fn an_older_generation_revokes_the_family() {
     let state = AggregateTest::<Session>::new(at(20))
-        .given([started(), rotated(1, "h1", 10), rotated(2, "h2", 15)])
-        .when(refresh("h0", "h3", 120))
+        .given([started(), rotated(1, 10, 110), rotated(2, 15, 115)])
+        .when(refresh(0, 120))
         .then_expect_events(vec![
             SessionEvent::RefreshTokenReuseDetected {
                 session_id: SESSION,
@@ -117,7 +125,7 @@ fn an_old_token_revokes_the_family() {
     AggregateTest::<Session>::new(at(21))
         .given([
             started(),
-            rotated(1, "h1", 10),
+            rotated(1, 10, 110),
             SessionEvent::SessionRevoked {
                 session_id: SESSION,
                 user_id: USER,
@@ -125,19 +133,19 @@ fn an_old_token_revokes_the_family() {
                 revoked_at: at(20).now,
             },
         ])
-        .when(refresh("h1", "h2", 121))
+        .when(refresh(1, 121))
         .then_expect_error(&SessionError::Revoked);
 }
 
 #[test]
-fn unknown_and_expired_tokens_are_refused() {
+fn unknown_generations_and_expired_tokens_are_refused() {
     AggregateTest::<Session>::new(at(10))
         .given([started()])
-        .when(refresh("nope", "h1", 110))
+        .when(refresh(1, 110))
         .then_expect_error(&SessionError::UnknownToken);
     AggregateTest::<Session>::new(at(100))
         .given([started()])
-        .when(refresh("h0", "h1", 200))
+        .when(refresh(0, 200))
         .then_expect_error(&SessionError::Expired);
     // Revoking twice changes nothing.
     AggregateTest::<Session>::new(at(30))
@@ -154,4 +162,43 @@ fn unknown_and_expired_tokens_are_refused() {
             reason: "again".into(),
         })
         .then_expect_events(vec![]);
+}
+
+#[test]
+fn refreshes_never_move_the_absolute_expiry() {
+    // Each rotation asks for a fresh idle lifetime; the token never lives
+    // past the session's end, and at the end nothing rotates.
+    let state = AggregateTest::<Session>::new(at(950))
+        .given([started(), rotated(1, 900, 990)])
+        .when(refresh(1, 1050))
+        .then_expect_events(vec![rotated(2, 950, 1000)]);
+    assert_eq!(state.absolute_expires_at, Some(at(1000).now));
+    AggregateTest::<Session>::new(at(1000))
+        .given([started(), rotated(1, 900, 990), rotated(2, 950, 1000)])
+        .when(refresh(2, 1100))
+        .then_expect_error(&SessionError::Expired);
+    // A first token asked to outlive the session is cut at its end.
+    let state = AggregateTest::<Session>::new(at(0))
+        .when(SessionCommand::Start {
+            session_id: SESSION,
+            user_id: USER,
+            method: AuthMethod::ApiToken,
+            opened_by: Some(CredentialType::Token),
+            client: ClientInfo::default(),
+            seed: seed(),
+            expires_at: at(5000).now,
+            absolute_expires_at: at(1000).now,
+        })
+        .then_expect_events(vec![SessionEvent::SessionStarted {
+            session_id: SESSION,
+            user_id: USER,
+            method: AuthMethod::ApiToken,
+            opened_by: Some(CredentialType::Token),
+            client: ClientInfo::default(),
+            seed: seed(),
+            expires_at: at(1000).now,
+            absolute_expires_at: at(1000).now,
+            started_at: at(0).now,
+        }]);
+    assert!(state.is_over(at(1000).now) && !state.is_over(at(999).now));
 }

@@ -498,3 +498,73 @@ async fn a_revocation_in_one_tenant_never_touches_a_user_of_another() {
     list.revoke_user(f.tenant(), alice, f.now(), f.now());
     assert_eq!(f.validate(&tokens).await.unwrap_err(), TokenError::Revoked);
 }
+
+#[tokio::test]
+async fn another_tenant_cannot_take_a_users_id_and_its_tokens_stay_valid() {
+    // A's admin reads the `sub` of B's token and asks the admin API for a
+    // user with that id in its own tenant: refused, nothing is written in
+    // A, and B's access and refresh tokens keep working.
+    let f = Fixture::new().await;
+    let victim = f.user("victim").await;
+    let tokens = f.tokens("victim").await;
+    let claims = f.validate(&tokens).await.unwrap();
+    assert_eq!(claims.user_id, victim);
+    let tenant_a = f
+        .authn
+        .admin()
+        .create_account(
+            &Request::default(),
+            f.operator,
+            "tenant a",
+            security_core::AccountClaims::default(),
+        )
+        .await
+        .unwrap();
+    let stolen_id: security_core::UserId = claims.sub.parse().unwrap();
+    let impostor = security_core::NewUser {
+        username: "impostor".into(),
+        credential: security_core::Credential::Token {
+            token_hash: "x".into(),
+            expires_at: None,
+        },
+        metadata: std::collections::BTreeMap::new(),
+        must_change_password: false,
+    };
+    let refused = f
+        .authn
+        .admin()
+        .create_user_with_id(&Request::default(), tenant_a, stolen_id, impostor)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.rejection(),
+        Some(&security_core::DomainError::AlreadyExists { kind: "user" })
+    );
+    assert!(f.event_types("user", victim).await.len() > 1);
+    assert!(
+        f.store
+            .read_stream(
+                &security_core::StreamId::new(tenant_a.tenant(), "user", stolen_id.as_uuid()),
+                security_core::StreamQuery::all(),
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        f.authn
+            .admin()
+            .account(tenant_a)
+            .await
+            .unwrap()
+            .user_count(),
+        0
+    );
+    assert_eq!(f.validate(&tokens).await.unwrap().user_id, victim);
+    let refreshed = f
+        .authn
+        .refresh(&tokens.refresh_token, &client("198.51.100.1"))
+        .await
+        .unwrap();
+    assert_eq!(f.validate(&refreshed).await.unwrap().user_id, victim);
+}

@@ -93,7 +93,8 @@ impl World {
         self.runner.catch_up().await.unwrap();
     }
 
-    async fn create_operator(&mut self) -> OperatorId {
+    /// Another operator (a second root of trust in the same store).
+    pub(crate) async fn create_operator(&mut self) -> OperatorId {
         let operator_id = OperatorId::from_uuid(self.uuid());
         let initial_key = NewSigningKey {
             key_id: KeyId::from_uuid(self.uuid()),
@@ -113,13 +114,33 @@ impl World {
     }
 
     pub(crate) async fn set_system_account(&mut self, account: AccountId) {
+        self.set_system_account_of(self.operator, account).await;
+    }
+
+    pub(crate) async fn set_system_account_of(&mut self, operator: OperatorId, account: AccountId) {
         let cmd = OperatorCommand::SetSystemAccount {
             account_id: account,
         };
         self.repo
-            .execute::<Operator>(self.operator, &cmd, &self.ctx(TenantId::SYSTEM))
+            .execute::<Operator>(operator, &cmd, &self.ctx(TenantId::SYSTEM))
             .await
             .unwrap();
+    }
+
+    /// An account of another operator.
+    pub(crate) async fn account_of(&mut self, operator: OperatorId, name: &str) -> AccountId {
+        let account_id = AccountId::from_uuid(self.uuid());
+        let cmd = AccountCommand::CreateAccount {
+            account_id,
+            name: name.into(),
+            operator_id: operator,
+            claims: AccountClaims::default(),
+        };
+        self.repo
+            .execute::<Account>(account_id, &cmd, &self.ctx(account_id.tenant()))
+            .await
+            .unwrap();
+        account_id
     }
 
     pub(crate) async fn account(&mut self, name: &str) -> AccountId {
@@ -151,6 +172,18 @@ impl World {
     /// A user in the account's roster, with the given roles.
     pub(crate) async fn user(&mut self, account: AccountId, name: &str, roles: &[&str]) -> UserId {
         let user_id = UserId::from_uuid(self.uuid());
+        self.user_with_id(account, user_id, name, roles).await
+    }
+
+    /// [`user`](Self::user) with a chosen id, written straight through the
+    /// repository (no admin-API check).
+    pub(crate) async fn user_with_id(
+        &mut self,
+        account: AccountId,
+        user_id: UserId,
+        name: &str,
+        roles: &[&str],
+    ) -> UserId {
         let tenant = account.tenant();
         let roster = AccountCommand::AddUser {
             user_id,

@@ -16,3 +16,4 @@ mod rbac_model;
 mod secure;
 mod service;
 mod subjects;
+mod tenancy;

@@ -182,6 +182,77 @@ async fn with_any_tenant_scope_every_super_admin_crosses_and_nobody_else() {
 }
 
 #[tokio::test]
+async fn a_system_super_admin_acts_only_on_its_own_operators_tenants() {
+    // Two operators in one deployment, each with a system account and a
+    // super_admin in it. Operator A's root reaches A's banks, never B's;
+    // a system account that names another operator's account crosses
+    // nothing. Configured otherwise, the wider scopes apply.
+    for scope in [
+        SuperAdminScope::SystemAccounts,
+        SuperAdminScope::AllOperators,
+        SuperAdminScope::AnyTenant,
+    ] {
+        let mut world = World::with(|b| b.super_admin_scope(scope)).await;
+        let op_a = world.operator;
+        let op_b = world.create_operator().await;
+        let sys_a = world.account("system a").await;
+        let bank_a = world.account("bank a").await;
+        let sys_b = world.account_of(op_b, "system b").await;
+        let bank_b = world.account_of(op_b, "bank b").await;
+        world.set_system_account_of(op_a, sys_a).await;
+        world.set_system_account_of(op_b, sys_b).await;
+        let root_a = world.user(sys_a, "root@a", &["super_admin"]).await;
+        let root_b = world.user(sys_b, "root@b", &["super_admin"]).await;
+        // An operator that names another operator's account as its system
+        // account gives that account nothing.
+        let op_c = world.create_operator().await;
+        let squatter = world.account("squatter").await;
+        world.set_system_account_of(op_c, squatter).await;
+        let root_c = world.user(squatter, "root@c", &["super_admin"]).await;
+        let bank_c = world.account_of(op_c, "bank c").await;
+        world.sync().await;
+
+        let delete = perm("user:delete");
+        let decide = |account: AccountId, user: UserId, target: AccountId| {
+            world.authz.decide(
+                &World::principal(account, user),
+                &delete,
+                &Resource::in_tenant(target.tenant()),
+            )
+        };
+        let own_operator = [decide(sys_a, root_a, bank_a), decide(sys_b, root_b, bank_b)];
+        let foreign_operator = [
+            decide(sys_a, root_a, bank_b),
+            decide(sys_b, root_b, bank_a),
+            decide(sys_b, root_b, sys_a),
+        ];
+        let squatting = decide(squatter, root_c, bank_c);
+        for decision in &own_operator {
+            assert!(decision.is_allowed(), "{scope:?}: {decision:?}");
+        }
+        if scope == SuperAdminScope::SystemAccounts {
+            for decision in &foreign_operator {
+                assert_eq!(
+                    decision.deny_reason(),
+                    Some(&DenyReason::CrossTenant),
+                    "{scope:?}"
+                );
+            }
+            assert_eq!(squatting.deny_reason(), Some(&DenyReason::CrossTenant));
+        } else {
+            for decision in &foreign_operator {
+                assert!(decision.is_allowed(), "{scope:?}: {decision:?}");
+            }
+            assert_eq!(
+                squatting.is_allowed(),
+                scope == SuperAdminScope::AnyTenant,
+                "{scope:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_strongest_role_is_named_when_several_grant() {
     let mut world = World::new().await;
     let home = world.account("bank").await;

@@ -10,10 +10,11 @@ use chrono::{DateTime, SubsecRound, Utc};
 use futures::lock::Mutex;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use security_core::{
-    Clock, IdGenerator, KeyId, KeyInfo, KeyOwner, KeyPurpose, KeySpec, KeyStatus, KeyStore,
-    KeyStoreError, SealedSecret,
+    Clock, CommandContext, CommandError, IdGenerator, KeyId, KeyInfo, KeyOwner, KeyPurpose,
+    KeySpec, KeyStatus, KeyStore, KeyStoreError, Repository, SealedSecret,
 };
 
+use super::ledger::{KeyChange, KeyLedger, KeyLedgerCommand};
 use super::material::Material;
 use super::policy;
 use super::record::{
@@ -228,6 +229,9 @@ pub struct EnvelopeKeyStore<S> {
     /// concurrent first seals for one owner create one key (across
     /// processes a duplicate is harmless: the newest one is used).
     data_key_creation: Mutex<()>,
+    /// Where each record's revisions are recorded (see
+    /// [`with_ledger`](Self::with_ledger)).
+    ledger: Option<Repository>,
 }
 
 impl EnvelopeKeyStore<MemoryKeyRecordStore> {
@@ -258,7 +262,31 @@ impl<S: KeyRecordStore> EnvelopeKeyStore<S> {
             clock,
             ids,
             data_key_creation: Mutex::new(()),
+            ledger: None,
         })
+    }
+
+    /// Records every change of every key record in a key ledger (the
+    /// [`KeyLedger`] aggregate, one stream per key in its owner's tenant)
+    /// through `repository`, and refuses a record that is not the revision
+    /// the ledger last recorded.
+    ///
+    /// Without a ledger, each record's MAC proves that this key store wrote
+    /// it, but not that it is the latest: someone able to write to the
+    /// record table can put an older genuine record back and undo a
+    /// revocation or a crypto-shredding. With one, the rollback is refused
+    /// ([`CryptoError::RecordRolledBack`]), unless the event log is rolled
+    /// back to match, which an event store whose events cannot be changed
+    /// or deleted by the application's role (PostgreSQL's row-level
+    /// security, the hash chain) prevents. Every process sharing the
+    /// records must use the ledger. A key created before the ledger was
+    /// configured is anchored at the revision it is first seen at.
+    ///
+    /// Each operation reads the key's ledger besides its record: give the
+    /// repository a state cache so that it reads only what is new.
+    pub fn with_ledger(mut self, repository: Repository) -> Self {
+        self.ledger = Some(repository);
+        self
     }
 
     /// A store protected by the master key in the `ENCRYPTION_KEY`
@@ -329,7 +357,9 @@ impl<S: KeyRecordStore> EnvelopeKeyStore<S> {
             .await
             .map_err(record_error)?
             .ok_or(KeyStoreError::NotFound(key_id))?;
-        self.verified(record, Some(key_id))
+        let record = self.verified(record, Some(key_id))?;
+        self.check_fresh(&record).await?;
+        Ok(record)
     }
 
     async fn owned(&self, owner: KeyOwner) -> Result<Vec<KeyRecord>, KeyStoreError> {
@@ -338,15 +368,83 @@ impl<S: KeyRecordStore> EnvelopeKeyStore<S> {
             .list_by_owner(owner)
             .await
             .map_err(record_error)?;
-        records
-            .into_iter()
-            .map(|record| {
-                if record.info.owner != owner {
-                    return Err(CryptoError::RecordIntegrity(record.info.key_id).into_backend());
-                }
-                self.verified(record, None)
-            })
-            .collect()
+        let mut verified = Vec::with_capacity(records.len());
+        for record in records {
+            if record.info.owner != owner {
+                return Err(CryptoError::RecordIntegrity(record.info.key_id).into_backend());
+            }
+            let record = self.verified(record, None)?;
+            self.check_fresh(&record).await?;
+            verified.push(record);
+        }
+        Ok(verified)
+    }
+
+    fn ledger_context(&self, info: &KeyInfo) -> CommandContext {
+        CommandContext::new(info.owner.tenant_id, self.now())
+    }
+
+    /// Records in the ledger that `info`'s record moves to `revision` by
+    /// `change`. `Ok(false)`: the ledger is at another revision (someone
+    /// else changed the key first: read it again).
+    async fn record_change(
+        &self,
+        info: &KeyInfo,
+        revision: u64,
+        change: KeyChange,
+    ) -> Result<bool, KeyStoreError> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(true);
+        };
+        let command = KeyLedgerCommand::Record {
+            key_id: info.key_id,
+            revision,
+            change,
+        };
+        match ledger
+            .execute::<KeyLedger>(info.key_id, &command, &self.ledger_context(info))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(CommandError::Rejected(_) | CommandError::Conflict { .. }) => Ok(false),
+            Err(other) => Err(KeyStoreError::Backend(Box::new(other))),
+        }
+    }
+
+    /// Refuses a record that is not the revision the ledger last recorded
+    /// (anchoring a key the ledger has never seen).
+    async fn check_fresh(&self, record: &KeyRecord) -> Result<(), KeyStoreError> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(());
+        };
+        let info = &record.info;
+        for _ in 0..2 {
+            let recorded = ledger
+                .load::<KeyLedger>(info.owner.tenant_id, info.key_id)
+                .await
+                .map_err(|e| KeyStoreError::Backend(Box::new(e)))?
+                .state
+                .revision;
+            if recorded == record.revision {
+                return Ok(());
+            }
+            if recorded != 0 {
+                break;
+            }
+            // Made before the ledger: trusted as found, from now on anchored.
+            if self
+                .record_change(info, record.revision, KeyChange::Anchored)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        tracing::error!(
+            key_id = %info.key_id,
+            revision = record.revision,
+            "key record refused: not the revision its ledger recorded (rolled back?)"
+        );
+        Err(CryptoError::RecordRolledBack(info.key_id).into_backend())
     }
 
     fn material(&self, record: &KeyRecord) -> Result<Material, KeyStoreError> {
@@ -390,15 +488,25 @@ impl<S: KeyRecordStore> EnvelopeKeyStore<S> {
 
     async fn insert_new(&self, spec: &KeySpec) -> Result<KeyRecord, KeyStoreError> {
         let record = self.new_record(spec, self.now())?;
+        let created = KeyChange::Created {
+            purpose: record.info.purpose,
+        };
+        if !self.record_change(&record.info, 1, created).await? {
+            return Err(record_error(KeyRecordStoreError::AlreadyExists(
+                record.info.key_id,
+            )));
+        }
         self.records.insert(&record).await.map_err(record_error)?;
         Ok(record)
     }
 
     /// Applies `change` to a record with compare-and-swap, retrying on
     /// conflicts. `change` returns `false` when there is nothing to write.
+    /// With a ledger, the new revision is recorded there first.
     async fn modify(
         &self,
         key_id: KeyId,
+        kind: KeyChange,
         mut change: impl FnMut(&mut KeyRecord, DateTime<Utc>) -> Result<bool, KeyStoreError> + Send,
     ) -> Result<KeyRecord, KeyStoreError> {
         for _ in 0..MAX_ATTEMPTS {
@@ -409,8 +517,16 @@ impl<S: KeyRecordStore> EnvelopeKeyStore<S> {
             }
             next.revision = current.revision + 1;
             let next = self.sealed_record(next)?;
+            if !self.record_change(&next.info, next.revision, kind).await? {
+                continue;
+            }
             match self.records.update(&next, current.revision).await {
                 Ok(()) => return Ok(next),
+                // The ledger took this revision, so no writer that uses it
+                // can have moved the record: it changed behind the store.
+                Err(KeyRecordStoreError::Conflict(_)) if self.ledger.is_some() => {
+                    return Err(CryptoError::RecordRolledBack(key_id).into_backend());
+                }
                 Err(KeyRecordStoreError::Conflict(_)) => {}
                 Err(other) => return Err(record_error(other)),
             }
@@ -419,7 +535,7 @@ impl<S: KeyRecordStore> EnvelopeKeyStore<S> {
     }
 
     async fn destroy(&self, key_id: KeyId) -> Result<(), KeyStoreError> {
-        self.modify(key_id, |record, now| {
+        self.modify(key_id, KeyChange::Destroyed, |record, now| {
             if matches!(record.info.status, KeyStatus::Destroyed { .. })
                 && record.material.is_none()
             {
@@ -463,7 +579,7 @@ impl<S: KeyRecordStore> EnvelopeKeyStore<S> {
                 let key_id = record.info.key_id;
                 self.verified(record, Some(key_id))?;
                 let current_id = self.current.master.id().to_owned();
-                self.modify(key_id, |record, now| {
+                self.modify(key_id, KeyChange::Rewrapped, |record, now| {
                     if record.master_key_id == current_id {
                         return Ok(false);
                     }
@@ -545,12 +661,32 @@ impl<S: KeyRecordStore> KeyStore for EnvelopeKeyStore<S> {
             };
             rotated.revision = current.revision + 1;
             let rotated = self.sealed_record(rotated)?;
+            let created = KeyChange::Created {
+                purpose: successor.info.purpose,
+            };
+            if !self.record_change(&successor.info, 1, created).await? {
+                return Err(record_error(KeyRecordStoreError::AlreadyExists(
+                    successor.info.key_id,
+                )));
+            }
+            let change = KeyChange::Rotated {
+                successor: successor.info.key_id,
+            };
+            if !self
+                .record_change(&rotated.info, rotated.revision, change)
+                .await?
+            {
+                continue;
+            }
             match self
                 .records
                 .insert_successor(&rotated, current.revision, &successor)
                 .await
             {
                 Ok(()) => return Ok(successor.info),
+                Err(KeyRecordStoreError::Conflict(_)) if self.ledger.is_some() => {
+                    return Err(CryptoError::RecordRolledBack(key_id).into_backend());
+                }
                 Err(KeyRecordStoreError::Conflict(_)) => {}
                 Err(other) => return Err(record_error(other)),
             }
@@ -560,15 +696,17 @@ impl<S: KeyRecordStore> KeyStore for EnvelopeKeyStore<S> {
 
     async fn revoke_key(&self, key_id: KeyId) -> Result<KeyInfo, KeyStoreError> {
         let record = self
-            .modify(key_id, |record, now| {
-                match policy::revoked(&record.info, now)? {
+            .modify(
+                key_id,
+                KeyChange::Revoked,
+                |record, now| match policy::revoked(&record.info, now)? {
                     Some(status) => {
                         record.info.status = status;
                         Ok(true)
                     }
                     None => Ok(false),
-                }
-            })
+                },
+            )
             .await?;
         Ok(record.info)
     }

@@ -46,6 +46,10 @@ async fn keys_of_another_tenant_are_not_found() {
         ..KeySpec::new(mine, KeyPurpose::UserIdentity)
     };
     let key = service.create_key(spec).await.unwrap();
+    let signer = service
+        .create_key(KeySpec::new(mine, KeyPurpose::ApplicationSigning))
+        .await
+        .unwrap();
     let lookup = service
         .create_key(KeySpec::new(mine, KeyPurpose::LookupHashing))
         .await
@@ -55,11 +59,11 @@ async fn keys_of_another_tenant_are_not_found() {
 
     assert!(not_found(service.key(other, key.key_id).await.map(|_| ())));
     assert!(not_found(
-        service.sign(other, key.key_id, b"m").await.map(|_| ())
+        service.sign(other, signer.key_id, b"m").await.map(|_| ())
     ));
     assert!(not_found(
         service
-            .verify(other, key.key_id, b"m", &[0; 64])
+            .verify(other, signer.key_id, b"m", &[0; 64])
             .await
             .map(|_| ())
     ));
@@ -85,10 +89,10 @@ async fn keys_of_another_tenant_are_not_found() {
     ));
 
     // Nothing happened to the key.
-    let signature = service.sign(tenant(1), key.key_id, b"m").await.unwrap();
+    let signature = service.sign(tenant(1), signer.key_id, b"m").await.unwrap();
     assert!(
         service
-            .verify(tenant(1), key.key_id, b"m", &signature)
+            .verify(tenant(1), signer.key_id, b"m", &signature)
             .await
             .unwrap()
     );
@@ -207,8 +211,11 @@ async fn jwks_lists_the_keys_verifiers_may_trust() {
         vec![old.key_id.to_string(), current.key_id.to_string()]
     );
 
+    // The token issuer signs through the key store; the facade's `sign`
+    // refuses token-signing keys.
     let signature = service
-        .sign(tenant(1), current.key_id, b"header.payload")
+        .key_store()
+        .sign(current.key_id, b"header.payload")
         .await
         .unwrap();
     let jwk = jwks.find(&current.key_id.to_string()).unwrap();
@@ -339,4 +346,65 @@ fn application_encryption_needs_a_key_ring() {
         service.decrypt(&rotated, None).unwrap().expose_secret(),
         b"card"
     );
+}
+
+#[tokio::test]
+async fn the_facade_signs_only_with_application_keys() {
+    // An application that exposes `EncryptionService::sign` must not become
+    // a token mint: the tenant's token-signing key (and every key whose
+    // signatures mean something elsewhere) is refused.
+    let service = service();
+    let owner = KeyOwner::new(tenant(1), Uuid::from_u128(10));
+    let header = r#"{"alg":"EdDSA","typ":"at+jwt"}"#;
+    let claims = r#"{"sub":"admin","roles":["super_admin"]}"#;
+    let forged = format!(
+        "{}.{}",
+        base64_url(header.as_bytes()),
+        base64_url(claims.as_bytes())
+    );
+    for purpose in [
+        KeyPurpose::TokenSigning,
+        KeyPurpose::OperatorSigning,
+        KeyPurpose::AccountSigning,
+        KeyPurpose::UserIdentity,
+        KeyPurpose::LookupHashing,
+        KeyPurpose::DataEncryption,
+    ] {
+        let key = service
+            .create_key(KeySpec::new(owner, purpose))
+            .await
+            .unwrap();
+        let refused = service.sign(tenant(1), key.key_id, forged.as_bytes()).await;
+        assert!(
+            matches!(refused, Err(KeyStoreError::WrongPurpose(id)) if id == key.key_id),
+            "{purpose:?} signed for the application: {refused:?}"
+        );
+        let refused = service
+            .verify(tenant(1), key.key_id, forged.as_bytes(), &[0; 64])
+            .await;
+        assert!(
+            matches!(refused, Err(KeyStoreError::WrongPurpose(_))),
+            "{purpose:?} verified for the application: {refused:?}"
+        );
+    }
+    let application = service
+        .create_key(KeySpec::new(owner, KeyPurpose::ApplicationSigning))
+        .await
+        .unwrap();
+    let signature = service
+        .sign(tenant(1), application.key_id, b"invoice 42")
+        .await
+        .unwrap();
+    assert_eq!(signature.len(), 64);
+    assert!(
+        service
+            .verify(tenant(1), application.key_id, b"invoice 42", &signature)
+            .await
+            .unwrap()
+    );
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

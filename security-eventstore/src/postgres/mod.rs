@@ -2,8 +2,8 @@
 //! projection checkpoints.
 
 mod attempts;
-mod challenges;
 mod chain;
+mod challenges;
 mod checkpoints;
 mod config;
 mod errors;
