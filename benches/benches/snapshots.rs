@@ -7,15 +7,16 @@
 //! events loads in at most 1.5× the time of a user with 10.
 //!
 //! The users are written as the service writes them (`UserCreated`, then
-//! `UserAuthenticated` per login) with the default snapshot policy, so the
-//! long user's snapshot lies somewhere in its last 32 events: the bench
-//! loads it with a typical tail (16 events after the snapshot) and the
-//! worst one (31). The same 10 000-event user without any snapshot is the
-//! reference for what snapshots save.
+//! `UserAuthenticated` per login) with the default snapshot policy (every
+//! 12 events), so the long user's snapshot lies somewhere in its last 12
+//! events: the bench loads it with a typical tail (6 events after the
+//! snapshot) and the worst one (11). The 10-event user has no snapshot
+//! (below 12 events). The same 10 000-event user without any snapshot is
+//! the reference for what snapshots save.
 //!
-//! Memory store always; PostgreSQL with `--features postgres` (the loopback
-//! server, or `DATABASE_URL`):
-//! `cargo bench -p security-benches --bench snapshots [--features postgres]`.
+//! Memory store always; PostgreSQL with `--features postgres-store` (the
+//! loopback server, or `DATABASE_URL`):
+//! `cargo bench -p security-benches --bench snapshots [--features postgres-store]`.
 
 #![allow(
     clippy::unwrap_used,
@@ -110,13 +111,12 @@ async fn user(
 }
 
 fn loads(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime, store: &Arc<dyn EventStore>) {
-    let every = 32;
-    let policy = SnapshotPolicy::every(every);
+    let policy = SnapshotPolicy::DEFAULT;
     let (short, typical, worst, unsnapshotted) = rt.block_on(async {
         (
             user(store, 10, 0, policy).await,
-            user(store, 10_000, 16, policy).await,
-            user(store, 10_000, 31, policy).await,
+            user(store, 10_000, 6, policy).await,
+            user(store, 10_000, 11, policy).await,
             user(store, 10_000, 0, SnapshotPolicy::NEVER).await,
         )
     });
@@ -138,10 +138,10 @@ fn loads(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime, store: &Ar
     };
     let mut group = c.benchmark_group(name);
     group.bench_function("user_10_events", |b| b.iter(load(short, 10)));
-    group.bench_function("user_10000_events_snapshot_plus_16", |b| {
+    group.bench_function("user_10000_events_snapshot_plus_6", |b| {
         b.iter(load(typical, 10_000));
     });
-    group.bench_function("user_10000_events_snapshot_plus_31", |b| {
+    group.bench_function("user_10000_events_snapshot_plus_11", |b| {
         b.iter(load(worst, 10_000));
     });
     group.sample_size(20);
@@ -159,7 +159,7 @@ fn memory(c: &mut Criterion) {
     loads(c, "load_user_memory", &rt, &store);
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "postgres-store")]
 fn postgres(c: &mut Criterion) {
     use std::str::FromStr;
 
@@ -213,13 +213,13 @@ fn postgres(c: &mut Criterion) {
     });
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "postgres-store")]
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
     targets = memory, postgres
 }
-#[cfg(not(feature = "postgres"))]
+#[cfg(not(feature = "postgres-store"))]
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));

@@ -19,6 +19,7 @@ use crate::error::{DomainError, validate_name};
 use crate::ids::{AccountId, PolicyId, UserId};
 use crate::impl_domain_event;
 use crate::keys::PublicKey;
+use crate::limits::{self, LimitExceeded};
 use crate::role::RoleName;
 use crate::sealed::SealedSecret;
 use crate::snapshot::SnapshotCodec;
@@ -127,6 +128,17 @@ impl ClientInfo {
             cut
         });
         Self { ip, user_agent }
+    }
+}
+
+impl ClientInfo {
+    /// Checks what [`ClientInfo::new`] ensures, for a value built by hand:
+    /// a user agent of at most [`MAX_USER_AGENT_LEN`] bytes.
+    fn check(&self) -> Result<(), LimitExceeded> {
+        match &self.user_agent {
+            Some(agent) => limits::check_bytes("user_agent", agent, MAX_USER_AGENT_LEN),
+            None => Ok(()),
+        }
     }
 }
 
@@ -772,6 +784,7 @@ impl User {
                 new_credentials,
                 must_change,
             } => {
+                limits::check_secret("new_credentials", new_credentials)?;
                 if self.status == UserStatus::Expired {
                     return Err(DomainError::UserExpired);
                 }
@@ -857,6 +870,7 @@ impl User {
                 ]
             }
             UserCommand::StartMfaEnrollment { secret } => {
+                limits::check_secret("secret", secret)?;
                 if self.mfa.enabled {
                     return Err(DomainError::InvalidState(
                         "MFA is already enabled; disable it to enrol again",
@@ -891,6 +905,7 @@ impl User {
                 }]
             }
             UserCommand::RegenerateBackupCodes { codes, count } => {
+                limits::check_secret("codes", codes)?;
                 if *count == 0 {
                     return Err(DomainError::invalid("count", "must be at least 1"));
                 }
@@ -902,6 +917,7 @@ impl User {
                 }]
             }
             UserCommand::RecordMfaSuccess { proof, client } => {
+                client.check()?;
                 self.check_can_authenticate(now)?;
                 if !self.mfa.enabled {
                     return Err(DomainError::InvalidState("MFA is not enabled"));
@@ -940,6 +956,7 @@ impl User {
                 events
             }
             UserCommand::RecordMfaFailure { client, lockout } => {
+                client.check()?;
                 let failures = self.consecutive_failures.saturating_add(1);
                 let mut events = vec![UserEvent::MfaFailed {
                     user_id,
@@ -951,6 +968,7 @@ impl User {
                 events
             }
             UserCommand::RecordAuthentication { method, client } => {
+                client.check()?;
                 self.check_can_authenticate(now)?;
                 vec![UserEvent::UserAuthenticated {
                     user_id,
@@ -964,6 +982,7 @@ impl User {
                 client,
                 lockout,
             } => {
+                client.check()?;
                 let failures = self.consecutive_failures.saturating_add(1);
                 let mut events = vec![UserEvent::AuthenticationFailed {
                     user_id,
@@ -992,6 +1011,7 @@ impl User {
                 vec![Self::revoke(user_id, reason, ctx)]
             }
             UserCommand::RehashPassword { new_hash } => {
+                limits::check_secret("new_hash", new_hash)?;
                 if self.status == UserStatus::Expired {
                     return Err(DomainError::UserExpired);
                 }
@@ -1037,6 +1057,8 @@ impl Aggregate for User {
             return Err(DomainError::NotFound { kind: "user" });
         };
         validate_username(username)?;
+        limits::check_metadata("metadata", metadata)?;
+        limits::check_secret("credentials", credentials)?;
         if ctx.tenant_id != account_id.tenant() {
             return Err(DomainError::WrongAccount);
         }
