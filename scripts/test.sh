@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite: starts any missing service on loopback, then checks
 # formatting, lints, docs, and runs every test of every crate with every
-# feature, and the quickstart.
+# feature, each fuzz target briefly, and the quickstart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
@@ -28,6 +28,9 @@ cargo test --workspace --all-features --no-fail-fast
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "fuzz targets (smoke: a few seconds each)"
+scripts/fuzz.sh 5
 
 step "examples"
 cargo run --quiet --all-features --example quickstart >/dev/null

@@ -18,16 +18,24 @@
 //! loopback server, or `DATABASE_URL`):
 //! `cargo bench -p security-benches --bench snapshots [--features postgres-store]`.
 
+//!
+//! Because the machine is shared and its load moves during a run, the
+//! ratio itself is also measured (only under `cargo bench`) as a *paired*
+//! ratio: the long and the short load run in alternating chunks, the order
+//! swapped every round, and the median of the per-round ratios is printed.
+
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
     missing_docs,
     reason = "benchmark code"
 )]
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -149,6 +157,54 @@ fn loads(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime, store: &Ar
         b.iter(load(unsnapshotted, 10_000));
     });
     group.finish();
+    if std::env::args().any(|arg| arg == "--bench") {
+        for (long, tail) in [(typical, 6), (worst, 11)] {
+            paired_ratio(
+                &format!("{name}: 10 000 events (snapshot + {tail}) / 10 events"),
+                load(long, 10_000),
+                load(short, 10),
+            );
+        }
+    }
+}
+
+/// The median over 41 rounds of (time of 100 `long` loads) / (time of 100
+/// `short` loads), the two run back to back in alternating order.
+fn paired_ratio<T>(name: &str, mut long: impl FnMut() -> T, mut short: impl FnMut() -> T) {
+    const ROUNDS: usize = 41;
+    const CHUNK: u32 = 100;
+    let time = |f: &mut dyn FnMut() -> T| {
+        let start = Instant::now();
+        for _ in 0..CHUNK {
+            black_box(f());
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(CHUNK)
+    };
+    time(&mut long);
+    time(&mut short);
+    let (mut ratios, mut longs, mut shorts) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (l, s) = if round % 2 == 0 {
+            let l = time(&mut long);
+            (l, time(&mut short))
+        } else {
+            let s = time(&mut short);
+            (time(&mut long), s)
+        };
+        ratios.push(l / s);
+        longs.push(l);
+        shorts.push(s);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "paired ratio {name} = {:.3} (long {:.1} µs, short {:.1} µs; medians of {ROUNDS} rounds of {CHUNK})",
+        median(&mut ratios),
+        median(&mut longs) / 1_000.0,
+        median(&mut shorts) / 1_000.0,
+    );
 }
 
 fn memory(c: &mut Criterion) {

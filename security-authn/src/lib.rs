@@ -92,6 +92,8 @@ mod backup;
 mod challenge;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 mod jwt;
 mod lockout;

@@ -458,6 +458,7 @@ impl<P: Projection> ProjectionRunner<P> {
     {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut failures = 0_u32;
+        let mut last_failed_at = None;
         loop {
             match self.follow(shutdown.as_mut()).await {
                 Ok(Followed::ShutDown) => break,
@@ -469,6 +470,11 @@ impl<P: Projection> ProjectionRunner<P> {
                     );
                 }
                 Err(error) => {
+                    // Progress since the last failure starts the backoff over.
+                    if last_failed_at != Some(self.position()) {
+                        failures = 0;
+                    }
+                    last_failed_at = Some(self.position());
                     failures = failures.saturating_add(1);
                     tracing::warn!(
                         projection = self.projection.name(),
