@@ -2,7 +2,7 @@
 # The whole suite: starts any missing service on loopback, then checks
 # formatting, lints, docs, and runs every test of every crate with every
 # feature (the end-to-end HTTP test of the axum_service example among them,
-# package security-e2e), and the quickstart.
+# package security-e2e), each fuzz target briefly, and the quickstart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
@@ -30,6 +30,9 @@ cargo test --workspace --all-features --no-fail-fast
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "fuzz targets (smoke: a few seconds each)"
+scripts/fuzz.sh 5
 
 step "examples"
 cargo run --quiet --all-features --example quickstart >/dev/null

@@ -115,6 +115,8 @@ mod backup;
 mod challenge;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod identity;
 mod jwks;

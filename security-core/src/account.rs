@@ -16,6 +16,7 @@ use crate::error::{DomainError, validate_name};
 use crate::ids::{AccountId, KeyId, OperatorId, UserId};
 use crate::impl_domain_event;
 use crate::keys::PublicKey;
+use crate::limits;
 use crate::permissions::{AccountLimits, Permissions, ResourceLimits};
 use crate::snapshot::SnapshotCodec;
 use crate::username::{fold_username, validate_username};
@@ -343,6 +344,10 @@ impl Aggregate for Account {
                 return Err(DomainError::AlreadyExists { kind: "account" });
             }
             validate_name("name", name)?;
+            limits::check_metadata("metadata", &claims.metadata)?;
+            limits::check_permissions("default_permissions", &claims.default_permissions)?;
+            limits::check_permissions("limits", &claims.limits)?;
+            limits::check_secret("public_key", &claims.public_key)?;
             if claims.expires_at.is_some_and(|e| e <= ctx.now) {
                 return Err(DomainError::invalid("expires_at", "must be in the future"));
             }
@@ -360,6 +365,7 @@ impl Aggregate for Account {
                 Err(DomainError::AlreadyExists { kind: "account" })
             }
             AccountCommand::UpdateAccountLimits { new_limits } => {
+                limits::check_permissions("new_limits", new_limits)?;
                 if *new_limits == self.limits {
                     return Ok(Vec::new());
                 }
@@ -402,6 +408,7 @@ impl Aggregate for Account {
                 }]),
             },
             AccountCommand::UpdateDefaultPermissions { permissions } => {
+                limits::check_permissions("permissions", permissions)?;
                 if *permissions == self.default_permissions {
                     return Ok(Vec::new());
                 }
@@ -438,6 +445,8 @@ impl Aggregate for Account {
                 public_key,
                 scope,
             } => {
+                limits::check_secret("public_key", public_key)?;
+                limits::check_permissions("scope", scope)?;
                 match self.signing_keys.iter().find(|k| k.key_id == *key_id) {
                     Some(k) if k.revoked_at.is_some() => {
                         return Err(DomainError::KeyRevoked(*key_id));

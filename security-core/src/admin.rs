@@ -613,6 +613,20 @@ impl AdminService {
         new_user: NewUser,
     ) -> AdminResult<UserId> {
         let tenant = account_id.tenant();
+        let username = new_user.username;
+        let command = UserCommand::CreateUser {
+            user_id,
+            account_id,
+            username: username.clone(),
+            credentials: new_user.credential,
+            metadata: new_user.metadata,
+            must_change_password: new_user.must_change_password,
+        };
+        let user_ctx = self.context(tenant, request, "user");
+        // The user's own rules (sizes and shapes included) are checked
+        // before the id is claimed and the roster takes the name: a user the
+        // last step would refuse claims nothing.
+        User::default().handle(&command, &user_ctx)?;
         let claim = UserIdClaimCommand::Claim {
             user_id,
             account_id,
@@ -623,26 +637,14 @@ impl AdminService {
         let mut claim_ctx = self.context(TenantId::SYSTEM, request, "");
         claim_ctx.idempotency_key = None;
         self.run::<UserIdClaim>(user_id, &claim, &claim_ctx).await?;
-        let roster = AccountCommand::AddUser {
-            user_id,
-            username: new_user.username.clone(),
-        };
+        let roster = AccountCommand::AddUser { user_id, username };
         self.run::<Account>(
             account_id,
             &roster,
             &self.context(tenant, request, "roster"),
         )
         .await?;
-        let command = UserCommand::CreateUser {
-            user_id,
-            account_id,
-            username: new_user.username,
-            credentials: new_user.credential,
-            metadata: new_user.metadata,
-            must_change_password: new_user.must_change_password,
-        };
-        self.run::<User>(user_id, &command, &self.context(tenant, request, "user"))
-            .await?;
+        self.run::<User>(user_id, &command, &user_ctx).await?;
         Ok(user_id)
     }
 

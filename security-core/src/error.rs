@@ -1,6 +1,7 @@
 //! Errors of the domain: commands refused by an aggregate's rules.
 
 use crate::ids::{KeyId, PolicyId};
+use crate::limits::{LimitExceeded, MAX_NAME_CHARS, check_chars};
 use crate::subject::SubjectError;
 
 /// A command was refused by the rules of the domain. The caller's input or
@@ -30,6 +31,11 @@ pub enum DomainError {
         /// The rule broken.
         reason: &'static str,
     },
+    /// A field is larger or deeper than what the store keeps (see
+    /// [`limits`](crate::limits)); the message names the field and the
+    /// limit. Shrink the input; nothing was stored.
+    #[error(transparent)]
+    LimitExceeded(#[from] LimitExceeded),
     /// A subject pattern broke the NATS grammar.
     #[error("invalid subject pattern: {0}")]
     Subject(#[from] SubjectError),
@@ -112,18 +118,13 @@ impl DomainError {
     }
 }
 
-/// Checks a human-readable name: 1 to 256 characters, no control
-/// characters, no surrounding whitespace.
+/// Checks a human-readable name: 1 to [`MAX_NAME_CHARS`] characters, no
+/// control characters, no surrounding whitespace.
 pub(crate) fn validate_name(field: &'static str, name: &str) -> Result<(), DomainError> {
     if name.trim().is_empty() {
         return Err(DomainError::invalid(field, "must not be empty"));
     }
-    if name.chars().count() > 256 {
-        return Err(DomainError::invalid(
-            field,
-            "must be at most 256 characters",
-        ));
-    }
+    check_chars(field, name, MAX_NAME_CHARS)?;
     if name.chars().any(char::is_control) {
         return Err(DomainError::invalid(
             field,

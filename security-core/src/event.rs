@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::ids::{EventId, TenantId};
-use crate::sealed;
+use crate::{limits, sealed};
 
 /// Identifies one stream: `(tenant_id, aggregate_type, aggregate_id)`.
 ///
@@ -214,9 +214,83 @@ pub struct StoredEvent {
     pub payload: Arc<Value>,
     /// Actor, correlation, causation, idempotency key, trace id.
     pub metadata: Arc<EventMetadata>,
+    /// Why the stored row could not be read, if it could not: its payload
+    /// or metadata is not JSON of the right shape, or is larger or deeper
+    /// than the [`limits`](crate::limits) (rows no append of this library
+    /// writes, e.g. inserted by hand). The payload is then `null` and the
+    /// metadata empty; [`decode`](Self::decode) fails with
+    /// [`EventDecodeError::Unreadable`], so a projection records the event
+    /// and goes on instead of failing on it forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<Arc<str>>,
+}
+
+/// A stored row as a store keeps it: the envelope's columns, and the
+/// payload and metadata as JSON text. [`StoredEvent::from_raw`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct RawEvent<'a> {
+    /// Unique id.
+    pub event_id: EventId,
+    /// Position in its stream.
+    pub version: u64,
+    /// Store-wide position.
+    pub global_position: u64,
+    /// Stable type name.
+    pub event_type: &'a str,
+    /// Version of the payload's schema.
+    pub schema_version: u32,
+    /// When the event happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The payload, as stored JSON text.
+    pub payload: &'a str,
+    /// The metadata, as stored JSON text.
+    pub metadata: &'a str,
 }
 
 impl StoredEvent {
+    /// Reads a stored row under the [`limits`](crate::limits) every append
+    /// obeys. Never fails: a row whose payload or metadata cannot be read
+    /// becomes an event marked [`unreadable`](Self::unreadable), so one bad
+    /// row never stops a reader of the stream.
+    pub fn from_raw(raw: RawEvent<'_>, stream_id: StreamId) -> Self {
+        let read = || -> Result<(Value, EventMetadata), &'static str> {
+            let payload =
+                limits::parse_stored_json("payload", raw.payload, limits::MAX_PAYLOAD_BYTES)
+                    .map_err(|e| match e {
+                        limits::StoredJsonError::Limit(_) => {
+                            "the payload is larger or deeper than the limits"
+                        }
+                        _ => "the payload is not valid JSON",
+                    })?;
+            let metadata =
+                limits::parse_stored_json("metadata", raw.metadata, limits::MAX_PAYLOAD_BYTES)
+                    .ok()
+                    .and_then(|value| EventMetadata::deserialize(value).ok())
+                    .ok_or("the metadata is not valid event metadata")?;
+            Ok((payload, metadata))
+        };
+        let (payload, metadata, unreadable) = match read() {
+            Ok((payload, metadata)) => (payload, metadata, None),
+            Err(reason) => (
+                Value::Null,
+                EventMetadata::default(),
+                Some(Arc::from(reason)),
+            ),
+        };
+        Self {
+            event_id: raw.event_id,
+            stream_id,
+            version: raw.version,
+            global_position: raw.global_position,
+            event_type: Arc::from(raw.event_type),
+            schema_version: raw.schema_version,
+            occurred_at: raw.occurred_at,
+            payload: Arc::new(payload),
+            metadata: Arc::new(metadata),
+            unreadable,
+        }
+    }
+
     /// The tenant the event belongs to.
     pub fn tenant_id(&self) -> TenantId {
         self.stream_id.tenant_id
@@ -239,6 +313,7 @@ impl StoredEvent {
             occurred_at: event.occurred_at,
             payload: event.payload,
             metadata: event.metadata,
+            unreadable: None,
         }
     }
 
@@ -260,6 +335,12 @@ impl StoredEvent {
 
     /// Decodes the payload into a typed domain event.
     pub fn decode<E: DomainEvent>(&self) -> Result<E, EventDecodeError> {
+        if let Some(reason) = &self.unreadable {
+            return Err(EventDecodeError::Unreadable {
+                event_type: self.event_type.to_string(),
+                reason: Arc::clone(reason),
+            });
+        }
         E::decode(&self.event_type, self.schema_version, &self.payload)
     }
 }
@@ -313,6 +394,27 @@ pub enum EventDecodeError {
         /// The newest version this build reads.
         supported: u32,
     },
+    /// The stored row could not be read at all (see
+    /// [`StoredEvent::unreadable`]): no build can decode it. Record it
+    /// (a projection's dead letters) and go on.
+    #[error("event of type {event_type} is unreadable: {reason}")]
+    Unreadable {
+        /// The type found.
+        event_type: String,
+        /// Why.
+        reason: Arc<str>,
+    },
+    /// An upcaster could not bring an older payload up to date: the
+    /// stored event is not what that version of the type was.
+    #[error("event type {event_type} version {from_version} could not be upcast: {reason}")]
+    Upcast {
+        /// The type found.
+        event_type: String,
+        /// The version the upcaster read.
+        from_version: u32,
+        /// The upcaster's complaint.
+        reason: String,
+    },
     /// The payload does not match the event type's schema.
     #[error("event type {event_type} has a malformed payload")]
     Malformed {
@@ -329,11 +431,90 @@ pub enum EventDecodeError {
 #[error("event could not be encoded")]
 pub struct EventEncodeError(#[source] pub serde_json::Error);
 
+/// Brings a stored payload of one event type from one schema version to
+/// the next, so that events written by older builds are read by this one.
+///
+/// Upcasters are registered per event type and version
+/// ([`impl_domain_event!`](crate::impl_domain_event)'s `upcasters`, or
+/// [`DomainEvent::decode`] written by hand with [`upcast`]) and applied on
+/// every read, in a chain: a version-1 payload goes through the 1→2
+/// upcaster, then the 2→3 one, up to the version the code writes. A
+/// version with no upcaster is read as it is (a change that serde
+/// defaults cover needs none).
+#[derive(Clone, Copy)]
+pub struct Upcaster {
+    /// The event type read (its name at `from_version`).
+    pub event_type: &'static str,
+    /// The schema version read; the result is `from_version + 1`.
+    pub from_version: u32,
+    /// The type's new name, when the next version renamed it.
+    pub renamed_to: Option<&'static str>,
+    /// The conversion; an error says why the payload is not what that
+    /// version was.
+    pub upcast: fn(Value) -> Result<Value, String>,
+}
+
+impl fmt::Debug for Upcaster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upcaster")
+            .field("event_type", &self.event_type)
+            .field("from_version", &self.from_version)
+            .field("renamed_to", &self.renamed_to)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most upcasters one read goes through (a guard against a chain
+/// that loops).
+const MAX_UPCASTS: usize = 64;
+
+/// Runs a stored `(event_type, schema_version, payload)` through the
+/// upcasters that apply, in order, and returns the type, version and
+/// payload the current code reads (borrowed when nothing applied).
+pub fn upcast<'a>(
+    upcasters: &[Upcaster],
+    event_type: &'a str,
+    schema_version: u32,
+    payload: &'a Value,
+) -> Result<(std::borrow::Cow<'a, str>, u32, std::borrow::Cow<'a, Value>), EventDecodeError> {
+    use std::borrow::Cow;
+    let mut current: (Cow<'a, str>, u32, Cow<'a, Value>) = (
+        Cow::Borrowed(event_type),
+        schema_version,
+        Cow::Borrowed(payload),
+    );
+    for _ in 0..MAX_UPCASTS {
+        let Some(step) = upcasters
+            .iter()
+            .find(|u| u.event_type == current.0 && u.from_version == current.1)
+        else {
+            return Ok(current);
+        };
+        let payload =
+            (step.upcast)(current.2.into_owned()).map_err(|reason| EventDecodeError::Upcast {
+                event_type: step.event_type.to_owned(),
+                from_version: step.from_version,
+                reason,
+            })?;
+        current = (
+            Cow::Borrowed(step.renamed_to.unwrap_or(step.event_type)),
+            step.from_version + 1,
+            Cow::Owned(payload),
+        );
+    }
+    Err(EventDecodeError::Upcast {
+        event_type: event_type.to_owned(),
+        from_version: schema_version,
+        reason: "the upcasters form a loop".to_owned(),
+    })
+}
+
 /// A typed domain event: an enum whose variants are the event types.
 ///
 /// The payload stored is the variant's body; the variant's name is the
 /// `event_type`. Implement it with [`impl_domain_event!`](crate::impl_domain_event)
-/// for a serde enum, or by hand to upcast old schema versions.
+/// for a serde enum (with its [`Upcaster`]s for older schema versions), or
+/// by hand.
 pub trait DomainEvent: fmt::Debug + Clone + Send + Sync + Sized + 'static {
     /// The stable type name of this event.
     fn event_type(&self) -> &'static str;
@@ -355,10 +536,15 @@ pub trait DomainEvent: fmt::Debug + Clone + Send + Sync + Sized + 'static {
 }
 
 /// Implements [`DomainEvent`] for an externally tagged serde enum whose
-/// variant names are the event types, all at one schema version.
+/// variant names are the event types, all at one schema version, with an
+/// optional list of [`Upcaster`]s (`upcasters = [...]`) applied on every
+/// read of an older version.
 #[macro_export]
 macro_rules! impl_domain_event {
     ($ty:ty, version = $version:expr, types = [$($variant:ident),+ $(,)?]) => {
+        $crate::impl_domain_event!($ty, version = $version, types = [$($variant),+], upcasters = []);
+    };
+    ($ty:ty, version = $version:expr, types = [$($variant:ident),+ $(,)?], upcasters = $upcasters:expr) => {
         impl $crate::DomainEvent for $ty {
             fn event_type(&self) -> &'static str {
                 match self {
@@ -380,7 +566,10 @@ macro_rules! impl_domain_event {
                 payload: &::serde_json::Value,
             ) -> ::std::result::Result<Self, $crate::EventDecodeError> {
                 const KNOWN: &[&str] = &[$(stringify!($variant)),+];
-                $crate::decode_variant(KNOWN, event_type, schema_version, $version, payload)
+                const UPCASTERS: &[$crate::Upcaster] = &$upcasters;
+                let (event_type, schema_version, payload) =
+                    $crate::upcast(UPCASTERS, event_type, schema_version, payload)?;
+                $crate::decode_variant(KNOWN, &event_type, schema_version, $version, &payload)
             }
         }
     };

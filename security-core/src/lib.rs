@@ -58,6 +58,7 @@ mod error;
 mod event;
 mod ids;
 mod keys;
+pub mod limits;
 mod operator;
 mod permissions;
 mod policy;
@@ -97,8 +98,8 @@ pub use claims::{AccessClaims, Audience, TokenError, TokenValidator};
 pub use error::DomainError;
 pub use event::{
     Actor, DomainEvent, EventDecodeError, EventEncodeError, EventMetadata, IdempotencyKey,
-    InvalidIdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN, NewEvent, PublishedEvent, StoredEvent,
-    StreamId, decode_variant, encode_variant,
+    InvalidIdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN, NewEvent, PublishedEvent, RawEvent,
+    StoredEvent, StreamId, Upcaster, decode_variant, encode_variant, upcast,
 };
 pub use ids::{
     AccountId, EventId, KeyId, OperatorId, ParseIdError, PolicyId, RoleId, SessionId, TenantId,
@@ -119,14 +120,15 @@ pub use ports::{
     SequentialIds,
 };
 pub use projection::{
-    CheckpointStore, DEFAULT_BATCH_SIZE, InMemoryCheckpoints, Projection, ProjectionError,
-    ProjectionRunner,
+    CheckpointStore, DEFAULT_BATCH_SIZE, DeadLetter, HealthHandle, InMemoryCheckpoints,
+    MAX_DEAD_LETTER_REASON, Projection, ProjectionError, ProjectionHealth, ProjectionRunner,
+    ProjectionStatus,
 };
 pub use rate_limit::{InvalidRateLimit, RateDecision, RateLimit, RateLimitError, RateLimiter};
 pub use repository::{
     CommandError, CommandOutcome, DEFAULT_MAX_RETRIES, Loaded, Repository, new_events, replay,
 };
-pub use retry::{DEFAULT_ATTEMPTS, RetryPolicy, Timer};
+pub use retry::{Backoff, DEFAULT_ATTEMPTS, RetryPolicy, Timer};
 pub use role::{
     BUILTIN_ROLES, InvalidPermission, InvalidRoleName, Permission, Role, RoleCommand, RoleEvent,
     RoleName,

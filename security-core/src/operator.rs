@@ -10,6 +10,7 @@ use crate::error::{DomainError, validate_name};
 use crate::ids::{AccountId, KeyId, OperatorId};
 use crate::impl_domain_event;
 use crate::keys::PublicKey;
+use crate::limits;
 
 /// A signing key as the operator knows it: the public half and its life
 /// cycle. The private half lives in the [`KeyStore`](crate::KeyStore).
@@ -185,6 +186,7 @@ impl Operator {
     }
 
     fn check_new_key(&self, key: &NewSigningKey) -> Result<(), DomainError> {
+        limits::check_secret("public_key", &key.public_key)?;
         match self.signing_key(key.key_id) {
             Some(existing) if existing.revoked_at.is_some() => {
                 Err(DomainError::KeyRevoked(key.key_id))
@@ -216,6 +218,7 @@ impl Aggregate for Operator {
                     return Err(DomainError::AlreadyExists { kind: "operator" });
                 }
                 validate_name("name", name)?;
+                limits::check_secret("public_key", &initial_key.public_key)?;
                 Ok(vec![OperatorEvent::OperatorCreated {
                     operator_id: *operator_id,
                     name: name.clone(),

@@ -8,6 +8,7 @@ use crate::aggregate::{Aggregate, CommandContext};
 use crate::error::{DomainError, validate_name};
 use crate::ids::PolicyId;
 use crate::impl_domain_event;
+use crate::limits;
 use crate::permissions::{Permissions, ResourceLimits};
 
 /// Commands of a policy.
@@ -146,12 +147,9 @@ impl Aggregate for Policy {
                     return Err(DomainError::AlreadyExists { kind: "policy" });
                 }
                 validate_name("name", name)?;
-                if description.len() > 4096 {
-                    return Err(DomainError::invalid(
-                        "description",
-                        "must be at most 4096 bytes",
-                    ));
-                }
+                limits::check_description("description", description)?;
+                limits::check_permissions("permissions", permissions)?;
+                limits::check_permissions("limits", limits)?;
                 Ok(vec![PolicyEvent::PolicyCreated {
                     policy_id: *policy_id,
                     name: name.clone(),
@@ -163,6 +161,7 @@ impl Aggregate for Policy {
             }
             PolicyCommand::UpdatePermissions { new_permissions } => {
                 let policy_id = self.id.ok_or(DomainError::NotFound { kind: "policy" })?;
+                limits::check_permissions("new_permissions", new_permissions)?;
                 if *new_permissions == self.permissions {
                     return Ok(Vec::new());
                 }
@@ -176,6 +175,7 @@ impl Aggregate for Policy {
             }
             PolicyCommand::UpdateLimits { new_limits } => {
                 let policy_id = self.id.ok_or(DomainError::NotFound { kind: "policy" })?;
+                limits::check_permissions("new_limits", new_limits)?;
                 if *new_limits == self.limits {
                     return Ok(Vec::new());
                 }

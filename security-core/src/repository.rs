@@ -114,7 +114,7 @@ impl<E: std::error::Error + 'static> CommandError<E> {
 /// An aggregate with a [`SnapshotCodec`] ([`Aggregate::SNAPSHOT`]) that
 /// is not in the cache loads from its newest [`Snapshot`] plus the events
 /// after it, and the repository writes a new snapshot whenever its
-/// [`SnapshotPolicy`] says one is due (default: every 32 events). So its
+/// [`SnapshotPolicy`] says one is due (default: every 12 events). So its
 /// cost stays flat in its history even on a cold start or on another
 /// replica. A snapshot that cannot be used (another schema version, not
 /// inside a temporal bound, not decodable) is ignored: the stream is

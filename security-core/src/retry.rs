@@ -22,6 +22,41 @@ pub trait Timer: fmt::Debug + Send + Sync {
     fn jitter(&self, max: Duration) -> Duration;
 }
 
+/// A doubling backoff: the ceiling of the wait after the `n`th failure in a
+/// row is `base · 2^(n-1)`, at most `max`; the wait itself is drawn below
+/// the ceiling by a [`Timer`] ("full jitter").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The ceiling after the first failure.
+    pub base: Duration,
+    /// The largest ceiling.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// From 100 ms up to 30 s: for background work after a store error
+    /// (a supervised projection rides out an outage without hammering the
+    /// server, and is back within 30 s of its end).
+    pub const DEFAULT: Self = Self {
+        base: Duration::from_millis(100),
+        max: Duration::from_secs(30),
+    };
+
+    /// The ceiling after `failures` failures in a row (1: after the first).
+    pub fn ceiling(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        self.base
+            .saturating_mul(1_u32 << doublings)
+            .min(self.max.max(self.base))
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// How many attempts [`RetryPolicy::DEFAULT`] makes.
 pub const DEFAULT_ATTEMPTS: u32 = 6;
 
@@ -93,10 +128,11 @@ impl RetryPolicy {
     /// The backoff ceiling after `conflicts` conflicts (1: after the
     /// first): `base_delay · 2^(conflicts-1)`, at most `max_delay`.
     pub fn ceiling(&self, conflicts: u32) -> Duration {
-        let doublings = conflicts.saturating_sub(1).min(31);
-        self.base_delay
-            .saturating_mul(1_u32 << doublings)
-            .min(self.max_delay.max(self.base_delay))
+        Backoff {
+            base: self.base_delay,
+            max: self.max_delay,
+        }
+        .ceiling(conflicts)
     }
 }
 

@@ -17,6 +17,7 @@ use crate::aggregate::{Aggregate, CommandContext};
 use crate::error::DomainError;
 use crate::ids::{RoleId, TenantId};
 use crate::impl_domain_event;
+use crate::limits;
 
 /// The names of the built-in roles; tenants cannot redefine them.
 pub const BUILTIN_ROLES: [&str; 7] = [
@@ -308,12 +309,8 @@ impl Aggregate for Role {
                 if self.is_defined() {
                     return Err(DomainError::AlreadyExists { kind: "role" });
                 }
-                if description.len() > 4096 {
-                    return Err(DomainError::invalid(
-                        "description",
-                        "must be at most 4096 bytes",
-                    ));
-                }
+                limits::check_description("description", description)?;
+                limits::check_permissions("permissions", permissions)?;
                 Ok(vec![RoleEvent::RoleDefined {
                     role_id: RoleId::for_name(ctx.tenant_id, name),
                     name: name.clone(),
@@ -324,6 +321,7 @@ impl Aggregate for Role {
             }
             RoleCommand::UpdateRolePermissions { permissions } => {
                 let role_id = self.live_id()?;
+                limits::check_permissions("permissions", permissions)?;
                 if *permissions == self.permissions {
                     return Ok(Vec::new());
                 }

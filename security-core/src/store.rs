@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::chain::{ChainHead, ChainQuery, ChainRecord};
 use crate::event::{IdempotencyKey, NewEvent, StoredEvent, StreamId};
 use crate::ids::{EventId, TenantId};
+use crate::limits::LimitExceeded;
 use crate::snapshot::Snapshot;
 
 /// What the writer expects the stream's current version to be.
@@ -213,6 +214,12 @@ pub enum StoreError {
     /// twice, a version bound on a global read); the message says which.
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    /// An event (or snapshot) is larger or deeper than the store could
+    /// read back (see [`limits`](crate::limits)); the message names the
+    /// part and the limit. Nothing was written. The caller's fault: never
+    /// retry unchanged.
+    #[error("refused: {0}")]
+    LimitExceeded(#[from] LimitExceeded),
     /// The backend is unavailable for now (connection lost, failover,
     /// broker down). Nothing was half-written; retrying later may succeed.
     #[error("event store unavailable")]

@@ -18,6 +18,7 @@ use crate::error::{DomainError, validate_name};
 use crate::ids::{AccountId, PolicyId, UserId};
 use crate::impl_domain_event;
 use crate::keys::PublicKey;
+use crate::limits::{self, LimitExceeded};
 use crate::role::RoleName;
 use crate::sealed::SealedSecret;
 use crate::snapshot::SnapshotCodec;
@@ -140,6 +141,17 @@ impl ClientInfo {
             cut
         });
         Self { ip, user_agent }
+    }
+}
+
+impl ClientInfo {
+    /// Checks what [`ClientInfo::new`] ensures, for a value built by hand:
+    /// a user agent of at most [`MAX_USER_AGENT_LEN`] bytes.
+    fn check(&self) -> Result<(), LimitExceeded> {
+        match &self.user_agent {
+            Some(agent) => limits::check_bytes("user_agent", agent, MAX_USER_AGENT_LEN),
+            None => Ok(()),
+        }
     }
 }
 
@@ -873,6 +885,7 @@ impl User {
                 new_credentials,
                 must_change,
             } => {
+                limits::check_secret("new_credentials", new_credentials)?;
                 if self.status == UserStatus::Expired {
                     return Err(DomainError::UserExpired);
                 }
@@ -974,6 +987,7 @@ impl User {
                 ]
             }
             UserCommand::StartMfaEnrollment { secret } => {
+                limits::check_secret("secret", secret)?;
                 if self.mfa.enabled {
                     return Err(DomainError::InvalidState(
                         "MFA is already enabled; disable it to enrol again",
@@ -1008,6 +1022,7 @@ impl User {
                 }]
             }
             UserCommand::RegenerateBackupCodes { codes, count } => {
+                limits::check_secret("codes", codes)?;
                 if *count == 0 {
                     return Err(DomainError::invalid("count", "must be at least 1"));
                 }
@@ -1019,6 +1034,7 @@ impl User {
                 }]
             }
             UserCommand::RecordMfaSuccess { proof, client } => {
+                client.check()?;
                 self.check_can_authenticate(now)?;
                 if !self.mfa.enabled {
                     return Err(DomainError::InvalidState("MFA is not enabled"));
@@ -1057,6 +1073,7 @@ impl User {
                 events
             }
             UserCommand::RecordMfaFailure { client, lockout } => {
+                client.check()?;
                 let failures = self.consecutive_failures.saturating_add(1);
                 let mut events = vec![UserEvent::MfaFailed {
                     user_id,
@@ -1068,6 +1085,7 @@ impl User {
                 events
             }
             UserCommand::RecordAuthentication { method, client } => {
+                client.check()?;
                 self.check_can_authenticate(now)?;
                 vec![UserEvent::UserAuthenticated {
                     user_id,
@@ -1081,6 +1099,7 @@ impl User {
                 client,
                 lockout,
             } => {
+                client.check()?;
                 // An attempt refused because of a lock is recorded but
                 // does not count: it verified nothing.
                 let failures = if self.is_locked_at(now) {
@@ -1115,6 +1134,7 @@ impl User {
                 vec![Self::revoke(user_id, reason, ctx)]
             }
             UserCommand::RehashPassword { new_hash } => {
+                limits::check_secret("new_hash", new_hash)?;
                 if self.status == UserStatus::Expired {
                     return Err(DomainError::UserExpired);
                 }
@@ -1161,6 +1181,8 @@ impl Aggregate for User {
             return Err(DomainError::NotFound { kind: "user" });
         };
         validate_username(username)?;
+        limits::check_metadata("metadata", metadata)?;
+        limits::check_secret("credentials", credentials)?;
         if ctx.tenant_id != account_id.tenant() {
             return Err(DomainError::WrongAccount);
         }

@@ -299,6 +299,7 @@ mod tests {
                 occurred_at: DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap(),
                 payload: Arc::new(payload),
                 metadata: Arc::new(metadata),
+                unreadable: None,
             }
         }
 

@@ -6,9 +6,11 @@
 //! - PostgreSQL (feature `postgres`): `PostgresEventStore` (the whole
 //!   contract, a gap-free global order, row-level security per tenant),
 //!   the transactional outbox and its `OutboxRelay`, `PostgresCheckpointStore`
-//!   for projections, and `PostgresKeyRecordStore` for security-crypto's
-//!   envelope-encrypted key store. Configured from `DATABASE_URL`,
-//!   `DATABASE_POOL_SIZE` and `DATABASE_MAX_OVERFLOW` (`PostgresConfig`).
+//!   and dead letters for projections, and `PostgresKeyRecordStore` for
+//!   security-crypto's envelope-encrypted key store. Configured from
+//!   `DATABASE_URL`, `DATABASE_POOL_SIZE`, `DATABASE_MAX_OVERFLOW`,
+//!   `DATABASE_STATEMENT_TIMEOUT`, `DATABASE_LOCK_TIMEOUT` and
+//!   `DATABASE_ACQUIRE_TIMEOUT` (`PostgresConfig::from_env`).
 //! - Kafka (feature `kafka`): `KafkaPublisher`, an idempotent producer keyed
 //!   by stream, configured from the `KAFKA_*` variables (`KafkaConfig`).
 //!   It builds librdkafka from source (needs `make`, `gcc`, `libssl-dev`).
@@ -81,10 +83,12 @@ pub use memory::{MemoryEventStore, MemoryPublisher};
 pub use nats::{NatsConfig, NatsPublisher};
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE, DATABASE_URL, DEFAULT_CHANNEL, OutboxRelay,
-    PoolConfig, PostgresAttemptLedger, PostgresChallengeStore, PostgresCheckpointStore,
-    PostgresConfig, PostgresEventStore, PostgresKeyRecordStore, PostgresRateLimiter, RelayConfig,
-    RelayOutcome, RelayStats, StoreOptions,
+    DATABASE_ACQUIRE_TIMEOUT, DATABASE_LOCK_TIMEOUT, DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE,
+    DATABASE_STATEMENT_TIMEOUT, DATABASE_URL, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CHANNEL,
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, OutboxRelay, PoolConfig,
+    PostgresAttemptLedger, PostgresChallengeStore, PostgresCheckpointStore, PostgresConfig,
+    PostgresEventStore, PostgresKeyRecordStore, PostgresRateLimiter, RelayConfig, RelayOutcome,
+    RelayStats, StoreOptions,
 };
 /// The Kafka client, re-exported so that applications (and the benchmark's
 /// bare producer) use the version the publisher was built with.

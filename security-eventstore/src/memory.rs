@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use async_trait::async_trait;
 use futures::stream;
 use security_core::chain::{ChainHead, ChainQuery, ChainRecord};
+use security_core::limits;
 use security_core::{
     AppendRequest, AppendResult, EventId, EventStore, EventStream, GlobalQuery, IdempotencyKey,
     PublishError, PublishedEvent, Publisher, Scope, Snapshot, StoreError, StoredEvent, StreamId,
@@ -148,6 +149,9 @@ fn duplicate_or_replay(
 #[async_trait]
 impl EventStore for MemoryEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        // What a store in PostgreSQL could not read back is refused here
+        // too: the memory store is exactly as strict.
+        limits::check_append(&request)?;
         let tenant = request.stream_id.tenant_id;
         let result = {
             let mut log = self.write();
@@ -336,6 +340,7 @@ impl EventStore for MemoryEventStore {
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        limits::check_snapshot(snapshot)?;
         let mut log = self.write();
         let names_an_event = usize::try_from(snapshot.version)
             .ok()

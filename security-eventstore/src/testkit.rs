@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
+use security_core::limits;
 use security_core::{
     Actor, AppendRequest, AppendResult, CommandContext, EventId, EventMetadata, EventStore,
     ExpectedVersion, GlobalQuery, IdGenerator, IdempotencyKey, NewEvent, Permissions, Policy,
@@ -1138,6 +1139,152 @@ pub async fn snapshots(store: Arc<dyn EventStore>) {
     );
 }
 
+/// A payload at every limit at once: nested exactly [`MAX_JSON_DEPTH`]
+/// levels deep and exactly [`MAX_PAYLOAD_BYTES`] long as JSON text (with
+/// multi-byte characters, escapes and a NUL in it). Every store must take
+/// it and give it back unchanged.
+///
+/// [`MAX_JSON_DEPTH`]: security_core::limits::MAX_JSON_DEPTH
+/// [`MAX_PAYLOAD_BYTES`]: security_core::limits::MAX_PAYLOAD_BYTES
+pub fn worst_legal_payload() -> serde_json::Value {
+    let mut deep = json!(["bottom"]);
+    for _ in 0..limits::MAX_JSON_DEPTH - 2 {
+        deep = json!([deep]);
+    }
+    let with_pad = |pad: String| json!({"deep": deep, "pad": pad});
+    let prefix = "𝄞é\"\u{0}\\";
+    let base = serde_json::to_string(&with_pad(prefix.to_owned()))
+        .unwrap()
+        .len();
+    let payload = with_pad(format!(
+        "{prefix}{}",
+        "x".repeat(limits::MAX_PAYLOAD_BYTES - base)
+    ));
+    debug_assert_eq!(
+        serde_json::to_string(&payload).unwrap().len(),
+        limits::MAX_PAYLOAD_BYTES
+    );
+    payload
+}
+
+/// JSON nested `levels` deep.
+pub fn nested(levels: usize) -> serde_json::Value {
+    let mut value = json!(1);
+    for _ in 0..levels {
+        value = json!({ "k": value });
+    }
+    value
+}
+
+/// The input limits: the worst legal event (payload, metadata, type name
+/// at their limits) is taken and read back unchanged, by stream and by
+/// position; anything over a limit is refused with
+/// [`StoreError::LimitExceeded`] before anything is written (a batch with
+/// one such event writes none of its events).
+pub async fn input_limits(store: Arc<dyn EventStore>) {
+    let clause = "input limits";
+    let t = tenant();
+    let s = stream(t, "conformance");
+    let mut worst = event(
+        &"T".repeat(limits::MAX_TYPE_NAME_BYTES),
+        worst_legal_payload(),
+    );
+    worst.metadata = Arc::new(EventMetadata {
+        actor: Some(Actor::new("a".repeat(limits::MAX_ENVELOPE_TEXT_BYTES))),
+        trace_id: Some(Arc::from("t".repeat(limits::MAX_ENVELOPE_TEXT_BYTES))),
+        idempotency_key: Some(IdempotencyKey::new("k".repeat(200)).unwrap()),
+        ..EventMetadata::default()
+    });
+    let written = worst.clone();
+    let r = store
+        .append(append(&s, ExpectedVersion::NoStream, vec![worst]))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: the worst legal event was refused: {e:?}"));
+    let expected = StoredEvent::from_new(written, s.clone(), 1, r.first_position);
+    assert_eq!(
+        all(&*store, &s).await,
+        vec![expected.clone()],
+        "{clause}: the worst legal event comes back unchanged"
+    );
+    assert_eq!(
+        global(&*store, Scope::Tenant(t)).await,
+        vec![expected],
+        "{clause}: and from the global stream"
+    );
+
+    let over = |mutate: &dyn Fn(&mut NewEvent)| {
+        let mut e = event("Over", json!({}));
+        mutate(&mut e);
+        e
+    };
+    let too_deep = over(&|e| e.payload = Arc::new(nested(limits::MAX_JSON_DEPTH + 1)));
+    let attack = over(&|e| e.payload = Arc::new(json!({"metadata": nested(200)})));
+    let too_long = over(&|e| {
+        e.payload = Arc::new(json!({"pad": "x".repeat(limits::MAX_PAYLOAD_BYTES)}));
+    });
+    let long_type =
+        over(&|e| e.event_type = Arc::from("T".repeat(limits::MAX_TYPE_NAME_BYTES + 1)));
+    let long_actor = over(&|e| {
+        e.metadata = Arc::new(EventMetadata {
+            actor: Some(Actor::new("a".repeat(limits::MAX_ENVELOPE_TEXT_BYTES + 1))),
+            ..EventMetadata::default()
+        });
+    });
+    let long_trace = over(&|e| {
+        e.metadata = Arc::new(EventMetadata {
+            trace_id: Some(Arc::from("t".repeat(limits::MAX_ENVELOPE_TEXT_BYTES + 1))),
+            ..EventMetadata::default()
+        });
+    });
+    for (what, bad) in [
+        ("a payload one level too deep", too_deep),
+        ("a payload nested 200 levels", attack),
+        ("a payload over the byte limit", too_long),
+        ("an event type too long", long_type),
+        ("an actor too long", long_actor),
+        ("a trace id too long", long_trace),
+    ] {
+        // Alone, and hidden in a batch of good events.
+        for batch in [vec![bad.clone()], {
+            let mut batch = events(3);
+            batch.insert(1, bad.clone());
+            batch
+        }] {
+            match store
+                .append(append(&s, ExpectedVersion::Exact(1), batch))
+                .await
+            {
+                Err(StoreError::LimitExceeded(_)) => {}
+                other => panic!("{clause}: {what} must be refused, got {other:?}"),
+            }
+        }
+    }
+    let long_stream = StreamId::new(
+        t,
+        "s".repeat(limits::MAX_TYPE_NAME_BYTES + 1),
+        Uuid::now_v7(),
+    );
+    assert!(
+        matches!(
+            store
+                .append(append(&long_stream, ExpectedVersion::Any, events(1)))
+                .await,
+            Err(StoreError::LimitExceeded(_))
+        ),
+        "{clause}: an aggregate type too long must be refused"
+    );
+    assert_eq!(
+        store.stream_version(&s).await.unwrap(),
+        1,
+        "{clause}: nothing written"
+    );
+    assert_eq!(
+        global(&*store, Scope::Tenant(t)).await.len(),
+        1,
+        "{clause}: refused appends wrote nothing"
+    );
+}
+
 /// Every field written comes back unchanged: ids, types, versions, times,
 /// payloads (Unicode included) and metadata.
 pub async fn round_trip(store: Arc<dyn EventStore>) {
@@ -1187,6 +1334,7 @@ where
     temporal_reads(factory().await).await;
     subscriptions(factory().await).await;
     snapshots(factory().await).await;
+    input_limits(factory().await).await;
     round_trip(factory().await).await;
     hash_chain(factory().await).await;
 }

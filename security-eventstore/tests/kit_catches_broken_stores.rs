@@ -48,6 +48,8 @@ enum Flaw {
     UnchainedEvents,
     /// Chains each tenant's events to another tenant's head.
     SharedChain,
+    /// Takes events over the limits, writing a trimmed payload instead.
+    NoInputLimits,
 }
 
 #[derive(Debug)]
@@ -88,6 +90,16 @@ impl EventStore for Broken {
                 .unwrap()
                 .insert((tenant, key), result.clone());
             return Ok(result);
+        }
+        if let Flaw::NoInputLimits = self.flaw
+            && security_core::limits::check_append(&request).is_err()
+        {
+            for event in &mut request.events {
+                event.payload = Arc::new(serde_json::json!({}));
+                event.event_type = "Trimmed".into();
+                event.metadata = Arc::default();
+            }
+            request.stream_id.aggregate_type = "trimmed".into();
         }
         match self.flaw {
             Flaw::NoConcurrencyCheck => request.expected = ExpectedVersion::Any,
@@ -316,6 +328,11 @@ async fn each_clause_catches_its_flaw() {
     must_fail(
         "lets an older snapshot replace a newer one",
         testkit::snapshots(broken(Flaw::SnapshotsGoBack)),
+    )
+    .await;
+    must_fail(
+        "takes events over the limits",
+        testkit::input_limits(broken(Flaw::NoInputLimits)),
     )
     .await;
     must_fail(

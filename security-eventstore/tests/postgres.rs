@@ -52,6 +52,33 @@ async fn postgres_store_meets_the_whole_contract() {
 #[path = "support/races.rs"]
 mod races;
 
+#[path = "postgres/faults.rs"]
+mod faults;
+
+#[path = "support/evolution.rs"]
+mod evolution;
+
+#[path = "support/limits.rs"]
+mod limits_at_the_edge;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worst_legal_input_is_stored_and_the_deep_attack_refused_on_postgres() {
+    let db = TestDb::new().await;
+    limits_at_the_edge::worst_legal_input_is_stored_and_the_attack_refused(db.store_arc()).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_events_are_upcast_on_every_read_on_postgres() {
+    let db = TestDb::new().await;
+    evolution::old_events_are_upcast_on_every_read(
+        db.store_arc(),
+        Arc::new(security_crypto::UuidV7Ids),
+    )
+    .await;
+    db.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idempotent_request_racing_on_replicas_answers_every_caller_on_postgres() {
     let db = TestDb::new().await;
@@ -152,7 +179,7 @@ async fn a_long_user_stream_loads_from_its_snapshot_on_postgres() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(kept.version, 128);
+    assert_eq!(kept.version, 144);
     let cold = Repository::new(db.store_arc(), ids);
     assert_eq!(
         cold.load::<User>(tenant, user_id).await.unwrap(),

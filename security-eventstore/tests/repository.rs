@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use proptest::prelude::*;
 use security_core::*;
 use security_eventstore::{MemoryEventStore, MemoryPublisher};
@@ -758,11 +758,19 @@ async fn with_a_state_cache_a_command_reads_only_what_was_appended_since() {
         .await
         .unwrap();
     assert_eq!(loaded, replayed, "the cached state is the replayed one");
-    // Without a cache a load reads the newest snapshot (taken every 32
-    // events) and the events after it.
+    // Without a cache a load reads the newest snapshot and the events
+    // after it.
+    let stream = Repository::stream_id::<User>(t, user_id);
+    let kept = store
+        .inner
+        .read_snapshot(&stream, 1, Until::End)
+        .await
+        .unwrap()
+        .unwrap();
     store.take();
     other.load::<User>(t, user_id).await.unwrap();
-    assert_eq!(store.take(), 205 - 192);
+    assert_eq!(store.take() as u64, 205 - kept.version);
+    assert!(kept.version > 190);
 
     // Temporal reads: a cached state inside the bound is caught up, one
     // past it is not used.
@@ -997,7 +1005,7 @@ async fn a_long_stream_loads_from_its_snapshot_and_the_events_after_it() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(snapshot.version, 96, "written every 32 events");
+    assert_eq!(snapshot.version, 96, "written every 12 events");
     let store = Counting::new(memory.clone());
     let cold = Repository::new(store.clone(), Arc::new(SequentialIds::new()));
     let loaded = cold.load::<User>(t, user_id).await.unwrap();
@@ -1057,7 +1065,7 @@ async fn snapshots_of_another_schema_version_or_unreadable_are_ignored() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(kept.version, 32);
+    assert_eq!(kept.version, 36);
     // A newer snapshot at another schema version, claiming another state:
     // never read by this build.
     let mut foreign = kept.clone();
@@ -1073,8 +1081,8 @@ async fn snapshots_of_another_schema_version_or_unreadable_are_ignored() {
     assert_eq!(loaded, full_replay(&events, &stream));
     assert_eq!(
         store.take(),
-        9,
-        "the current schema's snapshot and the nine events after it"
+        5,
+        "the schema-1 snapshot and the five events after it"
     );
     // A snapshot of this schema version that does not decode: a full replay.
     let mut garbled = kept;
@@ -1132,4 +1140,312 @@ fn user_snapshot_schema() -> u32 {
     <User as Aggregate>::SNAPSHOT
         .map(|codec| codec.schema_version)
         .unwrap_or_default()
+}
+
+// ----- projections that survive bad events and store outages ------------------
+
+/// Applies policy events, refuses ones named "poison", panics on "bomb".
+#[derive(Debug, Default)]
+struct Picky {
+    policies: Vec<String>,
+}
+
+impl Projection for Picky {
+    fn name(&self) -> &'static str {
+        "picky"
+    }
+    fn apply(&mut self, event: &StoredEvent) -> Result<(), ProjectionError> {
+        if let PolicyEvent::PolicyCreated { name, .. } = event.decode::<PolicyEvent>()? {
+            match name.as_str() {
+                "poison" => {
+                    return Err(ProjectionError::Failed {
+                        projection: "picky".into(),
+                        reason: "poison refused".into(),
+                    });
+                }
+                "bomb" => panic!("bomb"),
+                _ => self.policies.push(name),
+            }
+        }
+        Ok(())
+    }
+    fn reset(&mut self) {
+        self.policies.clear();
+    }
+}
+
+fn raw_event(event_type: &str, payload: serde_json::Value, schema_version: u32) -> NewEvent {
+    NewEvent {
+        event_id: EventId::from_uuid(Uuid::now_v7()),
+        event_type: Arc::from(event_type),
+        schema_version,
+        occurred_at: t0(),
+        payload: Arc::new(payload),
+        metadata: Arc::new(EventMetadata::default()),
+    }
+}
+
+#[tokio::test]
+async fn a_projection_records_the_events_it_cannot_use_and_goes_on() {
+    let store = MemoryEventStore::new();
+    let repo = repo(&store);
+    let t = tenant();
+    let ctx = CommandContext::new(t, t0());
+    for name in ["first", "poison", "bomb", "second"] {
+        let id = PolicyId::from_uuid(Uuid::now_v7());
+        repo.execute::<Policy>(id, &create_policy(id, name), &ctx)
+            .await
+            .unwrap();
+    }
+    // Events no build of this projection can decode.
+    let bad = [
+        raw_event("PolicyCreated", serde_json::json!({"policy_id": 5}), 1),
+        raw_event("PolicyTeleported", serde_json::json!({}), 1),
+        raw_event("PolicyCreated", serde_json::json!({}), 99),
+    ];
+    for event in bad {
+        let s = StreamId::new(t, "policy", Uuid::now_v7());
+        store
+            .append(AppendRequest {
+                stream_id: s,
+                expected: ExpectedVersion::NoStream,
+                events: vec![event],
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+    }
+    let id = PolicyId::from_uuid(Uuid::now_v7());
+    repo.execute::<Policy>(id, &create_policy(id, "third"), &ctx)
+        .await
+        .unwrap();
+    let checkpoints = Arc::new(InMemoryCheckpoints::new());
+    let mut runner = ProjectionRunner::new(
+        Arc::new(store.clone()),
+        checkpoints.clone(),
+        Picky::default(),
+        Scope::Tenant(t),
+    )
+    .await
+    .unwrap();
+    assert_eq!(runner.catch_up().await.unwrap(), 8);
+    assert_eq!(runner.projection().policies, ["first", "second", "third"]);
+    let letters = runner.dead_letters().await.unwrap();
+    let reasons: Vec<(&str, &str)> = letters
+        .iter()
+        .map(|l| (l.event_type.as_str(), l.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
+    assert!(reasons[0].1.contains("poison refused"));
+    assert!(reasons[1].1.contains("panicked"));
+    assert!(reasons[2].1.contains("malformed payload"), "{reasons:?}");
+    assert_eq!(reasons[3].0, "PolicyTeleported");
+    assert!(reasons[3].1.contains("unknown event type"));
+    assert!(reasons[4].1.contains("schema version 99"));
+    let health = runner.health().report();
+    assert_eq!(health.dead_letters, 5);
+    assert_eq!(health.position, store.head_position().await.unwrap());
+    assert_eq!(health.lag(), 0);
+    // A rebuild meets the same events and records nothing twice.
+    runner.rebuild().await.unwrap();
+    assert_eq!(runner.dead_letters().await.unwrap(), letters);
+}
+
+/// A store whose global reads and subscriptions fail while it is "down".
+#[derive(Debug)]
+struct Flaky {
+    inner: MemoryEventStore,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("simulated outage".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for Flaky {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        self.inner.append(request).await
+    }
+    async fn read_stream(
+        &self,
+        s: &StreamId,
+        q: StreamQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.read_stream(s, q).await
+    }
+    async fn read_global(&self, s: Scope, q: GlobalQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.check()?;
+        self.inner.read_global(s, q).await
+    }
+    async fn stream_version(&self, s: &StreamId) -> Result<u64, StoreError> {
+        self.inner.stream_version(s).await
+    }
+    async fn idempotent_result(
+        &self,
+        t: TenantId,
+        k: &IdempotencyKey,
+    ) -> Result<Option<AppendResult>, StoreError> {
+        self.inner.idempotent_result(t, k).await
+    }
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.head_position().await
+    }
+    async fn read_chain(
+        &self,
+        t: TenantId,
+        q: security_core::chain::ChainQuery,
+    ) -> Result<Vec<security_core::chain::ChainRecord>, StoreError> {
+        self.check()?;
+        self.inner.read_chain(t, q).await
+    }
+    async fn chain_head(
+        &self,
+        t: TenantId,
+    ) -> Result<Option<security_core::chain::ChainHead>, StoreError> {
+        self.check()?;
+        self.inner.chain_head(t).await
+    }
+    async fn chain_heads(
+        &self,
+    ) -> Result<Vec<(TenantId, security_core::chain::ChainHead)>, StoreError> {
+        self.check()?;
+        self.inner.chain_heads().await
+    }
+    fn subscribe(&self, s: Scope, after: u64) -> EventStream {
+        let down = Arc::clone(&self.down);
+        Box::pin(self.inner.subscribe(s, after).map(move |item| {
+            if down.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(StoreError::Unavailable("simulated outage".into()))
+            } else {
+                item
+            }
+        }))
+    }
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervised_projection_rides_out_a_store_outage() {
+    let memory = MemoryEventStore::new();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let store: Arc<dyn EventStore> = Arc::new(Flaky {
+        inner: memory.clone(),
+        down: Arc::clone(&down),
+    });
+    let repo = repo(&memory);
+    let t = tenant();
+    let ctx = CommandContext::new(t, t0());
+    let id = PolicyId::from_uuid(Uuid::now_v7());
+    repo.execute::<Policy>(id, &create_policy(id, "before"), &ctx)
+        .await
+        .unwrap();
+    // Made while the store is down: the checkpoint loads on the first run.
+    let mut runner = ProjectionRunner::deferred(
+        Arc::clone(&store),
+        Arc::new(InMemoryCheckpoints::new()),
+        Counts::default(),
+        Scope::Tenant(t),
+    );
+    let health = runner.health();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let backoff = Backoff {
+        base: std::time::Duration::from_millis(5),
+        max: std::time::Duration::from_millis(40),
+    };
+    let task = tokio::spawn(async move {
+        runner
+            .run_supervised(&TokioTimer, backoff, stopped.map(|_| ()))
+            .await;
+        runner
+    });
+    eventually("failures reported", || {
+        health.report().consecutive_failures >= 3
+    })
+    .await;
+    let report = health.report();
+    assert_eq!(report.status, ProjectionStatus::Retrying);
+    assert_eq!(
+        report.last_error.as_deref(),
+        Some("event store unavailable")
+    );
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("caught up after the outage", || {
+        health.report().position == 1
+    })
+    .await;
+    eventually("live", || health.report().is_healthy()).await;
+    // A second outage while following live, with writes meanwhile.
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let id = PolicyId::from_uuid(Uuid::now_v7());
+    repo.execute::<Policy>(id, &create_policy(id, "during"), &ctx)
+        .await
+        .unwrap();
+    eventually("second outage seen", || {
+        health.report().consecutive_failures >= 1
+    })
+    .await;
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("caught up again", || {
+        let report = health.report();
+        report.position == 2 && report.is_healthy()
+    })
+    .await;
+    let report = health.report();
+    assert!(report.restarts >= 2, "{report:?}");
+    assert!(report.last_error.is_none());
+    stop.send(()).unwrap();
+    let runner = task.await.unwrap();
+    assert_eq!(health.report().status, ProjectionStatus::Stopped);
+    assert_eq!(
+        runner
+            .projection()
+            .by_type
+            .get(&(t, "PolicyCreated".to_owned())),
+        Some(&2),
+        "each event applied once"
+    );
+}
+
+// ----- event schema evolution ----------------------------------------------------
+
+#[path = "support/evolution.rs"]
+mod evolution;
+
+#[tokio::test]
+async fn old_events_are_upcast_on_every_read_in_memory() {
+    evolution::old_events_are_upcast_on_every_read(
+        Arc::new(MemoryEventStore::new()),
+        Arc::new(SequentialIds::new()),
+    )
+    .await;
+}
+
+// ----- bounded input ----------------------------------------------------------------
+
+#[path = "support/limits.rs"]
+mod limits_at_the_edge;
+
+#[tokio::test]
+async fn the_worst_legal_input_is_stored_and_the_deep_attack_refused_in_memory() {
+    limits_at_the_edge::worst_legal_input_is_stored_and_the_attack_refused(Arc::new(
+        MemoryEventStore::new(),
+    ))
+    .await;
 }

@@ -15,6 +15,22 @@ pub const DATABASE_URL: &str = "DATABASE_URL";
 pub const DATABASE_POOL_SIZE: &str = "DATABASE_POOL_SIZE";
 /// The environment variable holding the pool's overflow.
 pub const DATABASE_MAX_OVERFLOW: &str = "DATABASE_MAX_OVERFLOW";
+/// The environment variable holding the statement timeout (see
+/// [`StoreOptions::statement_timeout`]).
+pub const DATABASE_STATEMENT_TIMEOUT: &str = "DATABASE_STATEMENT_TIMEOUT";
+/// The environment variable holding the lock timeout (see
+/// [`StoreOptions::lock_timeout`]).
+pub const DATABASE_LOCK_TIMEOUT: &str = "DATABASE_LOCK_TIMEOUT";
+/// The environment variable holding the pool's acquire timeout (see
+/// [`PoolConfig::acquire_timeout`]).
+pub const DATABASE_ACQUIRE_TIMEOUT: &str = "DATABASE_ACQUIRE_TIMEOUT";
+
+/// The default [`StoreOptions::statement_timeout`].
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The default [`StoreOptions::lock_timeout`].
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default [`PoolConfig::acquire_timeout`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The connection pool's size, in the terms of the source documents
 /// (`DATABASE_POOL_SIZE=20`, `DATABASE_MAX_OVERFLOW=10`).
@@ -42,7 +58,8 @@ pub struct PoolConfig {
     /// Connections kept open even when idle (default 0: opened on demand).
     pub min_connections: u32,
     /// How long an operation waits for a connection before it fails with
-    /// a retryable error (default 30 s).
+    /// a retryable [`StoreError::Unavailable`](security_core::StoreError::Unavailable)
+    /// (`DATABASE_ACQUIRE_TIMEOUT`, default 10 s).
     pub acquire_timeout: Duration,
     /// Idle connections above `min_connections` are closed after this long
     /// (default 10 minutes).
@@ -57,7 +74,7 @@ impl Default for PoolConfig {
             size: 20,
             max_overflow: 10,
             min_connections: 0,
-            acquire_timeout: Duration::from_secs(30),
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
         }
@@ -106,6 +123,17 @@ pub struct StoreOptions {
     /// How often an idle subscription or relay looks for new events when
     /// no notification arrives (default 500 ms).
     pub poll_interval: Duration,
+    /// The longest a statement of the store may run (PostgreSQL's
+    /// `statement_timeout`, set in each of the store's transactions;
+    /// `DATABASE_STATEMENT_TIMEOUT`, default 15 s; `None`: the server's
+    /// setting). A statement cut by it fails with a retryable
+    /// [`StoreError::Unavailable`](security_core::StoreError::Unavailable),
+    /// and its transaction writes nothing.
+    pub statement_timeout: Option<Duration>,
+    /// The longest a statement waits for a lock (PostgreSQL's
+    /// `lock_timeout`; `DATABASE_LOCK_TIMEOUT`, default 5 s; `None`: the
+    /// server's setting). Also a retryable `Unavailable`.
+    pub lock_timeout: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -114,6 +142,8 @@ impl Default for StoreOptions {
             channel: DEFAULT_CHANNEL.to_owned(),
             outbox: true,
             poll_interval: Duration::from_millis(500),
+            statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
+            lock_timeout: Some(DEFAULT_LOCK_TIMEOUT),
         }
     }
 }
@@ -137,6 +167,18 @@ impl StoreOptions {
     /// Sets how often idle subscriptions poll.
     pub fn with_poll_interval(mut self, poll_interval: Duration) -> Self {
         self.poll_interval = poll_interval;
+        self
+    }
+
+    /// Sets the statement timeout (`None`: the server's setting).
+    pub fn with_statement_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    /// Sets the lock timeout (`None`: the server's setting).
+    pub fn with_lock_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.lock_timeout = timeout;
         self
     }
 
@@ -181,8 +223,20 @@ impl PostgresConfig {
         }
     }
 
-    /// Reads `DATABASE_URL` (required), `DATABASE_POOL_SIZE` and
-    /// `DATABASE_MAX_OVERFLOW` (optional) from the environment.
+    /// Reads the configuration from the environment:
+    ///
+    /// | variable | meaning | default |
+    /// | --- | --- | --- |
+    /// | `DATABASE_URL` | the database (required) | – |
+    /// | `DATABASE_POOL_SIZE` | steady connections | 20 |
+    /// | `DATABASE_MAX_OVERFLOW` | extra connections under load | 10 |
+    /// | `DATABASE_STATEMENT_TIMEOUT` | longest statement | 15s |
+    /// | `DATABASE_LOCK_TIMEOUT` | longest wait for a lock | 5s |
+    /// | `DATABASE_ACQUIRE_TIMEOUT` | longest wait for a pooled connection | 10s |
+    ///
+    /// Durations are a whole number with a unit, `ms`, `s` or `m` (a bare
+    /// number is milliseconds); `0` turns the statement or lock timeout
+    /// off. A malformed value is an error naming its variable.
     pub fn from_env() -> Result<Self, Error> {
         let url = std::env::var(DATABASE_URL).map_err(|_| Error::MissingSetting(DATABASE_URL))?;
         let mut config = Self::new(url);
@@ -191,6 +245,21 @@ impl PostgresConfig {
         }
         if let Some(overflow) = env_u32(DATABASE_MAX_OVERFLOW)? {
             config.pool.max_overflow = overflow;
+        }
+        if let Some(timeout) = env_duration(DATABASE_STATEMENT_TIMEOUT)? {
+            config.options.statement_timeout = (!timeout.is_zero()).then_some(timeout);
+        }
+        if let Some(timeout) = env_duration(DATABASE_LOCK_TIMEOUT)? {
+            config.options.lock_timeout = (!timeout.is_zero()).then_some(timeout);
+        }
+        if let Some(timeout) = env_duration(DATABASE_ACQUIRE_TIMEOUT)? {
+            if timeout.is_zero() {
+                return Err(Error::InvalidSetting {
+                    setting: DATABASE_ACQUIRE_TIMEOUT,
+                    reason: "must be more than zero",
+                });
+            }
+            config.pool.acquire_timeout = timeout;
         }
         Ok(config)
     }
@@ -255,6 +324,46 @@ fn env_u32(name: &'static str) -> Result<Option<u32>, Error> {
     }
 }
 
+fn env_duration(name: &'static str) -> Result<Option<Duration>, Error> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(text) => parse_duration(&text)
+            .map(Some)
+            .ok_or(Error::InvalidSetting {
+                setting: name,
+                reason: "must be a whole number of ms, s or m (e.g. 500ms, 5s)",
+            }),
+    }
+}
+
+/// `250ms`, `5s`, `2m`, or a bare number of milliseconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (digits, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1_000)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (text, 1)
+    };
+    let digits = digits.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(Duration::from_millis(n.checked_mul(scale)?))
+}
+
+/// A duration as PostgreSQL's `statement_timeout`/`lock_timeout` text
+/// (milliseconds; `0` turns the timeout off).
+pub(crate) fn timeout_setting(timeout: Option<Duration>) -> String {
+    timeout
+        .map_or(0, |t| t.as_millis().clamp(1, i32::MAX as u128))
+        .to_string()
+}
+
 /// `postgresql+asyncpg://…` → `postgresql://…`; `None` for a URL that is
 /// not PostgreSQL's.
 fn normalize_scheme(url: &str) -> Option<String> {
@@ -301,6 +410,97 @@ mod tests {
             (20, 10, 30)
         );
         assert_eq!(pool.pool_options().get_max_connections(), 30);
+    }
+
+    #[test]
+    fn durations_parse_with_their_unit_and_nothing_else() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration(" 5s "), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1500"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        for bad in [
+            "",
+            "s",
+            "-5s",
+            "5 h",
+            "1.5s",
+            "five",
+            "99999999999999999999m",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+        assert_eq!(timeout_setting(None), "0");
+        assert_eq!(timeout_setting(Some(Duration::from_micros(10))), "1");
+        assert_eq!(timeout_setting(Some(Duration::from_secs(15))), "15000");
+    }
+
+    #[test]
+    fn timeouts_come_from_the_environment_and_a_bad_one_is_named() {
+        // Setting variables in this process is unsafe (other tests read
+        // the environment at the same time): each case runs in a child
+        // process of this test binary, with its own environment.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "postgres::config::tests::env_child",
+                "--nocapture",
+            ])
+            .env(DATABASE_URL, "postgres://u@h/db")
+            .env(DATABASE_STATEMENT_TIMEOUT, "2s")
+            .env(DATABASE_LOCK_TIMEOUT, "0")
+            .env(DATABASE_ACQUIRE_TIMEOUT, "750ms")
+            .env("SECURITY_ENV_CHILD", "good")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for (name, value) in [
+            (DATABASE_STATEMENT_TIMEOUT, "soon"),
+            (DATABASE_LOCK_TIMEOUT, "5 s"),
+            (DATABASE_ACQUIRE_TIMEOUT, "0"),
+        ] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "postgres::config::tests::env_child",
+                    "--nocapture",
+                ])
+                .env(DATABASE_URL, "postgres://u@h/db")
+                .env(name, value)
+                .env("SECURITY_ENV_CHILD", name)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+
+    /// Run in a child process by the test above, with its environment.
+    #[test]
+    fn env_child() {
+        let Ok(case) = std::env::var("SECURITY_ENV_CHILD") else {
+            return;
+        };
+        let result = PostgresConfig::from_env();
+        if case == "good" {
+            let config = result.unwrap();
+            assert_eq!(
+                config.options.statement_timeout,
+                Some(Duration::from_secs(2))
+            );
+            assert_eq!(config.options.lock_timeout, None);
+            assert_eq!(config.pool.acquire_timeout, Duration::from_millis(750));
+        } else {
+            let message = result.unwrap_err().to_string();
+            assert!(message.contains(&case), "{message}");
+        }
     }
 
     #[test]

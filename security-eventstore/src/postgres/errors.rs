@@ -4,15 +4,28 @@
 
 use security_core::StoreError;
 
-/// SQLSTATEs after which retrying later may succeed.
+/// SQLSTATEs after which retrying later may succeed. Every statement the
+/// store sends is one transaction or part of one, so a failed one wrote
+/// nothing and can be run again.
 fn transient_state(code: &str) -> bool {
-    // 08: connection exceptions; 57P01-03: the server is shutting down,
-    // crashed or starting; 53300: too many connections; 40001, 40P01:
-    // serialisation failure, deadlock; 55P03: lock not available.
+    // 08…: connection exceptions.
     code.starts_with("08")
         || matches!(
             code,
-            "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" | "55P03"
+            // The transaction was rolled back: serialisation failure,
+            // deadlock, completion unknown, unspecified.
+            "40000" | "40001" | "40003" | "40P01"
+            // Lock not available (lock_timeout, NOWAIT).
+            | "55P03"
+            // Statement cancelled: statement_timeout or a cancel request.
+            | "57014"
+            // Server shutting down (pg_terminate_backend, a restart),
+            // crashed, starting; idle session timeout.
+            | "57P01" | "57P02" | "57P03" | "57P05"
+            // Idle-in-transaction timeout ended the session.
+            | "25P03"
+            // Too many connections; out of memory.
+            | "53300" | "53200"
         )
 }
 
@@ -66,7 +79,8 @@ mod tests {
     #[test]
     fn transient_states_are_retryable() {
         for code in [
-            "08006", "08001", "57P01", "57P03", "40001", "40P01", "53300",
+            "08006", "08001", "08P01", "40000", "40001", "40003", "40P01", "55P03", "57014",
+            "57P01", "57P02", "57P03", "57P05", "25P03", "53300", "53200",
         ] {
             assert!(transient_state(code), "{code}");
         }

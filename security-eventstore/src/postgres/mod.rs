@@ -16,8 +16,9 @@ pub use attempts::PostgresAttemptLedger;
 pub use challenges::PostgresChallengeStore;
 pub use checkpoints::PostgresCheckpointStore;
 pub use config::{
-    DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE, DATABASE_URL, DEFAULT_CHANNEL, PoolConfig,
-    PostgresConfig, StoreOptions,
+    DATABASE_ACQUIRE_TIMEOUT, DATABASE_LOCK_TIMEOUT, DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE,
+    DATABASE_STATEMENT_TIMEOUT, DATABASE_URL, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CHANNEL,
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, PoolConfig, PostgresConfig, StoreOptions,
 };
 pub use keys::PostgresKeyRecordStore;
 pub use outbox::{OutboxRelay, RelayConfig, RelayOutcome, RelayStats};

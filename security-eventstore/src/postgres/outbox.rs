@@ -11,8 +11,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
+use security_core::limits;
 use security_core::{
-    EventId, PublishError, PublishedEvent, Publisher, Scope, StoreError, StreamId, TenantId,
+    EventId, PublishError, PublishedEvent, Publisher, RawEvent, Scope, StoreError, StoredEvent,
+    StreamId, TenantId,
 };
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
@@ -356,13 +358,14 @@ async fn encode_and_send(
 fn encode_row(row: &PgRow) -> Result<EncodedEvent, StoreError> {
     let schema_version = u32::try_from(row.try_get_unchecked::<i64, _>(7).map_err(db)?)
         .map_err(|_| StoreError::Backend(Box::new(Corrupt("a schema version out of range"))))?;
-    EncodedEvent::from_stored(&StoredRow {
+    let stream_id = StreamId::new(
+        TenantId::from_uuid(row.try_get_unchecked(2).map_err(db)?),
+        row.try_get_unchecked::<&str, _>(3).map_err(db)?,
+        row.try_get_unchecked::<Uuid, _>(4).map_err(db)?,
+    );
+    let stored = StoredRow {
         event_id: EventId::from_uuid(row.try_get_unchecked(1).map_err(db)?),
-        stream_id: StreamId::new(
-            TenantId::from_uuid(row.try_get_unchecked(2).map_err(db)?),
-            row.try_get_unchecked::<&str, _>(3).map_err(db)?,
-            row.try_get_unchecked::<Uuid, _>(4).map_err(db)?,
-        ),
+        stream_id,
         version: from_i64(row.try_get_unchecked(5).map_err(db)?)?,
         global_position: from_i64(row.try_get_unchecked(0).map_err(db)?)?,
         event_type: row.try_get_unchecked(6).map_err(db)?,
@@ -370,8 +373,29 @@ fn encode_row(row: &PgRow) -> Result<EncodedEvent, StoreError> {
         occurred_at: row.try_get_unchecked(8).map_err(db)?,
         payload: row.try_get_unchecked(9).map_err(db)?,
         metadata: row.try_get_unchecked(10).map_err(db)?,
-    })
-    .map_err(|e| StoreError::Backend(Box::new(e)))
+    };
+    // A row no append of this library writes (larger or deeper than the
+    // limits, or with metadata of the wrong shape) is published as the
+    // read path reads it, marked unreadable, rather than jamming the relay.
+    let within_limits = stored.payload.len() <= limits::MAX_PAYLOAD_BYTES
+        && limits::json_text_depth(stored.payload, limits::MAX_JSON_DEPTH)
+            <= limits::MAX_JSON_DEPTH;
+    if within_limits && let Ok(encoded) = EncodedEvent::from_stored(&stored) {
+        return Ok(encoded);
+    }
+    let raw = RawEvent {
+        event_id: stored.event_id,
+        version: stored.version,
+        global_position: stored.global_position,
+        event_type: stored.event_type,
+        schema_version,
+        occurred_at: stored.occurred_at,
+        payload: stored.payload,
+        metadata: stored.metadata,
+    };
+    let event = StoredEvent::from_raw(raw, stored.stream_id);
+    EncodedEvent::from_published(&event.to_published())
+        .map_err(|e| StoreError::Backend(Box::new(e)))
 }
 
 /// Deletes the outbox rows of published ranges.

@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream;
 use security_core::chain::{ChainHead, ChainQuery, ChainRecord};
+use security_core::limits;
 use security_core::{
-    AppendRequest, AppendResult, EventId, EventMetadata, EventStore, EventStream, ExpectedVersion,
-    GlobalQuery, IdempotencyKey, Scope, Snapshot, StoreError, StoredEvent, StreamId, StreamQuery,
+    AppendRequest, AppendResult, EventId, EventStore, EventStream, ExpectedVersion, GlobalQuery,
+    IdempotencyKey, RawEvent, Scope, Snapshot, StoreError, StoredEvent, StreamId, StreamQuery,
     TenantId, Until,
 };
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -22,7 +23,7 @@ use tokio::sync::{OnceCell, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::config::{PostgresConfig, StoreOptions, is_identifier};
+use super::config::{PostgresConfig, StoreOptions, is_identifier, timeout_setting};
 use super::errors::{AllTenantsDenied, Corrupt, db, is_unique_violation};
 use crate::error::Error;
 
@@ -34,8 +35,11 @@ pub(crate) const EVENT_COLUMNS: &str = "e.global_position, e.event_id, e.tenant_
      e.aggregate_type, e.aggregate_id, e.version, e.event_type, e.schema_version, \
      e.occurred_at, e.payload::text, e.metadata::text";
 
+/// The transaction's scope (row-level security) and timeouts, in the
+/// statement that opens it.
 const SET_SCOPE: &str = "SELECT set_config('app.current_tenant', $1, true), \
-     set_config('app.all_tenants', $2, true)";
+     set_config('app.all_tenants', $2, true), set_config('statement_timeout', $3, true), \
+     set_config('lock_timeout', $4, true)";
 
 const FIND_IDEMPOTENT: &str = "SELECT aggregate_type, aggregate_id, first_version, last_version, \
      first_position, last_position, event_ids FROM security_idempotency_keys \
@@ -150,6 +154,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0003_snapshots.sql"),
     ),
     (
+        4,
+        "projection dead letters",
+        include_str!("migrations/0004_dead_letters.sql"),
+    ),
+    (
         10,
         "authn shared state",
         include_str!("migrations/0010_authn_shared_state.sql"),
@@ -186,6 +195,10 @@ impl MigrationSource<'static> for Embedded {
 pub(crate) struct Shared {
     pub(crate) pool: PgPool,
     pub(crate) options: StoreOptions,
+    /// `options.statement_timeout` as the server's setting text.
+    statement_timeout: String,
+    /// `options.lock_timeout` as the server's setting text.
+    lock_timeout: String,
     schema: Option<String>,
     /// The highest position known committed; a wake-up for subscriptions
     /// and relays (local appends and NOTIFY both raise it).
@@ -313,6 +326,8 @@ impl PostgresEventStore {
         Self {
             shared: Arc::new(Shared {
                 pool,
+                statement_timeout: timeout_setting(options.statement_timeout),
+                lock_timeout: timeout_setting(options.lock_timeout),
                 options,
                 schema,
                 head: Arc::new(head),
@@ -381,6 +396,8 @@ impl PostgresEventStore {
         sqlx::query(SET_SCOPE)
             .bind(tenant)
             .bind(all)
+            .bind(&self.shared.statement_timeout)
+            .bind(&self.shared.lock_timeout)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -644,7 +661,8 @@ async fn snapshot_in(
     let Some(row) = row else { return Ok(None) };
     let state: &str = row.try_get(3).map_err(db)?;
     // A snapshot that cannot be read is no snapshot: the stream is replayed.
-    let Ok(state) = serde_json::from_str(state) else {
+    let Ok(state) = limits::parse_stored_json("snapshot state", state, limits::MAX_SNAPSHOT_BYTES)
+    else {
         tracing::warn!(stream = %stream_id, "stored snapshot is unreadable: ignored");
         return Ok(None);
     };
@@ -802,24 +820,29 @@ pub(crate) fn decode_event(
     };
     let schema_version = u32::try_from(row.try_get::<i64, _>(7).map_err(db)?)
         .map_err(|_| StoreError::Backend(Box::new(Corrupt("a schema version out of range"))))?;
-    let payload: String = row.try_get(9).map_err(db)?;
-    let metadata: String = row.try_get(10).map_err(db)?;
-    Ok(StoredEvent {
+    let event_type: &str = row.try_get(6).map_err(db)?;
+    let payload: &str = row.try_get(9).map_err(db)?;
+    let metadata: &str = row.try_get(10).map_err(db)?;
+    let raw = RawEvent {
         event_id: EventId::from_uuid(row.try_get(1).map_err(db)?),
-        stream_id,
         version: from_i64(row.try_get(5).map_err(db)?)?,
         global_position: from_i64(row.try_get(0).map_err(db)?)?,
-        event_type: Arc::from(row.try_get::<String, _>(6).map_err(db)?),
+        event_type,
         schema_version,
         occurred_at: row.try_get(8).map_err(db)?,
-        payload: Arc::new(
-            serde_json::from_str(&payload).map_err(|e| StoreError::Backend(Box::new(e)))?,
-        ),
-        metadata: Arc::new(
-            serde_json::from_str::<EventMetadata>(&metadata)
-                .map_err(|e| StoreError::Backend(Box::new(e)))?,
-        ),
-    })
+        payload,
+        metadata,
+    };
+    let event = StoredEvent::from_raw(raw, stream_id);
+    if let Some(reason) = &event.unreadable {
+        tracing::warn!(
+            position = event.global_position,
+            event_type = %event.event_type,
+            %reason,
+            "stored event is unreadable"
+        );
+    }
+    Ok(event)
 }
 
 fn limit(limit: usize) -> i64 {
@@ -850,6 +873,9 @@ fn position_bound(until: Until) -> i64 {
 #[async_trait]
 impl EventStore for PostgresEventStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        // Checked before anything is sent: nothing is written that a
+        // reader could not read back.
+        limits::check_append(&request)?;
         match self.try_append(&request).await {
             Ok(result) => Ok(result),
             Err(AppendFailure::Store(e)) => Err(e),
@@ -966,6 +992,7 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        limits::check_snapshot(snapshot)?;
         let stream = &snapshot.stream_id;
         let state = serde_json::to_string(&*snapshot.state)
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
