@@ -124,8 +124,9 @@ async fn insert_raw(
            RETURNING position) \
          INSERT INTO \"{name}\".security_events (global_position, event_id, tenant_id, \
            aggregate_type, aggregate_id, version, event_type, schema_version, occurred_at, \
-           payload, metadata) \
-         SELECT head.position, $1, $2, $3, $4, 1, $5, $6, now(), $7::json, $8::json FROM head"
+           payload, metadata, prev_hash, hash) \
+         SELECT head.position, $1, $2, $3, $4, 1, $5, $6, now(), $7::json, $8::json, \
+           decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex') FROM head"
     ))
     .bind(Uuid::now_v7())
     .bind(tenant.as_uuid())

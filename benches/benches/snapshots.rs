@@ -3,7 +3,7 @@
 //!
 //! Each user is loaded cold (a repository without a state cache, as on a
 //! replica that never saw the user): the newest snapshot and the events
-//! after it, or the whole stream. Target (issue 12): a user with 10 000
+//! after it, or the whole stream. Target: a user with 10 000
 //! events loads in at most 1.5× the time of a user with 10.
 //!
 //! The users are written as the service writes them (`UserCreated`, then

@@ -76,8 +76,9 @@ async fn a_leaked_application_credential_reaches_any_tenant_but_cannot_rewrite_h
     }
     let forged = sqlx::query(
         "INSERT INTO security_events (global_position, event_id, tenant_id, aggregate_type, \
-         aggregate_id, version, event_type, schema_version, occurred_at, payload, metadata) \
-         VALUES (999999, $1, $2, 'leak', $3, 1, 'Forged', 1, now(), '{}', '{}')",
+         aggregate_id, version, event_type, schema_version, occurred_at, payload, metadata, prev_hash, hash) \
+         VALUES (999999, $1, $2, 'leak', $3, 1, 'Forged', 1, now(), '{}', '{}', \
+           decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))",
     )
     .bind(Uuid::now_v7())
     .bind(b.as_uuid())
@@ -116,7 +117,7 @@ async fn a_leaked_application_credential_reaches_any_tenant_but_cannot_rewrite_h
     drop(conn);
     pool.close().await;
     // The application's own reads see the forged event too: nothing in
-    // the database tells it apart (the hash chain is what will).
+    // the database tells it apart (the hash chain does).
     let stored = db
         .store
         .read_global(
@@ -130,6 +131,17 @@ async fn a_leaked_application_credential_reaches_any_tenant_but_cannot_rewrite_h
         .await
         .unwrap();
     assert!(stored.iter().any(|e| &*e.event_type == "Forged"));
+    // The chain tells it apart: the forged row is not linked to B's head.
+    let report =
+        security_core::chain::verify_chain(&db.store, b, security_core::chain::ChainRange::ALL)
+            .await
+            .unwrap();
+    assert!(!report.is_intact(), "the forged row breaks B's chain");
+    let report =
+        security_core::chain::verify_chain(&db.store, a, security_core::chain::ChainRange::ALL)
+            .await
+            .unwrap();
+    assert!(report.is_intact(), "A's chain is untouched");
     sqlx::raw_sql(&format!(
         "REVOKE ALL ON ALL TABLES IN SCHEMA \"{name}\" FROM \"{leaked}\"; \
          REVOKE USAGE ON SCHEMA \"{name}\" FROM \"{leaked}\"; DROP ROLE \"{leaked}\";"

@@ -763,7 +763,7 @@ async fn with_a_state_cache_a_command_reads_only_what_was_appended_since() {
     let stream = Repository::stream_id::<User>(t, user_id);
     let kept = store
         .inner
-        .read_snapshot(&stream, 1, Until::End)
+        .read_snapshot(&stream, user_snapshot_schema(), Until::End)
         .await
         .unwrap()
         .unwrap();

@@ -456,7 +456,7 @@ async fn revocations_reach_every_replica_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn exactly_one_active_key_per_purpose_after_simultaneous_first_logins() {
+async fn exactly_one_active_key_per_purpose_after_simultaneous_first_uses() {
     let fleet = Fleet::new(open_config(), Time::Real).await;
     let admin = fleet.replica(0).admin();
     let operator = admin
@@ -473,9 +473,12 @@ async fn exactly_one_active_key_per_purpose_after_simultaneous_first_logins() {
             )
             .await
             .unwrap();
+        let mut users = Vec::new();
         for who in 0..3 {
-            fleet.user_in(account, &format!("user-{who}")).await;
+            users.push(fleet.user_in(account, &format!("user-{who}")).await);
         }
+        // The first logins create the signing key; the first API keys the
+        // lookup-hashing key: each on three replicas at once.
         let mut tasks = Vec::new();
         for who in 0..3_usize {
             let authn = fleet.replica(who).clone();
@@ -495,6 +498,16 @@ async fn exactly_one_active_key_per_purpose_after_simultaneous_first_logins() {
                 task.await.unwrap(),
                 Ok(LoginOutcome::Authenticated(_))
             ));
+        }
+        let mut tasks = Vec::new();
+        for (who, user) in users.iter().copied().enumerate() {
+            let authn = fleet.replica(who).clone();
+            tasks.push(tokio::spawn(async move {
+                authn.issue_api_key(account.tenant(), user, None).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
         }
         let owner = KeyOwner::new(account.tenant(), account.tenant().as_uuid());
         let keys = fleet.keys[0].list_keys(owner).await.unwrap();

@@ -348,7 +348,6 @@ fn parse_duration(text: &str) -> Option<Duration> {
     } else {
         (text, 1)
     };
-    let digits = digits.trim();
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -424,6 +423,7 @@ mod tests {
             "s",
             "-5s",
             "5 h",
+            "5 s",
             "1.5s",
             "five",
             "99999999999999999999m",

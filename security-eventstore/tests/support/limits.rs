@@ -132,7 +132,7 @@ pub(crate) async fn worst_legal_input_is_stored_and_the_attack_refused(store: Ar
         ("too many bytes", too_big, Limit::Bytes(MAX_METADATA_BYTES)),
     ] {
         let err = admin
-            .create_user(&by, account, new_user(what, bad))
+            .create_user(&by, account, new_user(&what.replace(' ', "-"), bad))
             .await
             .unwrap_err();
         assert!(
