@@ -11,7 +11,8 @@
 //! | `FIELD_ENCRYPTION_KEY` | none | Fernet keys for field encryption, comma-separated, newest first |
 //! | `OUTBOX_RELAY` | `kafka` when `KAFKA_BOOTSTRAP_SERVERS` is set, else `off` | `kafka`, `nats` or `off` |
 //! | `KAFKA_*`, `NATS_URL` | | the relay's broker |
-//! | `REDIS_URL`, `REDIS_PASSWORD` | none | the backend several replicas share |
+//! | `REDIS_URL`, `REDIS_PASSWORD` | none | Redis: rate limits and verification budgets shared by the replicas (feature `redis`) |
+//! | `REDIS_KEY_PREFIX` | `security:` | the prefix of every Redis key |
 //! | `JWT_*`, `MFA_*`, `AUTH_RATE_LIMIT`, `MFA_RATE_LIMIT`, `LOCKOUT_*`, `PASSWORD_*` | see [`AuthnConfig`](security_authn::AuthnConfig) | |
 //! | `API_RATE_LIMIT_PER_MINUTE`, `API_RATE_LIMIT_PER_HOUR` | 60, 1000 | the `api_default` tier and the hourly cap |
 //!
@@ -20,12 +21,15 @@
 
 mod backends;
 mod error;
+mod health;
 mod services;
 mod settings;
 mod signal;
 mod tasks;
 
+pub use backends::{Backend, Backends};
 pub use error::SetupError;
+pub use health::{Health, TaskHealth};
 pub use services::SecurityServices;
 pub use settings::{RelaySettings, SETUP_ENV_VARS, Settings, StoreSettings};
 pub use signal::shutdown_signal;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use security_authn::{AuthenticationService, RateLimiter, RevocationProjection, SessionsView};
+use security_authn::{AuthenticationService, RateLimiter, SessionsView};
 use security_authz::{AuditLog, AuthorizationService};
 use security_core::{
     Clock, EventStore, IdGenerator, InMemoryCheckpoints, KeyStore, Projection, ProjectionRunner,
@@ -16,10 +16,11 @@ use security_crypto::{
     SystemClock, UuidV7Ids,
 };
 
-use super::backends::shared_backends;
+use super::backends::{Backends, shared_backends};
 use super::error::SetupError;
+use super::health::{Health, TaskHealth};
 use super::settings::{RelaySettings, Settings, StoreSettings};
-use super::tasks::Tasks;
+use super::tasks::{TaskState, Tasks, Tracked};
 use crate::Security;
 use crate::rate_tiers::ApiRateLimits;
 
@@ -51,6 +52,7 @@ pub struct SecurityServices {
     encryption: EncryptionService,
     sessions: SessionsView,
     rate_limiter: Arc<dyn RateLimiter>,
+    backends: Backends,
     rate_limits: ApiRateLimits,
     tasks: Tasks,
     #[cfg(feature = "postgres")]
@@ -62,6 +64,7 @@ impl fmt::Debug for SecurityServices {
         f.debug_struct("SecurityServices")
             .field("security", &self.security)
             .field("authn", &self.authn)
+            .field("backends", &self.backends)
             .field("rate_limits", &self.rate_limits)
             .field("tasks", &self.tasks)
             .finish_non_exhaustive()
@@ -97,8 +100,11 @@ impl SecurityServices {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Ids::new());
         let mut tasks = Tasks::new();
-        let backends = shared_backends(&settings);
 
+        let redis = (
+            settings.redis_url.clone(),
+            settings.redis_key_prefix.clone(),
+        );
         let Settings {
             store: store_settings,
             relay,
@@ -163,6 +169,14 @@ impl SecurityServices {
             }
         };
 
+        let backends = shared_backends(
+            redis.0.as_ref(),
+            redis.1.as_deref(),
+            #[cfg(feature = "postgres")]
+            postgres.as_ref(),
+        )
+        .await?;
+
         let security = Security::builder()
             .event_store(Arc::clone(&store))
             .key_store(key_store)
@@ -175,6 +189,8 @@ impl SecurityServices {
             .authentication()
             .config(authn_config)
             .rate_limiter(Arc::clone(&backends.rate_limiter))
+            .attempt_ledger(Arc::clone(&backends.attempts))
+            .challenge_store(Arc::clone(&backends.challenges))
             .build()
             .map_err(|e| SetupError::component("authentication service", e))?;
 
@@ -188,26 +204,44 @@ impl SecurityServices {
             encryption = encryption.with_key_ring(ring);
         }
 
-        let sessions = SessionsView::new();
-        let revocations = RevocationProjection::new(Arc::clone(authn.validator().revocations()));
         // In-memory read models start from position 0 in every process.
-        let authz_runner = caught_up(&store, authz_projection, "authorization").await?;
-        let revocation_runner = caught_up(&store, revocations, "token revocation").await?;
-        let sessions_runner = caught_up(&store, sessions.projection(), "sessions").await?;
-        tasks.spawn_projection("authorization read model", authz_runner);
-        tasks.spawn_projection("token revocations", revocation_runner);
-        tasks.spawn_projection("sessions read model", sessions_runner);
+        // (The token revocation list is kept by the authentication
+        // service's own supervised projection: see `health`.)
+        let sessions = SessionsView::new();
+        let authz_state = Arc::new(TaskState::default());
+        let authz_runner = caught_up(
+            &store,
+            Tracked::new(authz_projection, Arc::clone(&authz_state)),
+            "authorization",
+        )
+        .await?;
+        let sessions_state = Arc::new(TaskState::default());
+        let sessions_runner = caught_up(
+            &store,
+            Tracked::new(sessions.projection(), Arc::clone(&sessions_state)),
+            "sessions",
+        )
+        .await?;
+        tasks.spawn_projection("authorization read model", authz_state, authz_runner);
+        tasks.spawn_projection("sessions read model", sessions_state, sessions_runner);
 
         let stopped = tasks.stopped();
-        tasks.spawn("authorization audit writer", async move {
+        let audit_state = Arc::new(TaskState::default());
+        audit_state.succeeded();
+        let state = Arc::clone(&audit_state);
+        tasks.spawn("authorization audit writer", audit_state, async move {
             let mut stopped = std::pin::pin!(stopped);
             loop {
                 let stop = tokio::select! {
                     () = &mut stopped => true,
                     () = tokio::time::sleep(AUDIT_INTERVAL) => false,
                 };
-                if let Err(error) = audit_writer.write_pending().await {
-                    tracing::error!(error = %error, "authorization audit records could not be stored");
+                match audit_writer.write_pending().await {
+                    Ok(_) => state.succeeded(),
+                    Err(error) => {
+                        state.failed(&error);
+                        tracing::error!(error = %error, "authorization audit records could not be stored");
+                    }
                 }
                 if stop {
                     return;
@@ -222,6 +256,7 @@ impl SecurityServices {
             encryption,
             sessions,
             rate_limiter: backends.rate_limiter,
+            backends: backends.kinds,
             rate_limits,
             tasks,
             #[cfg(feature = "postgres")]
@@ -260,6 +295,12 @@ impl SecurityServices {
         &self.rate_limiter
     }
 
+    /// Where the state the replicas share is kept (rate limits,
+    /// verification budgets, challenges).
+    pub fn backends(&self) -> Backends {
+        self.backends
+    }
+
     /// The API rate-limit tiers.
     pub fn rate_limits(&self) -> &ApiRateLimits {
         &self.rate_limits
@@ -283,10 +324,31 @@ impl SecurityServices {
         Ok(())
     }
 
+    /// How every background task fares: the read models (authorization,
+    /// sessions, the authentication service's token revocations) with
+    /// their lag behind the store, the audit writer, the outbox relay.
+    /// A readiness probe fails unless [`Health::is_healthy`].
+    pub async fn health(&self) -> Health {
+        let head = self.security.store().head_position().await.ok();
+        let mut tasks = self.tasks.health(head);
+        tasks.push(TaskHealth::from_projection(
+            self.authn.revocation_health().await,
+        ));
+        Health {
+            store_reachable: head.is_some(),
+            tasks,
+        }
+    }
+
     /// The background tasks that ended although nobody stopped them (none
     /// while healthy: a readiness probe should fail otherwise).
     pub fn stopped_tasks(&self) -> Vec<&'static str> {
-        self.tasks.finished()
+        self.tasks
+            .health(None)
+            .into_iter()
+            .filter(|task| task.stopped)
+            .map(|task| task.name)
+            .collect()
     }
 
     /// Stops the background tasks (the relay publishes what it holds, the
@@ -379,7 +441,9 @@ async fn start_relay(
         }
     };
     let stopped = tasks.stopped();
-    tasks.spawn("outbox relay", async move {
+    let state = Arc::new(TaskState::default());
+    state.succeeded();
+    tasks.spawn("outbox relay", state, async move {
         let stats = relay.run_until(stopped).await;
         tracing::info!(
             published = stats.published,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use security_authn::{AuthnConfig, RateLimit};
 use security_crypto::{FernetKey, MasterKey};
 
@@ -20,6 +20,7 @@ pub const SETUP_ENV_VARS: &[&str] = &[
     "DATABASE_SCHEMA",
     "REDIS_URL",
     "REDIS_PASSWORD",
+    "REDIS_KEY_PREFIX",
     "OUTBOX_RELAY",
     "KAFKA_BOOTSTRAP_SERVERS",
     "KAFKA_SECURITY_PROTOCOL",
@@ -94,6 +95,10 @@ pub struct Settings {
     /// replicas (`REDIS_URL`, `REDIS_PASSWORD`); kept secret (it may hold
     /// a password).
     pub redis_url: Option<SecretString>,
+    /// The prefix of every Redis key (`REDIS_KEY_PREFIX`, default
+    /// `security:`): replicas of one service share it; services sharing
+    /// one Redis each have their own.
+    pub redis_key_prefix: Option<String>,
     /// The outbox relay.
     pub relay: RelaySettings,
     /// The master key of the key store (`ENCRYPTION_KEY`); required with
@@ -117,6 +122,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("store", &self.store)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "[redacted]"))
+            .field("redis_key_prefix", &self.redis_key_prefix)
             .field("relay", &self.relay)
             .field("master_key", &self.master_key.as_ref().map(MasterKey::id))
             .field("previous_master_keys", &self.previous_master_keys.len())
@@ -196,6 +202,9 @@ impl Settings {
         let redis_url = get("REDIS_URL")
             .map(|v| redis_url(&v, get("REDIS_PASSWORD")))
             .transpose()?;
+        let redis_key_prefix = get("REDIS_KEY_PREFIX")
+            .map(|v| redis_key_prefix(&v))
+            .transpose()?;
 
         let store = store_settings(&get)?;
         if !matches!(store, StoreSettings::Memory) && master_key.is_none() {
@@ -209,6 +218,7 @@ impl Settings {
         Ok(Self {
             store,
             redis_url,
+            redis_key_prefix,
             relay,
             master_key,
             previous_master_keys,
@@ -236,6 +246,17 @@ fn count(variable: &'static str, value: &str) -> Result<u32, SetupError> {
 fn master(variable: &'static str, value: &str) -> Result<MasterKey, SetupError> {
     MasterKey::from_base64(value.trim())
         .map_err(|_| SetupError::invalid(variable, "expected 32 random bytes in base64"))
+}
+
+fn redis_key_prefix(value: &str) -> Result<String, SetupError> {
+    let value = value.trim();
+    if value.len() > 128 || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(SetupError::invalid(
+            "REDIS_KEY_PREFIX",
+            "expected at most 128 characters, no spaces or control characters",
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 fn redis_url(value: &str, password: Option<String>) -> Result<SecretString, SetupError> {
@@ -467,17 +488,11 @@ fn nats_settings(get: &impl Fn(&str) -> Option<String>) -> Result<RelaySettings,
     Ok(RelaySettings::Nats(config))
 }
 
-/// Whether the settings name a shared backend for several replicas.
-pub(crate) fn redis_configured(settings: &Settings) -> bool {
-    settings
-        .redis_url
-        .as_ref()
-        .is_some_and(|url| !url.expose_secret().is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
 
     use super::*;
 

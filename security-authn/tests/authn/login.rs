@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use secrecy::ExposeSecret;
-use security_authn::{AuthnError, LoginOutcome, PasswordRule};
+use security_authn::{AuthnError, LoginOutcome, NewPasswordUser, PasswordRule};
 use security_core::{
     AuthMethod, DomainEvent, KeyStore as _, PublicKey, Request, RoleName, TokenError,
     TokenValidator as _, User, UserEvent,
@@ -766,10 +766,7 @@ async fn a_login_reads_only_the_events_it_has_not_seen() {
         .create_user_with_password(
             &Request::default(),
             account,
-            "alice",
-            &secret(PASSWORD),
-            std::collections::BTreeMap::default(),
-            false,
+            NewPasswordUser::new("alice", secret(PASSWORD)),
         )
         .await
         .unwrap();
