@@ -6,6 +6,7 @@
 //! | `DATABASE_URL` | memory | PostgreSQL (feature `postgres`); `postgresql+asyncpg://` URLs work |
 //! | `DATABASE_POOL_SIZE`, `DATABASE_MAX_OVERFLOW` | 20, 10 | the pool's ceiling is their sum |
 //! | `DATABASE_SCHEMA` | the `search_path` | the schema of the store's tables |
+//! | `DATABASE_STATEMENT_TIMEOUT`, `DATABASE_LOCK_TIMEOUT`, `DATABASE_ACQUIRE_TIMEOUT` | 15s, 5s, 10s | `500ms`, `5s`, `2m` or bare milliseconds; `0` turns the first two off |
 //! | `ENCRYPTION_KEY` | required with PostgreSQL | the key store's master key: 32 bytes in base64 |
 //! | `ENCRYPTION_KEY_PREVIOUS` | none | master keys being rotated out, comma-separated |
 //! | `FIELD_ENCRYPTION_KEY` | none | Fernet keys for field encryption, comma-separated, newest first |

@@ -18,6 +18,9 @@ pub const SETUP_ENV_VARS: &[&str] = &[
     "DATABASE_POOL_SIZE",
     "DATABASE_MAX_OVERFLOW",
     "DATABASE_SCHEMA",
+    "DATABASE_STATEMENT_TIMEOUT",
+    "DATABASE_LOCK_TIMEOUT",
+    "DATABASE_ACQUIRE_TIMEOUT",
     "REDIS_URL",
     "REDIS_PASSWORD",
     "REDIS_KEY_PREFIX",
@@ -300,6 +303,9 @@ fn store_settings(get: &impl Fn(&str) -> Option<String>) -> Result<StoreSettings
             "DATABASE_POOL_SIZE",
             "DATABASE_MAX_OVERFLOW",
             "DATABASE_SCHEMA",
+            "DATABASE_STATEMENT_TIMEOUT",
+            "DATABASE_LOCK_TIMEOUT",
+            "DATABASE_ACQUIRE_TIMEOUT",
         ] {
             if get(variable).is_some() {
                 return Err(SetupError::invalid(
@@ -362,11 +368,60 @@ fn postgres_settings(
             )
         })?;
     }
+    if let Some(timeout) = timeout(get, "DATABASE_STATEMENT_TIMEOUT")? {
+        config.options.statement_timeout = (!timeout.is_zero()).then_some(timeout);
+    }
+    if let Some(timeout) = timeout(get, "DATABASE_LOCK_TIMEOUT")? {
+        config.options.lock_timeout = (!timeout.is_zero()).then_some(timeout);
+    }
+    if let Some(timeout) = timeout(get, "DATABASE_ACQUIRE_TIMEOUT")? {
+        if timeout.is_zero() {
+            return Err(SetupError::invalid(
+                "DATABASE_ACQUIRE_TIMEOUT",
+                "must be more than zero",
+            ));
+        }
+        config.pool.acquire_timeout = timeout;
+    }
     // `connect_options` parses the URL: a malformed one fails here, named.
     config.connect_options().map_err(|_| {
         SetupError::invalid("DATABASE_URL", "expected a valid PostgreSQL connection URL")
     })?;
     Ok(StoreSettings::Postgres(config))
+}
+
+/// A timeout variable: a whole number with a unit, `ms`, `s` or `m` (a
+/// bare number is milliseconds), as `PostgresConfig::from_env` reads it.
+#[cfg(feature = "postgres")]
+fn timeout(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Option<std::time::Duration>, SetupError> {
+    let Some(text) = get(variable) else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    let (digits, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1_000)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (text, 1)
+    };
+    let millis = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.checked_mul(scale));
+    match millis {
+        Some(ms) => Ok(Some(std::time::Duration::from_millis(ms))),
+        None => Err(SetupError::invalid(
+            variable,
+            "expected a whole number of ms, s or m (e.g. 500ms, 5s)",
+        )),
+    }
 }
 
 fn relay_settings(get: &impl Fn(&str) -> Option<String>) -> Result<RelaySettings, SetupError> {
@@ -633,6 +688,53 @@ mod tests {
         };
         assert_eq!(config.pool.max_connections(), 12);
         assert!(!format!("{settings:?}").contains("pw@db"));
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn database_timeouts_are_read_and_a_bad_one_is_named() {
+        let url = ("DATABASE_URL", "postgres://app@db:5432/bank");
+        let key = ("ENCRYPTION_KEY", KEY);
+        let settings = from(&[
+            url,
+            key,
+            ("DATABASE_STATEMENT_TIMEOUT", "2s"),
+            ("DATABASE_LOCK_TIMEOUT", "0"),
+            ("DATABASE_ACQUIRE_TIMEOUT", "750ms"),
+        ])
+        .unwrap();
+        let StoreSettings::Postgres(config) = &settings.store else {
+            panic!("PostgreSQL expected");
+        };
+        assert_eq!(
+            config.options.statement_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(config.options.lock_timeout, None);
+        assert_eq!(
+            config.pool.acquire_timeout,
+            std::time::Duration::from_millis(750)
+        );
+        for (variable, value) in [
+            ("DATABASE_STATEMENT_TIMEOUT", "soon"),
+            ("DATABASE_LOCK_TIMEOUT", "5 s"),
+            ("DATABASE_ACQUIRE_TIMEOUT", "0"),
+            ("DATABASE_ACQUIRE_TIMEOUT", "-1s"),
+        ] {
+            let err = from(&[url, key, (variable, value)]).unwrap_err();
+            assert_eq!(err.variable(), Some(variable), "{value}");
+        }
+        let err = from(&[("DATABASE_LOCK_TIMEOUT", "5s")]).unwrap_err();
+        assert_eq!(err.variable(), Some("DATABASE_LOCK_TIMEOUT"));
+    }
+
+    #[test]
+    fn the_redis_key_prefix_is_checked() {
+        let url = ("REDIS_URL", "redis://cache:6379/0");
+        let settings = from(&[url, ("REDIS_KEY_PREFIX", "bank:")]).unwrap();
+        assert_eq!(settings.redis_key_prefix.as_deref(), Some("bank:"));
+        let err = from(&[url, ("REDIS_KEY_PREFIX", "two words")]).unwrap_err();
+        assert_eq!(err.variable(), Some("REDIS_KEY_PREFIX"));
     }
 
     #[cfg(not(feature = "kafka"))]
