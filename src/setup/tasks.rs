@@ -251,3 +251,106 @@ impl Tasks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        reason = "a test fails by panicking"
+    )]
+
+    use std::sync::atomic::AtomicUsize;
+
+    use security_core::{InMemoryCheckpoints, Request, Scope, StoreError};
+
+    use super::*;
+
+    /// Fails as a store outage would, `failures` times, then applies.
+    struct Outage {
+        failures: Arc<AtomicUsize>,
+        applied: Arc<AtomicU64>,
+    }
+
+    impl Projection for Outage {
+        fn name(&self) -> &'static str {
+            "outage"
+        }
+
+        fn apply(&mut self, _event: &StoredEvent) -> Result<(), ProjectionError> {
+            if self
+                .failures
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(ProjectionError::Store(StoreError::Unavailable(
+                    "the database is down".into(),
+                )));
+            }
+            self.applied.fetch_add(1, Ordering::AcqRel);
+            Ok(())
+        }
+
+        fn reset(&mut self) {}
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_read_model_is_restarted_and_reports_it() {
+        let security = crate::Security::builder().build().unwrap();
+        let store = Arc::clone(security.store());
+        let failures = Arc::new(AtomicUsize::new(0));
+        let applied = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(TaskState::default());
+        let projection = Tracked::new(
+            Outage {
+                failures: Arc::clone(&failures),
+                applied: Arc::clone(&applied),
+            },
+            Arc::clone(&state),
+        );
+        let mut runner = ProjectionRunner::new(
+            Arc::clone(&store),
+            Arc::new(InMemoryCheckpoints::new()),
+            projection,
+            Scope::All,
+        )
+        .await
+        .unwrap();
+        runner.catch_up().await.unwrap();
+        let mut tasks = Tasks::new();
+        tasks.spawn_projection("outage", state, runner);
+        assert!(tasks.health(Some(0))[0].is_healthy());
+
+        // The store fails the next three events' application.
+        failures.store(3, Ordering::Release);
+        security
+            .admin()
+            .create_operator(&Request::default(), "ops")
+            .await
+            .unwrap();
+        let head = store.head_position().await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut saw_failure = false;
+        loop {
+            let health = tasks.health(Some(head)).remove(0);
+            assert!(!health.stopped, "the task never stops by itself");
+            if !health.live {
+                saw_failure = true;
+                assert!(health.last_error.is_some(), "{health:?}");
+            }
+            if health.live && health.lag == Some(0) && health.restarts == 3 {
+                assert_eq!(health.position, Some(head));
+                assert_eq!(health.last_error, None);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not recovered: {health:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(saw_failure, "the failures were reported while they lasted");
+        assert!(applied.load(Ordering::Acquire) >= 1);
+        tasks.shutdown(Duration::from_secs(5)).await;
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use security::authn::AuthnError;
-use security::core::{Clock, EventStore, ManualClock, StreamId, StreamQuery, UserId};
+use security::core::{EventStore, ManualClock, StreamId, StreamQuery, UserId};
 
 use crate::common::{Fleet, PASSWORD, Time, client, open_config, secret, t0};
 
