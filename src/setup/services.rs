@@ -28,6 +28,8 @@ use crate::rate_tiers::ApiRateLimits;
 const AUDIT_QUEUE: usize = 8192;
 /// How often queued authorization audit records are appended.
 const AUDIT_INTERVAL: Duration = Duration::from_millis(200);
+/// How soon a failed anchoring round is tried again.
+const ANCHOR_RETRY: Duration = Duration::from_secs(10);
 /// How long [`SecurityServices::shutdown`] waits for each task.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -351,6 +353,47 @@ impl SecurityServices {
             .collect()
     }
 
+    /// Has the operator's active signing key sign every tenant's chain
+    /// head every `interval` (see [`Security::chain_anchorer`]), as one
+    /// more supervised task: a failed round is reported in
+    /// [`health`](Self::health) and tried again after at most 10 s; it
+    /// stops with [`shutdown`](Self::shutdown). Safe on every replica.
+    pub fn supervise_chain_anchoring(
+        &mut self,
+        operator_id: security_core::OperatorId,
+        interval: Duration,
+    ) {
+        let anchorer = self.security.chain_anchorer(operator_id, interval);
+        let state = Arc::new(TaskState::default());
+        let task_state = Arc::clone(&state);
+        let stopped = self.tasks.stopped();
+        self.tasks.spawn("audit chain anchorer", state, async move {
+            let mut stopped = std::pin::pin!(stopped);
+            loop {
+                let wait = match anchorer.anchor_all().await {
+                    Ok(round) if round.failed == 0 => {
+                        task_state.succeeded();
+                        interval
+                    }
+                    Ok(round) => {
+                        task_state
+                            .failed(&format!("{} tenants could not be anchored", round.failed));
+                        ANCHOR_RETRY.min(interval)
+                    }
+                    Err(error) => {
+                        task_state.failed(&error);
+                        tracing::warn!(%error, "an anchoring round failed");
+                        ANCHOR_RETRY.min(interval)
+                    }
+                };
+                tokio::select! {
+                    () = &mut stopped => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        });
+    }
+
     /// Stops the background tasks (the relay publishes what it holds, the
     /// audit writer appends what is queued), then closes the database pool.
     pub async fn shutdown(self) {
@@ -453,4 +496,69 @@ async fn start_relay(
         );
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        reason = "a test fails by panicking"
+    )]
+
+    use security_core::{AccountClaims, GlobalQuery, Request};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_task_reports_and_the_anchorer_runs_supervised() {
+        let mut services = SecurityServices::start(Settings::from_lookup(|_| None).unwrap())
+            .await
+            .unwrap();
+        let admin = services.security().admin().clone();
+        let operator = admin
+            .create_operator(&Request::default(), "ops")
+            .await
+            .unwrap();
+        admin
+            .create_account(
+                &Request::default(),
+                operator,
+                "bank",
+                AccountClaims::default(),
+            )
+            .await
+            .unwrap();
+        services.supervise_chain_anchoring(operator, Duration::from_millis(50));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let health = services.health().await;
+            let names: Vec<_> = health.tasks.iter().map(|t| t.name).collect();
+            for expected in [
+                "authorization read model",
+                "sessions read model",
+                "authorization audit writer",
+                "authn-revocations",
+                "audit chain anchorer",
+            ] {
+                assert!(names.contains(&expected), "{expected} in {names:?}");
+            }
+            let events = services
+                .security()
+                .store()
+                .read_global(Scope::All, GlobalQuery::after(0, 10_000))
+                .await
+                .unwrap();
+            let anchored = events.iter().any(|e| &*e.event_type == "ChainAnchored");
+            if anchored && health.is_healthy() && health.max_lag() == Some(0) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "anchored: {anchored}, {health:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        services.shutdown().await;
+    }
 }
