@@ -28,6 +28,8 @@ use crate::rate_tiers::ApiRateLimits;
 const AUDIT_QUEUE: usize = 8192;
 /// How often queued authorization audit records are appended.
 const AUDIT_INTERVAL: Duration = Duration::from_millis(200);
+/// How long `start` waits for the token revocation list to catch up.
+const REVOCATIONS_CATCH_UP: Duration = Duration::from_secs(60);
 /// How soon a failed anchoring round is tried again.
 const ANCHOR_RETRY: Duration = Duration::from_secs(10);
 /// How long [`SecurityServices::shutdown`] waits for each task.
@@ -224,6 +226,7 @@ impl SecurityServices {
             "sessions",
         )
         .await?;
+        revocations_caught_up(&authn).await?;
         tasks.spawn_projection("authorization read model", authz_state, authz_runner);
         tasks.spawn_projection("sessions read model", sessions_state, sessions_runner);
 
@@ -402,6 +405,29 @@ impl SecurityServices {
         if let Some(store) = self.postgres {
             store.close().await;
         }
+    }
+}
+
+/// Waits until the authentication service's own revocation projection
+/// has caught up (like the other read models before `start` returns), for
+/// at most [`REVOCATIONS_CATCH_UP`].
+async fn revocations_caught_up(authn: &AuthenticationService) -> Result<(), SetupError> {
+    let deadline = tokio::time::Instant::now() + REVOCATIONS_CATCH_UP;
+    loop {
+        let health = authn.revocation_health().await;
+        if health.live {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(SetupError::Database {
+                retryable: true,
+                source: health
+                    .last_error
+                    .unwrap_or_else(|| "the token revocation list did not catch up".to_owned())
+                    .into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
