@@ -144,7 +144,7 @@ fn report(v: &ExportVerification) {
 
 async fn demo(args: &[String]) -> Outcome {
     use security::Security;
-    use security::core::{AccountClaims, Actor, Permissions, Request, ResourceLimits};
+    use security::core::{AccountClaims, Actor, NewPolicy, Request};
 
     let [file] = args else {
         return Err(USAGE.into());
@@ -161,10 +161,7 @@ async fn demo(args: &[String]) -> Outcome {
             .create_policy(
                 &request,
                 account.tenant(),
-                name,
-                "demo",
-                Permissions::default(),
-                ResourceLimits::default(),
+                NewPolicy::new(name).description("demo"),
             )
             .await?;
     }

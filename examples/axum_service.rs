@@ -41,6 +41,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use security::authn::NewPasswordUser;
 use security::axum::{
     AuthRouter, Problem, RateLimitLayer, RequirePermission, RequiredPermission, SecurityState,
     TenantSource, TrustedProxies,
@@ -142,10 +143,7 @@ pub(crate) async fn seed(services: &SecurityServices) -> Result<Vec<DemoTenant>,
                     .create_user_with_password(
                         &request(&key)?,
                         account,
-                        username,
-                        &password,
-                        BTreeMap::new(),
-                        false,
+                        NewPasswordUser::new(username, password.clone()),
                     )
                     .await?;
                 admin

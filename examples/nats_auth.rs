@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use security_authn::{NatsAdmin, UserJwtOptions, UserSigner};
 use security_core::{
-    AccountClaims, AdminService, Permissions, Repository, Request, ResourceLimits,
-    ResponsePermission, SubjectPermissions,
+    AccountClaims, AdminService, NewPolicy, Permissions, Repository, Request, ResponsePermission,
+    SubjectPermissions,
 };
 use security_crypto::{MemoryKeyStore, SystemClock, UuidV7Ids};
 use security_eventstore::MemoryEventStore;
@@ -89,10 +89,9 @@ pub(crate) async fn write_files(folder: &Path, port: u16) -> Result<Written, Box
         .create_policy(
             &request,
             account.tenant(),
-            "order-service",
-            "publishes and reads orders, never deletes them",
-            permissions,
-            ResourceLimits::default(),
+            NewPolicy::new("order-service")
+                .description("publishes and reads orders, never deletes them")
+                .permissions(permissions),
         )
         .await?;
     let (user, _) = nats

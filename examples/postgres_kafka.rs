@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use security::core::{
     AccountClaims, AdminService, Credential, EventStore, GlobalQuery, KeyOwner, KeyPurpose,
-    KeySpec, KeyStore, NewUser, Permissions, Repository, Request, ResourceLimits, Scope,
+    KeySpec, KeyStore, NewPolicy, NewUser, Permissions, Repository, Request, Scope,
     SubjectPermissions,
 };
 use security::crypto::{EnvelopeKeyStore, MasterKey, SystemClock, UuidV7Ids};
@@ -95,10 +95,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .create_policy(
             &request,
             tenant,
-            "orders",
-            "the order service",
-            permissions,
-            ResourceLimits::default(),
+            NewPolicy::new("orders")
+                .description("the order service")
+                .permissions(permissions),
         )
         .await?;
     let identity = keys

@@ -21,8 +21,8 @@ use secrecy::SecretString;
 use security::Security;
 use security::core::{
     AccountClaims, AccountLimits, Actor, ClientInfo, Clock, Credential, GlobalQuery, KeyOwner,
-    ManualClock, NewUser, Permissions, Request, ResourceLimits, RoleName, Scope, StoredEvent,
-    SubjectPermissions, TenantId, Until, UserId,
+    ManualClock, NewPolicy, NewUser, Permissions, Request, ResourceLimits, RoleName, Scope,
+    StoredEvent, SubjectPermissions, TenantId, Until, UserId,
 };
 
 #[tokio::main(flavor = "current_thread")]
@@ -70,10 +70,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .create_policy(
             &request,
             tenant,
-            "orders",
-            "order service",
-            permissions,
-            limits,
+            NewPolicy::new("orders")
+                .description("order service")
+                .permissions(permissions)
+                .limits(limits),
         )
         .await?;
 

@@ -7,7 +7,8 @@
 
 pub use crate::{ApiRateLimits, ExposeSecret, RateTier, SecretString, Security};
 pub use security_authn::{
-    AuthenticationService, AuthnConfig, AuthnError, LoginOutcome, SessionSummary, TokenPair,
+    AuthenticationService, AuthnConfig, AuthnError, LoginOutcome, NewPasswordUser, SessionSummary,
+    TokenPair,
 };
 pub use security_authz::{AuthorizationService, AuthzError, Decision, Principal, Resource};
 pub use security_core::{

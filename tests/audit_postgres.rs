@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use security::Security;
 use security::core::chain::{ChainHash, ChainQuery};
-use security::core::{AccountClaims, Actor, EventStore, Permissions, Request, ResourceLimits};
+use security::core::{AccountClaims, Actor, EventStore, NewPolicy, Request};
 use security::crypto::Ed25519PublicKey;
 use security::eventstore::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use security::eventstore::{PostgresEventStore, audit};
@@ -108,10 +108,7 @@ async fn an_export_from_postgres_verifies_offline_and_tampering_fails_it() {
                 .create_policy(
                     &request,
                     tenant,
-                    name,
-                    "audit test",
-                    Permissions::default(),
-                    ResourceLimits::default(),
+                    NewPolicy::new(name).description("audit test"),
                 )
                 .await
                 .unwrap();

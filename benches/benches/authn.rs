@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::{ExposeSecret, SecretString};
-use security::authn::{AuthenticationService, AuthnConfig, LoginOutcome, RateLimit};
+use security::authn::{
+    AuthenticationService, AuthnConfig, LoginOutcome, NewPasswordUser, RateLimit,
+};
 use security::core::{
     AccessClaims, AccountClaims, AccountId, ClientInfo, PasswordHasher, Repository, Request,
     TokenValidator,
@@ -92,10 +94,7 @@ async fn tenant_with_alice(authn: &AuthenticationService) -> AccountId {
         .create_user_with_password(
             &Request::default(),
             account,
-            "alice",
-            &SecretString::from(PASSWORD),
-            std::collections::BTreeMap::default(),
-            false,
+            NewPasswordUser::new("alice", SecretString::from(PASSWORD)),
         )
         .await
         .unwrap();

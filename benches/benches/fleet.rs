@@ -29,7 +29,7 @@ use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
 use security::authn::{
-    AuthenticationService, AuthnConfig, LoginOutcome, MemoryRateLimiter, RateLimit,
+    AuthenticationService, AuthnConfig, LoginOutcome, MemoryRateLimiter, NewPasswordUser, RateLimit,
 };
 use security::core::{
     AccountClaims, ClientInfo, KeyStore, PasswordHasher, RateLimiter, Repository, Request,
@@ -178,10 +178,7 @@ async fn shared_service(
         .create_user_with_password(
             &Request::default(),
             account,
-            "alice",
-            &SecretString::from(PASSWORD),
-            std::collections::BTreeMap::default(),
-            false,
+            NewPasswordUser::new("alice", SecretString::from(PASSWORD)),
         )
         .await
         .unwrap();

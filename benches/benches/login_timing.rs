@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use secrecy::SecretString;
-use security::authn::{AuthenticationService, AuthnConfig, RateLimit};
+use security::authn::{AuthenticationService, AuthnConfig, NewPasswordUser, RateLimit};
 use security::core::{
     AccountClaims, AccountId, ClientInfo, LockoutPolicy, PasswordHasher, Repository, Request,
 };
@@ -200,10 +200,7 @@ impl Logins {
                 .create_user_with_password(
                     &Request::default(),
                     account,
-                    "alice",
-                    &SecretString::from(PASSWORD),
-                    std::collections::BTreeMap::default(),
-                    false,
+                    NewPasswordUser::new("alice", SecretString::from(PASSWORD)),
                 )
                 .await
                 .unwrap();

@@ -33,8 +33,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
 use security::authn::{NatsAdmin, NatsTrust, UserJwtOptions, UserSigner, verify_user_chain};
 use security::core::{
-    AccountClaims, AdminService, ManualClock, Permissions, Policy, Repository, Request,
-    ResourceLimits, ResponsePermission, SubjectPermissions,
+    AccountClaims, AdminService, ManualClock, NewPolicy, Permissions, Policy, Repository, Request,
+    ResponsePermission, SubjectPermissions,
 };
 use security::crypto::{MemoryKeyStore, UuidV7Ids};
 use security::eventstore::MemoryEventStore;
@@ -82,16 +82,13 @@ async fn setup() -> Setup {
         .create_policy(
             &req,
             account_id.tenant(),
-            "orders",
-            "",
-            Permissions {
+            NewPolicy::new("orders").permissions(Permissions {
                 publish: SubjectPermissions::from_patterns(["orders.>"], ["orders.delete"])
                     .unwrap(),
                 subscribe: SubjectPermissions::from_patterns(["orders.>"], Vec::<String>::new())
                     .unwrap(),
                 allow_responses: Some(ResponsePermission::default()),
-            },
-            ResourceLimits::default(),
+            }),
         )
         .await
         .unwrap();

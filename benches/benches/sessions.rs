@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
-use security::authn::{AuthenticationService, AuthnConfig, RateLimit, Session, TokenPair};
+use security::authn::{
+    AuthenticationService, AuthnConfig, NewPasswordUser, RateLimit, Session, TokenPair,
+};
 use security::core::{
     AccountClaims, AccountId, Aggregate as _, ClientInfo, EventStore as _, Repository, Request,
     StreamId, StreamQuery, replay,
@@ -100,10 +102,7 @@ impl World {
                 .create_user_with_password(
                     &Request::default(),
                     account,
-                    "alice",
-                    &SecretString::from(PASSWORD),
-                    std::collections::BTreeMap::default(),
-                    false,
+                    NewPasswordUser::new("alice", SecretString::from(PASSWORD)),
                 )
                 .await
                 .unwrap();

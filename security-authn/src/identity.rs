@@ -30,6 +30,7 @@ use security_core::{
 
 use crate::error::AuthnError;
 use crate::manage::temporary_password;
+use crate::new_user::NewPasswordUser;
 use crate::service::AuthenticationService;
 
 /// An identity system created an organization.
@@ -206,10 +207,9 @@ impl IdentitySync {
             .create_user_with_password(
                 &request,
                 account_id,
-                &event.email,
-                &temporary,
-                metadata,
-                true,
+                NewPasswordUser::new(event.email.as_str(), temporary.clone())
+                    .metadata(metadata)
+                    .must_change_password(),
             )
             .await?;
         // A concurrent delivery of the same event may have won the race:

@@ -72,7 +72,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use secrecy::SecretString;
-//! use security_authn::{AuthenticationService, LoginOutcome};
+//! use security_authn::{AuthenticationService, LoginOutcome, NewPasswordUser};
 //! use security_core::{
 //!     AccountClaims, ClientInfo, Clock, ManualClock, Repository, Request, SequentialIds,
 //! };
@@ -92,7 +92,7 @@
 //! let account = admin.create_account(&Request::default(), operator, "acme", AccountClaims::default()).await?;
 //! let password = SecretString::from("Correct-Horse-Battery-9");
 //! let user = authn
-//!     .create_user_with_password(&Request::default(), account, "alice", &password, Default::default(), false)
+//!     .create_user_with_password(&Request::default(), account, NewPasswordUser::new("alice", password.clone()))
 //!     .await?;
 //!
 //! // Log in and use the access token.
@@ -124,6 +124,8 @@ mod jwt;
 mod lockout;
 mod login;
 mod manage;
+mod new_user;
+mod password_change;
 mod policy;
 mod projection;
 mod rate_limit;
@@ -156,6 +158,7 @@ pub use lockout::MemoryAttemptLedger;
 pub use login::{
     LoginOutcome, MfaChallenge, PasswordChangeTicket, PublicKeyChallenge, public_key_login_message,
 };
+pub use new_user::NewPasswordUser;
 pub use policy::{PasswordPolicy, PasswordRule, PolicyViolation};
 pub use projection::RevocationProjection;
 pub use rate_limit::MemoryRateLimiter;

@@ -151,7 +151,7 @@ impl fmt::Debug for PublicKeyChallenge {
 /// How long until `until`, in whole seconds rounded up (the precision a
 /// client is told, so that answers computed on different replicas, or for
 /// a user and for an unknown username, look alike).
-fn remaining(now: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Option<Duration> {
+pub(crate) fn remaining(now: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Option<Duration> {
     until.map(|u| {
         let left = (u - now).to_std().unwrap_or(Duration::ZERO);
         let whole = left.as_secs() + u64::from(left.subsec_nanos() > 0);
@@ -273,7 +273,7 @@ impl AuthenticationService {
         self.record_audit(ctx, &event).await
     }
 
-    async fn record_failure(
+    pub(crate) async fn record_failure(
         &self,
         ctx: &CommandContext,
         user_id: UserId,
@@ -519,7 +519,7 @@ impl AuthenticationService {
 
     /// A user who is locked: the same hashing work as any attempt (none of
     /// it on the user's hash), the attempt recorded, the lock answered.
-    async fn refuse_locked(
+    pub(crate) async fn refuse_locked(
         &self,
         ctx: &CommandContext,
         user_id: UserId,

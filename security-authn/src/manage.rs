@@ -1,21 +1,19 @@
 //! Managing credentials: passwords (create, change, reset), TOTP
 //! enrolment, backup codes, API keys, public keys.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 
 use security_core::{
-    AccountId, Actor, ClientInfo, CommandContext, Credential, FailureReason, NewUser, PublicKey,
-    Request, TenantId, User, UserCommand, UserId,
+    AccountId, Actor, CommandContext, Credential, NewUser, PublicKey, Request, TenantId, User,
+    UserCommand, UserId,
 };
 
 use crate::backup::{self, BackupCodes, SealedCodes};
 use crate::error::AuthnError;
+use crate::new_user::NewPasswordUser;
 use crate::policy::{PasswordRule, PolicyViolation};
 use crate::service::{API_KEY_PREFIX, AuthenticationService, blocking, new_opaque_token};
 use crate::totp::{TotpEnrollment, TotpSecret};
@@ -117,7 +115,11 @@ impl AuthenticationService {
         .await
     }
 
-    async fn existing_user(&self, tenant: TenantId, user_id: UserId) -> Result<User, AuthnError> {
+    pub(crate) async fn existing_user(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+    ) -> Result<User, AuthnError> {
         self.user(tenant, user_id)
             .await?
             .ok_or(AuthnError::Rejected(security_core::DomainError::NotFound {
@@ -133,19 +135,22 @@ impl AuthenticationService {
         &self,
         request: &Request,
         account_id: AccountId,
-        username: &str,
-        password: &SecretString,
-        metadata: BTreeMap<String, Value>,
-        must_change_password: bool,
+        user: NewPasswordUser,
     ) -> Result<UserId, AuthnError> {
-        self.inner.config.password_policy.check(password)?;
+        let NewPasswordUser {
+            username,
+            password,
+            metadata,
+            must_change_password,
+        } = user;
+        self.inner.config.password_policy.check(&password)?;
         let admin = &self.inner.admin;
         let user_id = admin.user_id_for(request, account_id);
         let hash = self
-            .seal_password(account_id.tenant(), user_id, password)
+            .seal_password(account_id.tenant(), user_id, &password)
             .await?;
         let new_user = NewUser {
-            username: username.to_owned(),
+            username,
             credential: Credential::Password { hash },
             metadata,
             must_change_password,
@@ -153,47 +158,6 @@ impl AuthenticationService {
         Ok(admin
             .create_user_with_id(request, account_id, user_id, new_user)
             .await?)
-    }
-
-    /// Changes a user's own password: needs the current one (a wrong one
-    /// counts as a failed login, throttled and locking like one), and the
-    /// new one must meet the policy and not be one of the last passwords.
-    /// Every session of the user is revoked.
-    pub async fn change_password(
-        &self,
-        tenant: TenantId,
-        user_id: UserId,
-        current: &SecretString,
-        new: &SecretString,
-        client: &ClientInfo,
-    ) -> Result<(), AuthnError> {
-        let user = self.existing_user(tenant, user_id).await?;
-        let now = self.now();
-        let key = format!(
-            "login:user:{tenant}:{}",
-            security_core::fold_username(&user.username)
-        );
-        if let Some((_, retry_after)) = self
-            .throttle(&[Some(key)], self.inner.config.login_rate, now)
-            .await?
-        {
-            return Err(AuthnError::Throttled { retry_after });
-        }
-        user.check_can_authenticate(now)?;
-        let ctx = self.context(tenant, Some(Actor::user(user_id)));
-        if !self.verify_password(user.password_hash(), current).await? {
-            let command = UserCommand::RecordAuthenticationFailure {
-                reason: FailureReason::BadPassword,
-                client: client.clone(),
-                lockout: Some(self.inner.config.lockout),
-            };
-            self.user_command(&ctx, user_id, command).await?;
-            return Err(AuthnError::InvalidCredentials);
-        }
-        self.check_new_password(&user, new).await?;
-        self.set_password(&ctx, user_id, new, false)
-            .await
-            .map(|_| ())
     }
 
     /// An admin resets a user's password to a random temporary one, which

@@ -26,7 +26,7 @@ use security_authn::{
 };
 use security_core::{
     Account, AccountClaims, AccountLimits, Credential, DataRate, DomainError, IdempotencyKey,
-    KeyOwner, KeyPurpose, KeyStatus, KeyStore, Permissions, Policy, Repository, Request,
+    KeyOwner, KeyPurpose, KeyStatus, KeyStore, NewPolicy, Permissions, Policy, Repository, Request,
     ResourceLimits, ResponsePermission, StreamQuery, SubjectPermissions, User, UserScope,
 };
 use serde_json::{Value, json};
@@ -282,24 +282,26 @@ async fn a_user_jwt_carries_the_union_of_its_policies_and_the_account_defaults()
         .create_policy(
             &req(),
             fx.account.tenant(),
-            "billing",
-            "",
-            Permissions {
-                publish: SubjectPermissions::from_patterns(["billing.>"], ["billing.secret"])
+            NewPolicy::new("billing")
+                .permissions(Permissions {
+                    publish: SubjectPermissions::from_patterns(["billing.>"], ["billing.secret"])
+                        .unwrap(),
+                    subscribe: SubjectPermissions::from_patterns(
+                        ["billing.*"],
+                        Vec::<String>::new(),
+                    )
                     .unwrap(),
-                subscribe: SubjectPermissions::from_patterns(["billing.*"], Vec::<String>::new())
-                    .unwrap(),
-                allow_responses: Some(ResponsePermission {
-                    max_messages: 3,
-                    ttl_ms: 5_000,
+                    allow_responses: Some(ResponsePermission {
+                        max_messages: 3,
+                        ttl_ms: 5_000,
+                    }),
+                })
+                .limits(ResourceLimits {
+                    max_subscriptions: Some(10),
+                    max_payload_size: Some(2048),
+                    expires_at: Some(t0() + Duration::hours(5)),
+                    ..ResourceLimits::default()
                 }),
-            },
-            ResourceLimits {
-                max_subscriptions: Some(10),
-                max_payload_size: Some(2048),
-                expires_at: Some(t0() + Duration::hours(5)),
-                ..ResourceLimits::default()
-            },
         )
         .await
         .unwrap();
@@ -308,18 +310,17 @@ async fn a_user_jwt_carries_the_union_of_its_policies_and_the_account_defaults()
         .create_policy(
             &req(),
             fx.account.tenant(),
-            "short",
-            "",
-            Permissions {
-                publish: SubjectPermissions::from_patterns(["short.>"], Vec::<String>::new())
-                    .unwrap(),
-                ..Permissions::default()
-            },
-            ResourceLimits {
-                max_subscriptions: Some(1),
-                expires_at: Some(t0() + Duration::minutes(30)),
-                ..ResourceLimits::default()
-            },
+            NewPolicy::new("short")
+                .permissions(Permissions {
+                    publish: SubjectPermissions::from_patterns(["short.>"], Vec::<String>::new())
+                        .unwrap(),
+                    ..Permissions::default()
+                })
+                .limits(ResourceLimits {
+                    max_subscriptions: Some(1),
+                    expires_at: Some(t0() + Duration::minutes(30)),
+                    ..ResourceLimits::default()
+                }),
         )
         .await
         .unwrap();

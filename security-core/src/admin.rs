@@ -100,6 +100,61 @@ pub struct NewUser {
     pub must_change_password: bool,
 }
 
+/// A policy to create ([`AdminService::create_policy`]): a name, then
+/// any of a description, permissions and limits (default: none, nothing
+/// allowed, no limits).
+///
+/// ```
+/// use security_core::{NewPolicy, Permissions, ResourceLimits};
+///
+/// let policy = NewPolicy::new("orders")
+///     .description("the order service")
+///     .permissions(Permissions::default())
+///     .limits(ResourceLimits::default());
+/// assert_eq!(policy.name, "orders");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPolicy {
+    /// Its name (unique in the tenant).
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// What it allows.
+    pub permissions: Permissions,
+    /// The limits it sets.
+    pub limits: ResourceLimits,
+}
+
+impl NewPolicy {
+    /// A policy with this name, no description, no permissions, no limits.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: String::new(),
+            permissions: Permissions::default(),
+            limits: ResourceLimits::default(),
+        }
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// Sets the permissions.
+    pub fn permissions(mut self, permissions: Permissions) -> Self {
+        self.permissions = permissions;
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: ResourceLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
 /// The admin / command API.
 #[derive(Debug, Clone)]
 pub struct AdminService {
@@ -456,17 +511,20 @@ impl AdminService {
         &self,
         request: &Request,
         tenant: TenantId,
-        name: &str,
-        description: &str,
-        permissions: Permissions,
-        limits: ResourceLimits,
+        policy: NewPolicy,
     ) -> AdminResult<PolicyId> {
         let policy_id = PolicyId::from_uuid(self.new_id(request, tenant.as_uuid(), "policy"));
         let ctx = self.context(tenant, request, "");
+        let NewPolicy {
+            name,
+            description,
+            permissions,
+            limits,
+        } = policy;
         let command = PolicyCommand::CreatePolicy {
             policy_id,
-            name: name.to_owned(),
-            description: description.to_owned(),
+            name,
+            description,
             permissions,
             limits,
         };

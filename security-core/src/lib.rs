@@ -84,7 +84,7 @@ pub use account::{
     Account, AccountClaims, AccountCommand, AccountEvent, AccountSigningKey, AccountStatus,
     UserScope,
 };
-pub use admin::{AdminError, AdminResult, AdminService, NewUser, Request};
+pub use admin::{AdminError, AdminResult, AdminService, NewPolicy, NewUser, Request};
 pub use aggregate::{Aggregate, CommandContext};
 pub use attempts::{
     AttemptLedger, AttemptLedgerError, AttemptOutcome, AttemptPolicy, LeaseId, Reservation,

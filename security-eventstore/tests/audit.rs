@@ -20,7 +20,7 @@ use security_core::chain::{
 };
 use security_core::{
     AccountClaims, AccountId, Actor, AdminService, Clock, EventStore, KeyStore, ManualClock,
-    OperatorId, Permissions, Repository, Request, ResourceLimits, SequentialIds, TenantId,
+    NewPolicy, OperatorId, Repository, Request, SequentialIds, TenantId,
 };
 use security_crypto::{Ed25519PublicKey, MemoryKeyStore, NkeyKind, NkeyPair};
 use security_eventstore::audit::{
@@ -87,10 +87,7 @@ impl Fixture {
                 .create_policy(
                     &request,
                     self.tenant(),
-                    &format!("policy-{i}-{}", self.store.len()),
-                    "test",
-                    Permissions::default(),
-                    ResourceLimits::default(),
+                    NewPolicy::new(format!("policy-{i}-{}", self.store.len())).description("test"),
                 )
                 .await
                 .unwrap();

@@ -43,6 +43,17 @@ pub enum SetupError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Redis (`REDIS_URL`) could not be reached. Retry when
+    /// [`is_retryable`](Self::is_retryable) says so; otherwise check the
+    /// URL and the credentials.
+    #[error("redis could not be reached")]
+    Redis {
+        /// Whether trying again later may succeed.
+        retryable: bool,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A service could not be built from valid settings (a key store or a
     /// key ring refused its keys, the password hasher its parameters). Fix
     /// the configuration.
@@ -76,6 +87,7 @@ impl SetupError {
         match self {
             Self::Database { retryable, .. }
             | Self::Broker { retryable, .. }
+            | Self::Redis { retryable, .. }
             | Self::Projection { retryable, .. } => *retryable,
             _ => false,
         }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use security_authn::{AuthenticationService, RateLimiter, RevocationProjection, SessionsView};
+use security_authn::{AuthenticationService, RateLimiter, SessionsView};
 use security_authz::{AuditLog, AuthorizationService};
 use security_core::{
     Clock, EventStore, IdGenerator, InMemoryCheckpoints, KeyStore, Projection, ProjectionRunner,
@@ -16,10 +16,11 @@ use security_crypto::{
     SystemClock, UuidV7Ids,
 };
 
-use super::backends::shared_backends;
+use super::backends::{Backends, shared_backends};
 use super::error::SetupError;
+use super::health::{Health, TaskHealth};
 use super::settings::{RelaySettings, Settings, StoreSettings};
-use super::tasks::Tasks;
+use super::tasks::{TaskState, Tasks, Tracked};
 use crate::Security;
 use crate::rate_tiers::ApiRateLimits;
 
@@ -27,6 +28,10 @@ use crate::rate_tiers::ApiRateLimits;
 const AUDIT_QUEUE: usize = 8192;
 /// How often queued authorization audit records are appended.
 const AUDIT_INTERVAL: Duration = Duration::from_millis(200);
+/// How long `start` waits for the token revocation list to catch up.
+const REVOCATIONS_CATCH_UP: Duration = Duration::from_secs(60);
+/// How soon a failed anchoring round is tried again.
+const ANCHOR_RETRY: Duration = Duration::from_secs(10);
 /// How long [`SecurityServices::shutdown`] waits for each task.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -51,6 +56,7 @@ pub struct SecurityServices {
     encryption: EncryptionService,
     sessions: SessionsView,
     rate_limiter: Arc<dyn RateLimiter>,
+    backends: Backends,
     rate_limits: ApiRateLimits,
     tasks: Tasks,
     #[cfg(feature = "postgres")]
@@ -62,6 +68,7 @@ impl fmt::Debug for SecurityServices {
         f.debug_struct("SecurityServices")
             .field("security", &self.security)
             .field("authn", &self.authn)
+            .field("backends", &self.backends)
             .field("rate_limits", &self.rate_limits)
             .field("tasks", &self.tasks)
             .finish_non_exhaustive()
@@ -97,8 +104,11 @@ impl SecurityServices {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Ids::new());
         let mut tasks = Tasks::new();
-        let backends = shared_backends(&settings);
 
+        let redis = (
+            settings.redis_url.clone(),
+            settings.redis_key_prefix.clone(),
+        );
         let Settings {
             store: store_settings,
             relay,
@@ -163,6 +173,14 @@ impl SecurityServices {
             }
         };
 
+        let backends = shared_backends(
+            redis.0.as_ref(),
+            redis.1.as_deref(),
+            #[cfg(feature = "postgres")]
+            postgres.as_ref(),
+        )
+        .await?;
+
         let security = Security::builder()
             .event_store(Arc::clone(&store))
             .key_store(key_store)
@@ -175,6 +193,8 @@ impl SecurityServices {
             .authentication()
             .config(authn_config)
             .rate_limiter(Arc::clone(&backends.rate_limiter))
+            .attempt_ledger(Arc::clone(&backends.attempts))
+            .challenge_store(Arc::clone(&backends.challenges))
             .build()
             .map_err(|e| SetupError::component("authentication service", e))?;
 
@@ -188,26 +208,45 @@ impl SecurityServices {
             encryption = encryption.with_key_ring(ring);
         }
 
-        let sessions = SessionsView::new();
-        let revocations = RevocationProjection::new(Arc::clone(authn.validator().revocations()));
         // In-memory read models start from position 0 in every process.
-        let authz_runner = caught_up(&store, authz_projection, "authorization").await?;
-        let revocation_runner = caught_up(&store, revocations, "token revocation").await?;
-        let sessions_runner = caught_up(&store, sessions.projection(), "sessions").await?;
-        tasks.spawn_projection("authorization read model", authz_runner);
-        tasks.spawn_projection("token revocations", revocation_runner);
-        tasks.spawn_projection("sessions read model", sessions_runner);
+        // (The token revocation list is kept by the authentication
+        // service's own supervised projection: see `health`.)
+        let sessions = SessionsView::new();
+        let authz_state = Arc::new(TaskState::default());
+        let authz_runner = caught_up(
+            &store,
+            Tracked::new(authz_projection, Arc::clone(&authz_state)),
+            "authorization",
+        )
+        .await?;
+        let sessions_state = Arc::new(TaskState::default());
+        let sessions_runner = caught_up(
+            &store,
+            Tracked::new(sessions.projection(), Arc::clone(&sessions_state)),
+            "sessions",
+        )
+        .await?;
+        revocations_caught_up(&authn).await?;
+        tasks.spawn_projection("authorization read model", authz_state, authz_runner);
+        tasks.spawn_projection("sessions read model", sessions_state, sessions_runner);
 
         let stopped = tasks.stopped();
-        tasks.spawn("authorization audit writer", async move {
+        let audit_state = Arc::new(TaskState::default());
+        audit_state.succeeded();
+        let state = Arc::clone(&audit_state);
+        tasks.spawn("authorization audit writer", audit_state, async move {
             let mut stopped = std::pin::pin!(stopped);
             loop {
                 let stop = tokio::select! {
                     () = &mut stopped => true,
                     () = tokio::time::sleep(AUDIT_INTERVAL) => false,
                 };
-                if let Err(error) = audit_writer.write_pending().await {
-                    tracing::error!(error = %error, "authorization audit records could not be stored");
+                match audit_writer.write_pending().await {
+                    Ok(_) => state.succeeded(),
+                    Err(error) => {
+                        state.failed(&error);
+                        tracing::error!(error = %error, "authorization audit records could not be stored");
+                    }
                 }
                 if stop {
                     return;
@@ -222,6 +261,7 @@ impl SecurityServices {
             encryption,
             sessions,
             rate_limiter: backends.rate_limiter,
+            backends: backends.kinds,
             rate_limits,
             tasks,
             #[cfg(feature = "postgres")]
@@ -260,6 +300,12 @@ impl SecurityServices {
         &self.rate_limiter
     }
 
+    /// Where the state the replicas share is kept (rate limits,
+    /// verification budgets, challenges).
+    pub fn backends(&self) -> Backends {
+        self.backends
+    }
+
     /// The API rate-limit tiers.
     pub fn rate_limits(&self) -> &ApiRateLimits {
         &self.rate_limits
@@ -283,10 +329,72 @@ impl SecurityServices {
         Ok(())
     }
 
+    /// How every background task fares: the read models (authorization,
+    /// sessions, the authentication service's token revocations) with
+    /// their lag behind the store, the audit writer, the outbox relay.
+    /// A readiness probe fails unless [`Health::is_healthy`].
+    pub async fn health(&self) -> Health {
+        let head = self.security.store().head_position().await.ok();
+        let mut tasks = self.tasks.health(head);
+        tasks.push(TaskHealth::from_projection(
+            self.authn.revocation_health().await,
+        ));
+        Health {
+            store_reachable: head.is_some(),
+            tasks,
+        }
+    }
+
     /// The background tasks that ended although nobody stopped them (none
     /// while healthy: a readiness probe should fail otherwise).
     pub fn stopped_tasks(&self) -> Vec<&'static str> {
-        self.tasks.finished()
+        self.tasks
+            .health(None)
+            .into_iter()
+            .filter(|task| task.stopped)
+            .map(|task| task.name)
+            .collect()
+    }
+
+    /// Has the operator's active signing key sign every tenant's chain
+    /// head every `interval` (see [`Security::chain_anchorer`]), as one
+    /// more supervised task: a failed round is reported in
+    /// [`health`](Self::health) and tried again after at most 10 s; it
+    /// stops with [`shutdown`](Self::shutdown). Safe on every replica.
+    pub fn supervise_chain_anchoring(
+        &mut self,
+        operator_id: security_core::OperatorId,
+        interval: Duration,
+    ) {
+        let anchorer = self.security.chain_anchorer(operator_id, interval);
+        let state = Arc::new(TaskState::default());
+        let task_state = Arc::clone(&state);
+        let stopped = self.tasks.stopped();
+        self.tasks.spawn("audit chain anchorer", state, async move {
+            let mut stopped = std::pin::pin!(stopped);
+            loop {
+                let wait = match anchorer.anchor_all().await {
+                    Ok(round) if round.failed == 0 => {
+                        task_state.succeeded();
+                        interval
+                    }
+                    Ok(round) => {
+                        task_state
+                            .failed(&format!("{} tenants could not be anchored", round.failed));
+                        ANCHOR_RETRY.min(interval)
+                    }
+                    Err(error) => {
+                        task_state.failed(&error);
+                        tracing::warn!(%error, "an anchoring round failed");
+                        ANCHOR_RETRY.min(interval)
+                    }
+                };
+                tokio::select! {
+                    () = &mut stopped => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        });
     }
 
     /// Stops the background tasks (the relay publishes what it holds, the
@@ -297,6 +405,29 @@ impl SecurityServices {
         if let Some(store) = self.postgres {
             store.close().await;
         }
+    }
+}
+
+/// Waits until the authentication service's own revocation projection
+/// has caught up (like the other read models before `start` returns), for
+/// at most [`REVOCATIONS_CATCH_UP`].
+async fn revocations_caught_up(authn: &AuthenticationService) -> Result<(), SetupError> {
+    let deadline = tokio::time::Instant::now() + REVOCATIONS_CATCH_UP;
+    loop {
+        let health = authn.revocation_health().await;
+        if health.live {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(SetupError::Database {
+                retryable: true,
+                source: health
+                    .last_error
+                    .unwrap_or_else(|| "the token revocation list did not catch up".to_owned())
+                    .into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -379,7 +510,9 @@ async fn start_relay(
         }
     };
     let stopped = tasks.stopped();
-    tasks.spawn("outbox relay", async move {
+    let state = Arc::new(TaskState::default());
+    state.succeeded();
+    tasks.spawn("outbox relay", state, async move {
         let stats = relay.run_until(stopped).await;
         tracing::info!(
             published = stats.published,
@@ -389,4 +522,69 @@ async fn start_relay(
         );
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        reason = "a test fails by panicking"
+    )]
+
+    use security_core::{AccountClaims, GlobalQuery, Request};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_task_reports_and_the_anchorer_runs_supervised() {
+        let mut services = SecurityServices::start(Settings::from_lookup(|_| None).unwrap())
+            .await
+            .unwrap();
+        let admin = services.security().admin().clone();
+        let operator = admin
+            .create_operator(&Request::default(), "ops")
+            .await
+            .unwrap();
+        admin
+            .create_account(
+                &Request::default(),
+                operator,
+                "bank",
+                AccountClaims::default(),
+            )
+            .await
+            .unwrap();
+        services.supervise_chain_anchoring(operator, Duration::from_millis(50));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let health = services.health().await;
+            let names: Vec<_> = health.tasks.iter().map(|t| t.name).collect();
+            for expected in [
+                "authorization read model",
+                "sessions read model",
+                "authorization audit writer",
+                "authn-revocations",
+                "audit chain anchorer",
+            ] {
+                assert!(names.contains(&expected), "{expected} in {names:?}");
+            }
+            let events = services
+                .security()
+                .store()
+                .read_global(Scope::All, GlobalQuery::after(0, 10_000))
+                .await
+                .unwrap();
+            let anchored = events.iter().any(|e| &*e.event_type == "ChainAnchored");
+            if anchored && health.is_healthy() && health.max_lag() == Some(0) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "anchored: {anchored}, {health:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        services.shutdown().await;
+    }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use security_authn::{AuthnConfig, RateLimit};
 use security_crypto::{FernetKey, MasterKey};
 
@@ -18,8 +18,12 @@ pub const SETUP_ENV_VARS: &[&str] = &[
     "DATABASE_POOL_SIZE",
     "DATABASE_MAX_OVERFLOW",
     "DATABASE_SCHEMA",
+    "DATABASE_STATEMENT_TIMEOUT",
+    "DATABASE_LOCK_TIMEOUT",
+    "DATABASE_ACQUIRE_TIMEOUT",
     "REDIS_URL",
     "REDIS_PASSWORD",
+    "REDIS_KEY_PREFIX",
     "OUTBOX_RELAY",
     "KAFKA_BOOTSTRAP_SERVERS",
     "KAFKA_SECURITY_PROTOCOL",
@@ -94,6 +98,10 @@ pub struct Settings {
     /// replicas (`REDIS_URL`, `REDIS_PASSWORD`); kept secret (it may hold
     /// a password).
     pub redis_url: Option<SecretString>,
+    /// The prefix of every Redis key (`REDIS_KEY_PREFIX`, default
+    /// `security:`): replicas of one service share it; services sharing
+    /// one Redis each have their own.
+    pub redis_key_prefix: Option<String>,
     /// The outbox relay.
     pub relay: RelaySettings,
     /// The master key of the key store (`ENCRYPTION_KEY`); required with
@@ -117,6 +125,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("store", &self.store)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "[redacted]"))
+            .field("redis_key_prefix", &self.redis_key_prefix)
             .field("relay", &self.relay)
             .field("master_key", &self.master_key.as_ref().map(MasterKey::id))
             .field("previous_master_keys", &self.previous_master_keys.len())
@@ -196,6 +205,9 @@ impl Settings {
         let redis_url = get("REDIS_URL")
             .map(|v| redis_url(&v, get("REDIS_PASSWORD")))
             .transpose()?;
+        let redis_key_prefix = get("REDIS_KEY_PREFIX")
+            .map(|v| redis_key_prefix(&v))
+            .transpose()?;
 
         let store = store_settings(&get)?;
         if !matches!(store, StoreSettings::Memory) && master_key.is_none() {
@@ -209,6 +221,7 @@ impl Settings {
         Ok(Self {
             store,
             redis_url,
+            redis_key_prefix,
             relay,
             master_key,
             previous_master_keys,
@@ -236,6 +249,17 @@ fn count(variable: &'static str, value: &str) -> Result<u32, SetupError> {
 fn master(variable: &'static str, value: &str) -> Result<MasterKey, SetupError> {
     MasterKey::from_base64(value.trim())
         .map_err(|_| SetupError::invalid(variable, "expected 32 random bytes in base64"))
+}
+
+fn redis_key_prefix(value: &str) -> Result<String, SetupError> {
+    let value = value.trim();
+    if value.len() > 128 || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(SetupError::invalid(
+            "REDIS_KEY_PREFIX",
+            "expected at most 128 characters, no spaces or control characters",
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 fn redis_url(value: &str, password: Option<String>) -> Result<SecretString, SetupError> {
@@ -279,6 +303,9 @@ fn store_settings(get: &impl Fn(&str) -> Option<String>) -> Result<StoreSettings
             "DATABASE_POOL_SIZE",
             "DATABASE_MAX_OVERFLOW",
             "DATABASE_SCHEMA",
+            "DATABASE_STATEMENT_TIMEOUT",
+            "DATABASE_LOCK_TIMEOUT",
+            "DATABASE_ACQUIRE_TIMEOUT",
         ] {
             if get(variable).is_some() {
                 return Err(SetupError::invalid(
@@ -341,11 +368,60 @@ fn postgres_settings(
             )
         })?;
     }
+    if let Some(timeout) = timeout(get, "DATABASE_STATEMENT_TIMEOUT")? {
+        config.options.statement_timeout = (!timeout.is_zero()).then_some(timeout);
+    }
+    if let Some(timeout) = timeout(get, "DATABASE_LOCK_TIMEOUT")? {
+        config.options.lock_timeout = (!timeout.is_zero()).then_some(timeout);
+    }
+    if let Some(timeout) = timeout(get, "DATABASE_ACQUIRE_TIMEOUT")? {
+        if timeout.is_zero() {
+            return Err(SetupError::invalid(
+                "DATABASE_ACQUIRE_TIMEOUT",
+                "must be more than zero",
+            ));
+        }
+        config.pool.acquire_timeout = timeout;
+    }
     // `connect_options` parses the URL: a malformed one fails here, named.
     config.connect_options().map_err(|_| {
         SetupError::invalid("DATABASE_URL", "expected a valid PostgreSQL connection URL")
     })?;
     Ok(StoreSettings::Postgres(config))
+}
+
+/// A timeout variable: a whole number with a unit, `ms`, `s` or `m` (a
+/// bare number is milliseconds), as `PostgresConfig::from_env` reads it.
+#[cfg(feature = "postgres")]
+fn timeout(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Option<std::time::Duration>, SetupError> {
+    let Some(text) = get(variable) else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    let (digits, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1_000)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (text, 1)
+    };
+    let millis = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.checked_mul(scale));
+    match millis {
+        Some(ms) => Ok(Some(std::time::Duration::from_millis(ms))),
+        None => Err(SetupError::invalid(
+            variable,
+            "expected a whole number of ms, s or m (e.g. 500ms, 5s)",
+        )),
+    }
 }
 
 fn relay_settings(get: &impl Fn(&str) -> Option<String>) -> Result<RelaySettings, SetupError> {
@@ -467,17 +543,11 @@ fn nats_settings(get: &impl Fn(&str) -> Option<String>) -> Result<RelaySettings,
     Ok(RelaySettings::Nats(config))
 }
 
-/// Whether the settings name a shared backend for several replicas.
-pub(crate) fn redis_configured(settings: &Settings) -> bool {
-    settings
-        .redis_url
-        .as_ref()
-        .is_some_and(|url| !url.expose_secret().is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
 
     use super::*;
 
@@ -618,6 +688,53 @@ mod tests {
         };
         assert_eq!(config.pool.max_connections(), 12);
         assert!(!format!("{settings:?}").contains("pw@db"));
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn database_timeouts_are_read_and_a_bad_one_is_named() {
+        let url = ("DATABASE_URL", "postgres://app@db:5432/bank");
+        let key = ("ENCRYPTION_KEY", KEY);
+        let settings = from(&[
+            url,
+            key,
+            ("DATABASE_STATEMENT_TIMEOUT", "2s"),
+            ("DATABASE_LOCK_TIMEOUT", "0"),
+            ("DATABASE_ACQUIRE_TIMEOUT", "750ms"),
+        ])
+        .unwrap();
+        let StoreSettings::Postgres(config) = &settings.store else {
+            panic!("PostgreSQL expected");
+        };
+        assert_eq!(
+            config.options.statement_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(config.options.lock_timeout, None);
+        assert_eq!(
+            config.pool.acquire_timeout,
+            std::time::Duration::from_millis(750)
+        );
+        for (variable, value) in [
+            ("DATABASE_STATEMENT_TIMEOUT", "soon"),
+            ("DATABASE_LOCK_TIMEOUT", "5 s"),
+            ("DATABASE_ACQUIRE_TIMEOUT", "0"),
+            ("DATABASE_ACQUIRE_TIMEOUT", "-1s"),
+        ] {
+            let err = from(&[url, key, (variable, value)]).unwrap_err();
+            assert_eq!(err.variable(), Some(variable), "{value}");
+        }
+        let err = from(&[("DATABASE_LOCK_TIMEOUT", "5s")]).unwrap_err();
+        assert_eq!(err.variable(), Some("DATABASE_LOCK_TIMEOUT"));
+    }
+
+    #[test]
+    fn the_redis_key_prefix_is_checked() {
+        let url = ("REDIS_URL", "redis://cache:6379/0");
+        let settings = from(&[url, ("REDIS_KEY_PREFIX", "bank:")]).unwrap();
+        assert_eq!(settings.redis_key_prefix.as_deref(), Some("bank:"));
+        let err = from(&[url, ("REDIS_KEY_PREFIX", "two words")]).unwrap_err();
+        assert_eq!(err.variable(), Some("REDIS_KEY_PREFIX"));
     }
 
     #[cfg(not(feature = "kafka"))]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use security::authn::{AuthenticationService, AuthnConfig, RateLimit};
+use security::authn::{AuthenticationService, AuthnConfig, NewPasswordUser, RateLimit};
 use security::core::{
     AccountClaims, AccountId, ClientInfo, Clock, KeyStore, ManualClock, PasswordHashError,
     PasswordHasher, Repository, Request, UserId,
@@ -319,10 +319,7 @@ impl Fleet {
             .create_user_with_password(
                 &Request::default(),
                 account,
-                name,
-                &secret(PASSWORD),
-                std::collections::BTreeMap::default(),
-                false,
+                NewPasswordUser::new(name, secret(PASSWORD)),
             )
             .await
             .unwrap()

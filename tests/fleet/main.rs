@@ -13,4 +13,5 @@
 
 mod common;
 mod outage;
+mod password_change;
 mod races;

@@ -75,7 +75,7 @@ pub struct Reissued {
 ///     ..Permissions::default()
 /// };
 /// let policy = admin
-///     .create_policy(&req, account.tenant(), "orders", "", permissions, ResourceLimits::default())
+///     .create_policy(&req, account.tenant(), NewPolicy::new("orders").permissions(permissions))
 ///     .await?;
 /// let (user, _) = nats.create_user(&req, account, "alice", BTreeMap::new()).await?;
 /// admin.assign_policy(&req, account.tenant(), user, policy).await?;

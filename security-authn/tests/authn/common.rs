@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use security_authn::{AuthenticationService, AuthnConfig, LoginOutcome, TokenPair};
+use security_authn::{
+    AuthenticationService, AuthnConfig, LoginOutcome, NewPasswordUser, TokenPair,
+};
 use security_core::{
     AccountClaims, AccountId, ClientInfo, Clock, EventStore, ManualClock, OperatorId,
     PasswordHashError, PasswordHasher, Repository, Request, SequentialIds, StoredEvent, StreamId,
@@ -199,10 +201,7 @@ impl Fixture {
             .create_user_with_password(
                 &Request::default(),
                 self.account,
-                name,
-                &secret(PASSWORD),
-                std::collections::BTreeMap::default(),
-                false,
+                NewPasswordUser::new(name, secret(PASSWORD)),
             )
             .await
             .unwrap()

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use secrecy::ExposeSecret;
-use security_authn::{AuthnError, LoginOutcome, PasswordRule};
+use security_authn::{AuthnError, LoginOutcome, NewPasswordUser, PasswordRule};
 use security_core::{
     AuthMethod, DomainEvent, KeyStore as _, PublicKey, Request, RoleName, TokenError,
     TokenValidator as _, User, UserEvent,
@@ -782,10 +782,7 @@ async fn counting_service() -> (
         .create_user_with_password(
             &Request::default(),
             account,
-            "alice",
-            &secret(PASSWORD),
-            std::collections::BTreeMap::default(),
-            false,
+            NewPasswordUser::new("alice", secret(PASSWORD)),
         )
         .await
         .unwrap();

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use security_authn::{NatsAdmin, NatsServerConfig, UserCreds, UserJwtOptions, UserSigner};
 use security_core::{
-    AccountClaims, AccountId, AdminService, ManualClock, OperatorId, Permissions, PolicyId,
-    Repository, Request, ResourceLimits, ResponsePermission, SubjectPermissions, UserId,
+    AccountClaims, AccountId, AdminService, ManualClock, NewPolicy, OperatorId, Permissions,
+    PolicyId, Repository, Request, ResponsePermission, SubjectPermissions, UserId,
 };
 use security_crypto::{MemoryKeyStore, UuidV7Ids};
 use security_eventstore::MemoryEventStore;
@@ -96,10 +96,9 @@ impl Fixture {
             .create_policy(
                 &req(),
                 account.tenant(),
-                "orders",
-                "order service",
-                orders_permissions(),
-                ResourceLimits::default(),
+                NewPolicy::new("orders")
+                    .description("order service")
+                    .permissions(orders_permissions()),
             )
             .await
             .unwrap();
@@ -136,10 +135,7 @@ impl Fixture {
             .create_policy(
                 &req(),
                 self.account.tenant(),
-                name,
-                "",
-                permissions,
-                ResourceLimits::default(),
+                NewPolicy::new(name).permissions(permissions),
             )
             .await
             .unwrap()
