@@ -124,6 +124,7 @@ mod jwt;
 mod lockout;
 mod login;
 mod manage;
+pub mod observe;
 mod policy;
 mod projection;
 mod rate_limit;
