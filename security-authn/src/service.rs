@@ -372,6 +372,19 @@ pub(crate) fn parse_opaque_token(prefix: &str, token: &SecretString) -> Option<O
 
 /// The union of several permission sets: allowed where one allows and
 /// none denies; responses as generous as the most generous set.
+/// Counts a lock that a command of this service stored: this service
+/// locks users only through the lockout policy of a recorded failure.
+fn count_lock(outcome: &security_core::CommandOutcome<User>) {
+    if !outcome.deduplicated
+        && outcome
+            .events
+            .iter()
+            .any(|event| &*event.event_type == "UserLocked")
+    {
+        crate::observe::lockout();
+    }
+}
+
 fn union_permissions<'a>(sets: impl IntoIterator<Item = &'a Permissions>) -> Permissions {
     let mut out = Permissions::default();
     for set in sets {
@@ -514,6 +527,7 @@ impl AuthenticationService {
             .repo
             .execute::<User>(user_id, &command, ctx)
             .await?;
+        count_lock(&outcome);
         Ok(UserOutcome {
             state: outcome.state,
         })
@@ -534,15 +548,7 @@ impl AuthenticationService {
             .repo
             .execute_with::<User>(user_id, &command, ctx, &RetryPolicy::persistent())
             .await?;
-        // A failure recorded with the lockout policy may lock the user.
-        if !outcome.deduplicated
-            && outcome
-                .events
-                .iter()
-                .any(|event| &*event.event_type == "UserLocked")
-        {
-            crate::observe::lockout();
-        }
+        count_lock(&outcome);
         Ok(UserOutcome {
             state: outcome.state,
         })
