@@ -7,7 +7,7 @@
 
 /// Counter: commands run through the
 /// [`Repository`](crate::Repository) (every admin and service command).
-/// Labels: `aggregate` (the aggregate type, e.g. `User`), `outcome`
+/// Labels: `aggregate` (the aggregate type, e.g. `user`), `outcome`
 /// (`ok`, `unchanged`, `deduplicated`, `rejected`, `conflict`, `error`).
 pub const COMMANDS: &str = "security_commands_total";
 
