@@ -31,9 +31,11 @@ use security::crypto::{Argon2Config, Argon2PasswordHasher};
 fn recorder() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        PrometheusBuilder::new()
+        let handle = PrometheusBuilder::new()
             .install_recorder()
-            .expect("no other recorder in this binary")
+            .expect("no other recorder in this binary");
+        security::observe::describe_metrics();
+        handle
     })
 }
 
@@ -557,4 +559,31 @@ async fn the_outbox_relay_reports_its_lag() {
     assert_eq!(up.value(OUTBOX_PENDING, &[]), 0.0);
     assert_eq!(up.value(OUTBOX_LAG, &[]), 0.0);
     schema.drop().await;
+}
+
+#[test]
+fn every_metric_is_documented_and_described() {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/OBSERVABILITY.md"
+    ))
+    .unwrap();
+    for name in security::observe::METRICS {
+        assert!(name.starts_with("security_"), "{name}");
+        assert!(
+            docs.lines().any(|l| l.starts_with(&format!("| `{name}` |"))),
+            "{name} has no row in docs/OBSERVABILITY.md"
+        );
+    }
+    let rows = docs.lines().filter(|l| l.starts_with("| `security_")).count();
+    assert_eq!(rows, security::observe::METRICS.len());
+    // Described once the recorder is installed: the help text is scraped
+    // with the first sample.
+    let _ = recorder();
+    metrics::counter!(security::observe::LOCKOUTS).increment(0);
+    assert!(
+        Scrape::now()
+            .0
+            .contains("# HELP security_lockouts_total Users locked")
+    );
 }
