@@ -154,11 +154,17 @@ async fn work() -> Result<(), Box<dyn Error>> {
 /// Serves the text on `/metrics` (a bare HTTP/1.1 responder: enough for a
 /// Prometheus scrape or curl) until the process is stopped.
 async fn serve_metrics(address: &str, prometheus: PrometheusHandle) -> Result<(), Box<dyn Error>> {
-    #![allow(clippy::infinite_loop, reason = "it serves until the process is stopped")]
+    #![allow(
+        clippy::infinite_loop,
+        reason = "it serves until the process is stopped"
+    )]
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let listener = tokio::net::TcpListener::bind(address).await?;
-    println!("# serving http://{}/metrics (Ctrl-C stops)", listener.local_addr()?);
+    println!(
+        "# serving http://{}/metrics (Ctrl-C stops)",
+        listener.local_addr()?
+    );
     loop {
         let (mut stream, _) = listener.accept().await?;
         let mut request = [0_u8; 1024];

@@ -42,19 +42,79 @@ pub const METRICS: &[&str] = &[
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
-    describe_counter!(LOGINS, Unit::Count, "First-factor login attempts, by method and outcome");
-    describe_histogram!(LOGIN_DURATION, Unit::Seconds, "Time a login attempt took, by method");
-    describe_counter!(THROTTLES, Unit::Count, "Operations refused by a rate limit, by operation");
-    describe_counter!(LOCKOUTS, Unit::Count, "Users locked after too many failed attempts");
-    describe_counter!(MFA_VERIFICATIONS, Unit::Count, "Second-factor verifications, by outcome");
-    describe_counter!(TOKEN_VALIDATIONS, Unit::Count, "Access-token validations, by outcome");
-    describe_counter!(AUTHZ_DECISIONS, Unit::Count, "Authorization decisions, by check and outcome");
-    describe_counter!(AUTHZ_DENIALS, Unit::Count, "Authorization denials, by reason");
-    describe_counter!(COMMANDS, Unit::Count, "Commands run, by aggregate type and outcome");
-    describe_gauge!(PROJECTION_LAG, Unit::Count, "Global positions a projection is behind the store");
-    describe_counter!(PROJECTION_DEAD_LETTERS, Unit::Count, "Events a projection skipped");
-    describe_gauge!(OUTBOX_PENDING, Unit::Count, "Events in the outbox not yet published");
-    describe_gauge!(OUTBOX_LAG, Unit::Seconds, "Age of the oldest unpublished outbox event");
-    describe_counter!(OUTBOX_PUBLISHED, Unit::Count, "Events the outbox relay published");
-    describe_counter!(OUTBOX_FAILURES, Unit::Count, "Outbox relay runs that failed");
+    describe_counter!(
+        LOGINS,
+        Unit::Count,
+        "First-factor login attempts, by method and outcome"
+    );
+    describe_histogram!(
+        LOGIN_DURATION,
+        Unit::Seconds,
+        "Time a login attempt took, by method"
+    );
+    describe_counter!(
+        THROTTLES,
+        Unit::Count,
+        "Operations refused by a rate limit, by operation"
+    );
+    describe_counter!(
+        LOCKOUTS,
+        Unit::Count,
+        "Users locked after too many failed attempts"
+    );
+    describe_counter!(
+        MFA_VERIFICATIONS,
+        Unit::Count,
+        "Second-factor verifications, by outcome"
+    );
+    describe_counter!(
+        TOKEN_VALIDATIONS,
+        Unit::Count,
+        "Access-token validations, by outcome"
+    );
+    describe_counter!(
+        AUTHZ_DECISIONS,
+        Unit::Count,
+        "Authorization decisions, by check and outcome"
+    );
+    describe_counter!(
+        AUTHZ_DENIALS,
+        Unit::Count,
+        "Authorization denials, by reason"
+    );
+    describe_counter!(
+        COMMANDS,
+        Unit::Count,
+        "Commands run, by aggregate type and outcome"
+    );
+    describe_gauge!(
+        PROJECTION_LAG,
+        Unit::Count,
+        "Global positions a projection is behind the store"
+    );
+    describe_counter!(
+        PROJECTION_DEAD_LETTERS,
+        Unit::Count,
+        "Events a projection skipped"
+    );
+    describe_gauge!(
+        OUTBOX_PENDING,
+        Unit::Count,
+        "Events in the outbox not yet published"
+    );
+    describe_gauge!(
+        OUTBOX_LAG,
+        Unit::Seconds,
+        "Age of the oldest unpublished outbox event"
+    );
+    describe_counter!(
+        OUTBOX_PUBLISHED,
+        Unit::Count,
+        "Events the outbox relay published"
+    );
+    describe_counter!(
+        OUTBOX_FAILURES,
+        Unit::Count,
+        "Outbox relay runs that failed"
+    );
 }

@@ -21,8 +21,8 @@ use security::Security;
 use security::authn::{AuthenticationService, AuthnConfig, AuthnError, LoginOutcome, TotpSecret};
 use security::authz::{Principal, Resource};
 use security::core::{
-    AccountClaims, AccountId, Actor, ClientInfo, Clock, InMemoryCheckpoints, ManualClock, Permission,
-    Projection, ProjectionError, ProjectionRunner, RateLimit, Request, RoleName, Scope,
+    AccountClaims, AccountId, Actor, ClientInfo, Clock, InMemoryCheckpoints, ManualClock,
+    Permission, Projection, ProjectionError, ProjectionRunner, RateLimit, Request, RoleName, Scope,
     StoredEvent, TenantId, UserId,
 };
 use security::crypto::{Argon2Config, Argon2PasswordHasher};
@@ -79,9 +79,23 @@ impl Scrape {
     }
 }
 
+impl Scrape {
+    /// [`value`](Self::value) of a sample that holds a whole number (a
+    /// counter, a count of events).
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the samples compared this way are whole numbers"
+    )]
+    fn whole(&self, name: &str, labels: &[(&str, &str)]) -> i64 {
+        let value = self.value(name, labels);
+        assert!(value.fract().abs() < f64::EPSILON, "{name} is not whole");
+        value as i64
+    }
+}
+
 /// How much `name{labels}` moved between two scrapes.
-fn moved(before: &Scrape, after: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    after.value(name, labels) - before.value(name, labels)
+fn moved(before: &Scrape, after: &Scrape, name: &str, labels: &[(&str, &str)]) -> i64 {
+    after.whole(name, labels) - before.whole(name, labels)
 }
 
 struct World {
@@ -222,18 +236,13 @@ async fn logins_lockouts_and_throttles_are_counted_by_outcome() {
             &[("method", "password"), ("outcome", outcome)],
         )
     };
-    assert_eq!(logins("authenticated"), 1.0);
-    assert_eq!(logins("invalid_credentials"), 4.0);
-    assert_eq!(logins("locked"), 2.0);
-    assert_eq!(logins("throttled"), 1.0);
+    assert_eq!(logins("authenticated"), 1);
+    assert_eq!(logins("invalid_credentials"), 4);
+    assert_eq!(logins("locked"), 2);
+    assert_eq!(logins("throttled"), 1);
     assert_eq!(
-        moved(
-            &before,
-            &after,
-            security::authn::observe::LOCKOUTS,
-            &[]
-        ),
-        1.0
+        moved(&before, &after, security::authn::observe::LOCKOUTS, &[]),
+        1
     );
     assert_eq!(
         moved(
@@ -242,7 +251,7 @@ async fn logins_lockouts_and_throttles_are_counted_by_outcome() {
             security::authn::observe::THROTTLES,
             &[("operation", "authenticate")]
         ),
-        1.0
+        1
     );
     // Every attempt has a duration sample.
     assert_eq!(
@@ -252,7 +261,7 @@ async fn logins_lockouts_and_throttles_are_counted_by_outcome() {
             "security_login_duration_seconds_count",
             &[("method", "password")]
         ),
-        8.0
+        8
     );
     // No label names a user or a tenant.
     assert!(!after.0.contains("alice") && !after.0.contains("nobody"));
@@ -314,7 +323,10 @@ async fn mfa_outcomes_and_token_validations_are_counted() {
     forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).unwrap();
     w.authn.validate_access_token(&forged).await.unwrap_err();
-    w.authn.validator().validate_as::<serde_json::Value>("not.a.token").unwrap_err();
+    w.authn
+        .validator()
+        .validate_as::<serde_json::Value>("not.a.token")
+        .unwrap_err();
     w.clock.advance(Duration::hours(2));
     let expired = w.authn.validate_access_token(token).await.unwrap_err();
     assert_eq!(expired, security::core::TokenError::Expired);
@@ -328,8 +340,8 @@ async fn mfa_outcomes_and_token_validations_are_counted() {
             &[("outcome", outcome)],
         )
     };
-    assert_eq!(mfa("invalid_code"), 1.0);
-    assert_eq!(mfa("authenticated"), 1.0);
+    assert_eq!(mfa("invalid_code"), 1);
+    assert_eq!(mfa("authenticated"), 1);
     assert_eq!(
         moved(
             &before,
@@ -337,7 +349,7 @@ async fn mfa_outcomes_and_token_validations_are_counted() {
             LOGINS,
             &[("method", "password"), ("outcome", "mfa_required")]
         ),
-        1.0
+        1
     );
     let validations = |outcome| {
         moved(
@@ -347,24 +359,24 @@ async fn mfa_outcomes_and_token_validations_are_counted() {
             &[("outcome", outcome)],
         )
     };
-    assert_eq!(validations("valid"), 2.0);
-    assert_eq!(validations("signature") + validations("malformed"), 2.0);
-    assert_eq!(validations("expired"), 1.0);
+    assert_eq!(validations("valid"), 2);
+    assert_eq!(validations("signature") + validations("malformed"), 2);
+    assert_eq!(validations("expired"), 1);
 }
 
 /// Records the lag gauge each time it applies an event; refuses events of
 /// one type (dead letters).
 struct Watching {
-    seen: Vec<f64>,
+    seen: Vec<i64>,
 }
 
 impl Projection for Watching {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "metrics-test-watching"
     }
 
     fn apply(&mut self, event: &StoredEvent) -> Result<(), ProjectionError> {
-        self.seen.push(Scrape::now().value(
+        self.seen.push(Scrape::now().whole(
             security::core::observe::PROJECTION_LAG,
             &[("projection", "metrics-test-watching")],
         ));
@@ -420,16 +432,16 @@ async fn authorization_decisions_and_projection_lag_are_measured() {
     .unwrap()
     .with_batch_size(1);
     runner.catch_up().await.unwrap();
-    #[allow(clippy::cast_precision_loss, reason = "small numbers")]
-    let expected: Vec<f64> = (0..head).map(|applied| (head - applied) as f64).collect();
+    let head = i64::try_from(head).unwrap();
+    let expected: Vec<i64> = (0..head).map(|applied| head - applied).collect();
     assert_eq!(runner.projection().seen, expected);
     let after_catch_up = Scrape::now();
     assert_eq!(
-        after_catch_up.value(
+        after_catch_up.whole(
             security::core::observe::PROJECTION_LAG,
             &[("projection", "metrics-test-watching")]
         ),
-        0.0
+        0
     );
     assert_eq!(
         moved(
@@ -438,7 +450,7 @@ async fn authorization_decisions_and_projection_lag_are_measured() {
             security::core::observe::PROJECTION_DEAD_LETTERS,
             &[("projection", "metrics-test-watching")]
         ),
-        1.0
+        1
     );
 
     // Authorization decisions by check and outcome; denials by reason.
@@ -461,7 +473,11 @@ async fn authorization_decisions_and_projection_lag_are_measured() {
     assert!(!authz.authorize(&principal, &delete, &here).is_allowed());
     let batch = authz.authorize_batch(&principal, [(&approve, &here), (&delete, &here)]);
     assert_eq!(batch.len(), 2);
-    assert!(!authz.authorize_publish(&principal, "orders.created").is_allowed());
+    assert!(
+        !authz
+            .authorize_publish(&principal, "orders.created")
+            .is_allowed()
+    );
     // What-if questions are not decisions.
     let _ = authz.decide(&principal, &delete, &here);
     let after = Scrape::now();
@@ -473,10 +489,10 @@ async fn authorization_decisions_and_projection_lag_are_measured() {
             &[("check", check), ("outcome", outcome)],
         )
     };
-    assert_eq!(decisions("permission", "allow"), 2.0);
-    assert_eq!(decisions("permission", "deny"), 2.0);
-    assert_eq!(decisions("publish", "deny"), 1.0);
-    assert_eq!(decisions("subscribe", "deny"), 0.0);
+    assert_eq!(decisions("permission", "allow"), 2);
+    assert_eq!(decisions("permission", "deny"), 2);
+    assert_eq!(decisions("publish", "deny"), 1);
+    assert_eq!(decisions("subscribe", "deny"), 0);
     let denials = |reason| {
         moved(
             &before,
@@ -485,8 +501,8 @@ async fn authorization_decisions_and_projection_lag_are_measured() {
             &[("reason", reason)],
         )
     };
-    assert_eq!(denials("not_granted"), 2.0);
-    assert_eq!(denials("subject_not_allowed"), 1.0);
+    assert_eq!(denials("not_granted"), 2);
+    assert_eq!(denials("subject_not_allowed"), 1);
 }
 
 #[cfg(feature = "postgres")]
@@ -534,8 +550,7 @@ async fn the_outbox_relay_reports_its_lag() {
     assert!(lag.pending >= 2, "{lag:?}");
     let age = lag.oldest_age.unwrap();
     assert!(age >= std::time::Duration::from_secs(55), "{age:?}");
-    #[allow(clippy::cast_precision_loss, reason = "small numbers")]
-    let pending = lag.pending as f64;
+    let pending = i64::try_from(lag.pending).unwrap();
 
     // The broker is down: the lag is measured, the failures counted.
     let before = Scrape::now();
@@ -544,10 +559,10 @@ async fn the_outbox_relay_reports_its_lag() {
         .run_until(tokio::time::sleep(std::time::Duration::from_millis(200)))
         .await;
     let down = Scrape::now();
-    assert_eq!(down.value(OUTBOX_PENDING, &[]), pending);
+    assert_eq!(down.whole(OUTBOX_PENDING, &[]), pending);
     assert!(down.value(OUTBOX_LAG, &[]) >= 55.0);
-    assert!(moved(&before, &down, OUTBOX_FAILURES, &[]) >= 1.0);
-    assert_eq!(moved(&before, &down, OUTBOX_PUBLISHED, &[]), 0.0);
+    assert!(moved(&before, &down, OUTBOX_FAILURES, &[]) >= 1);
+    assert_eq!(moved(&before, &down, OUTBOX_PUBLISHED, &[]), 0);
 
     // It is back: everything is published and the lag falls to zero.
     publisher.fail_next(0);
@@ -556,8 +571,8 @@ async fn the_outbox_relay_reports_its_lag() {
         .await;
     let up = Scrape::now();
     assert_eq!(moved(&down, &up, OUTBOX_PUBLISHED, &[]), pending);
-    assert_eq!(up.value(OUTBOX_PENDING, &[]), 0.0);
-    assert_eq!(up.value(OUTBOX_LAG, &[]), 0.0);
+    assert_eq!(up.whole(OUTBOX_PENDING, &[]), 0);
+    assert!(up.value(OUTBOX_LAG, &[]) < f64::EPSILON);
     schema.drop().await;
 }
 
@@ -571,11 +586,15 @@ fn every_metric_is_documented_and_described() {
     for name in security::observe::METRICS {
         assert!(name.starts_with("security_"), "{name}");
         assert!(
-            docs.lines().any(|l| l.starts_with(&format!("| `{name}` |"))),
+            docs.lines()
+                .any(|l| l.starts_with(&format!("| `{name}` |"))),
             "{name} has no row in docs/OBSERVABILITY.md"
         );
     }
-    let rows = docs.lines().filter(|l| l.starts_with("| `security_")).count();
+    let rows = docs
+        .lines()
+        .filter(|l| l.starts_with("| `security_"))
+        .count();
     assert_eq!(rows, security::observe::METRICS.len());
     // Described once the recorder is installed: the help text is scraped
     // with the first sample.

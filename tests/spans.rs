@@ -247,7 +247,11 @@ async fn spans_carry_tenant_user_operation_and_outcome_and_no_secret() {
     assert_eq!(field(good, "outcome").as_deref(), Some("authenticated"));
     let unknown = &logins[1];
     assert_eq!(field(unknown, "tenant"), Some(tenant.to_string()));
-    assert_eq!(field(unknown, "user_id"), None, "an unknown username names no user");
+    assert_eq!(
+        field(unknown, "user_id"),
+        None,
+        "an unknown username names no user"
+    );
     assert_eq!(
         field(unknown, "outcome").as_deref(),
         Some("invalid_credentials")

@@ -334,7 +334,7 @@ impl AuthenticationService {
         crate::observe::traced_login(
             "password",
             "authenticate",
-            async {
+            Box::pin(async {
                 if !acceptable_username(username) {
                     return Err(AuthnError::InvalidCredentials);
                 }
@@ -386,7 +386,7 @@ impl AuthenticationService {
                             .await
                     }
                 }
-            },
+            }),
             crate::observe::login_outcome,
         )
         .await
@@ -824,7 +824,7 @@ impl AuthenticationService {
         code: &SecretString,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthnError> {
-        crate::observe::traced_mfa(async {
+        crate::observe::traced_mfa(Box::pin(async {
             let now = self.now();
             if code.expose_secret().len() > MAX_CODE_BYTES {
                 // No code is that long: refused before any hashing.
@@ -927,7 +927,7 @@ impl AuthenticationService {
             self.finish_login(&ctx, &account, user_id, method, client)
                 .await
                 .map(LoginOutcome::Authenticated)
-        })
+        }))
         .await
     }
 
@@ -1070,7 +1070,7 @@ impl AuthenticationService {
         crate::observe::traced_login(
             "api_key",
             "authenticate_api_key",
-            async {
+            Box::pin(async {
                 let now = self.now();
                 if let Some((_, retry_after)) = self
                     .throttle(
@@ -1132,7 +1132,7 @@ impl AuthenticationService {
                 let ctx = ctx.with_actor(Actor::user(user_id));
                 self.finish_login(&ctx, &account, user_id, AuthMethod::ApiToken, client)
                     .await
-            },
+            }),
             crate::observe::outcome,
         )
         .await
@@ -1273,7 +1273,7 @@ impl AuthenticationService {
         crate::observe::traced_login(
             "public_key",
             "complete_public_key_login",
-            async {
+            Box::pin(async {
                 let now = self.now();
                 let pending = match self
                     .take_challenge(
@@ -1354,7 +1354,7 @@ impl AuthenticationService {
                 let ctx = ctx.with_actor(Actor::user(user_id));
                 self.finish_login(&ctx, &account, user_id, AuthMethod::PublicKey, client)
                     .await
-            },
+            }),
             crate::observe::outcome,
         )
         .await

@@ -19,9 +19,9 @@ use crate::audit::{
 use crate::condition::{AccessRequest, Condition, NamedCondition, OWNER, Owner};
 use crate::decision::{Decision, DenyReason, Principal, Resource, Rule};
 use crate::error::AuthzError;
-use crate::observe::{self, Check};
 use crate::limits::{EffectiveLimits, LimitExceeded, LimitKind, LimitSource};
 use crate::model::ReadModel;
+use crate::observe::{self, Check};
 use crate::snapshot::{Snapshot, UserView};
 use crate::trie::{Parts, valid_subscription};
 

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, CommandContext};
 use crate::cache::StateCache;

@@ -61,9 +61,9 @@ mod error;
 mod kafka;
 mod memory;
 mod memory_chain;
-pub mod observe;
 #[cfg(feature = "nats")]
 mod nats;
+pub mod observe;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]

@@ -986,8 +986,7 @@ impl OutboxRelay {
             let before = stats.published;
             let run = self.run(&mut stats, &mut shutdown).await;
             // Failed runs count what they published before the failure.
-            metrics::counter!(crate::observe::OUTBOX_PUBLISHED)
-                .increment(stats.published - before);
+            metrics::counter!(crate::observe::OUTBOX_PUBLISHED).increment(stats.published - before);
             // How long to wait, and whether a new append may cut it short.
             let (wait, on_append) = match run {
                 Ok(Some(_)) => {
