@@ -323,7 +323,16 @@ impl AuthenticationService {
     ///
     /// Every attempt is an event: in the user's stream when the username
     /// matches a user, in the tenant's auth-audit stream otherwise.
-    #[tracing::instrument(name = "authn.authenticate", skip_all, fields(operation = "authenticate", tenant = %tenant, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.authenticate",
+        skip_all,
+        fields(
+            operation = "authenticate",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn authenticate(
         &self,
         tenant: TenantId,
@@ -817,7 +826,16 @@ impl AuthenticationService {
     /// once). Throttled per IP and per user (`MFA_RATE_LIMIT`); wrong codes
     /// count towards the user's lockout, and a challenge allows
     /// `challenge_max_attempts` wrong codes.
-    #[tracing::instrument(name = "authn.verify_mfa", skip_all, fields(operation = "verify_mfa", tenant = tracing::field::Empty, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.verify_mfa",
+        skip_all,
+        fields(
+            operation = "verify_mfa",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn verify_mfa(
         &self,
         challenge: &SecretString,
@@ -1005,7 +1023,16 @@ impl AuthenticationService {
     /// [`LoginOutcome::PasswordChangeRequired`] and finishes the login. The
     /// password must meet the policy (including the history); on a
     /// violation the ticket stays valid for another try.
-    #[tracing::instrument(name = "authn.complete_password_change", skip_all, fields(operation = "complete_password_change", tenant = tracing::field::Empty, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.complete_password_change",
+        skip_all,
+        fields(
+            operation = "complete_password_change",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn complete_password_change(
         &self,
         ticket: &SecretString,
@@ -1061,7 +1088,16 @@ impl AuthenticationService {
     }
 
     /// Logs in with an API key alone. Throttled per IP (`API_RATE_LIMIT_PER_MINUTE`).
-    #[tracing::instrument(name = "authn.authenticate_api_key", skip_all, fields(operation = "authenticate_api_key", tenant = tracing::field::Empty, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.authenticate_api_key",
+        skip_all,
+        fields(
+            operation = "authenticate_api_key",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn authenticate_api_key(
         &self,
         api_key: &SecretString,
@@ -1171,7 +1207,16 @@ impl AuthenticationService {
     /// never succeed) and nothing is stored for it, so the answer neither
     /// reveals whether it exists nor lets a flood of made-up usernames fill
     /// the challenge store.
-    #[tracing::instrument(name = "authn.start_public_key_login", skip_all, fields(operation = "start_public_key_login", tenant = %tenant, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.start_public_key_login",
+        skip_all,
+        fields(
+            operation = "start_public_key_login",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn start_public_key_login(
         &self,
         tenant: TenantId,
@@ -1263,7 +1308,16 @@ impl AuthenticationService {
     /// that was never stored (an unknown username) or is already used
     /// answers like a wrong signature; an expired one like any expired
     /// challenge.
-    #[tracing::instrument(name = "authn.complete_public_key_login", skip_all, fields(operation = "complete_public_key_login", tenant = tracing::field::Empty, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.complete_public_key_login",
+        skip_all,
+        fields(
+            operation = "complete_public_key_login",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn complete_public_key_login(
         &self,
         challenge: &SecretString,

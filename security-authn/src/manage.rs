@@ -129,7 +129,16 @@ impl AuthenticationService {
     /// with argon2id, sealed with the new user's data key) through the
     /// admin API. With an idempotency key in the request, the user's id
     /// derives from it, so repeating the request creates nothing twice.
-    #[tracing::instrument(name = "authn.create_user_with_password", skip_all, fields(operation = "create_user_with_password", tenant = tracing::field::Empty, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.create_user_with_password",
+        skip_all,
+        fields(
+            operation = "create_user_with_password",
+            tenant = %account_id.tenant(),
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn create_user_with_password(
         &self,
         request: &Request,
@@ -145,6 +154,7 @@ impl AuthenticationService {
                 self.inner.config.password_policy.check(password)?;
                 let admin = &self.inner.admin;
                 let user_id = admin.user_id_for(request, account_id);
+                crate::observe::record_user(user_id);
                 let hash = self
                     .seal_password(account_id.tenant(), user_id, password)
                     .await?;
@@ -167,7 +177,16 @@ impl AuthenticationService {
     /// counts as a failed login, throttled and locking like one), and the
     /// new one must meet the policy and not be one of the last passwords.
     /// Every session of the user is revoked.
-    #[tracing::instrument(name = "authn.change_password", skip_all, fields(operation = "change_password", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.change_password",
+        skip_all,
+        fields(
+            operation = "change_password",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn change_password(
         &self,
         tenant: TenantId,
@@ -215,7 +234,16 @@ impl AuthenticationService {
     /// An admin resets a user's password to a random temporary one, which
     /// must be changed at the next login. Returns it, to hand to the user
     /// over a secure channel. Every session of the user is revoked.
-    #[tracing::instrument(name = "authn.reset_password", skip_all, fields(operation = "reset_password", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.reset_password",
+        skip_all,
+        fields(
+            operation = "reset_password",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn reset_password(
         &self,
         request: &Request,
@@ -260,7 +288,16 @@ impl AuthenticationService {
     /// what the user needs to add it to an authenticator app. MFA is
     /// enabled only by [`confirm_totp_enrollment`](Self::confirm_totp_enrollment)
     /// with a first valid code. Disable MFA first to enrol again.
-    #[tracing::instrument(name = "authn.start_totp_enrollment", skip_all, fields(operation = "start_totp_enrollment", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.start_totp_enrollment",
+        skip_all,
+        fields(
+            operation = "start_totp_enrollment",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn start_totp_enrollment(
         &self,
         tenant: TenantId,
@@ -292,7 +329,16 @@ impl AuthenticationService {
     /// Confirms TOTP enrolment with a first valid code (its time step is
     /// used up), enables MFA and returns the first set of backup codes,
     /// shown once. Throttled like MFA logins.
-    #[tracing::instrument(name = "authn.confirm_totp_enrollment", skip_all, fields(operation = "confirm_totp_enrollment", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.confirm_totp_enrollment",
+        skip_all,
+        fields(
+            operation = "confirm_totp_enrollment",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn confirm_totp_enrollment(
         &self,
         tenant: TenantId,
@@ -334,7 +380,16 @@ impl AuthenticationService {
     }
 
     /// Turns MFA off (the secret and backup codes are forgotten).
-    #[tracing::instrument(name = "authn.disable_mfa", skip_all, fields(operation = "disable_mfa", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.disable_mfa",
+        skip_all,
+        fields(
+            operation = "disable_mfa",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn disable_mfa(&self, tenant: TenantId, user_id: UserId) -> Result<(), AuthnError> {
         crate::observe::traced(
             "disable_mfa",
@@ -350,7 +405,16 @@ impl AuthenticationService {
     }
 
     /// Replaces the user's backup codes with a new set, shown once.
-    #[tracing::instrument(name = "authn.regenerate_backup_codes", skip_all, fields(operation = "regenerate_backup_codes", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.regenerate_backup_codes",
+        skip_all,
+        fields(
+            operation = "regenerate_backup_codes",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn regenerate_backup_codes(
         &self,
         tenant: TenantId,
@@ -374,7 +438,16 @@ impl AuthenticationService {
     }
 
     /// How many unused backup codes the user has.
-    #[tracing::instrument(name = "authn.backup_codes_remaining", skip_all, fields(operation = "backup_codes_remaining", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.backup_codes_remaining",
+        skip_all,
+        fields(
+            operation = "backup_codes_remaining",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn backup_codes_remaining(
         &self,
         tenant: TenantId,
@@ -437,7 +510,16 @@ impl AuthenticationService {
     /// once; only its keyed hash is stored. It authenticates alone
     /// ([`authenticate_api_key`](Self::authenticate_api_key)) until
     /// `expires_at`.
-    #[tracing::instrument(name = "authn.issue_api_key", skip_all, fields(operation = "issue_api_key", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.issue_api_key",
+        skip_all,
+        fields(
+            operation = "issue_api_key",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn issue_api_key(
         &self,
         tenant: TenantId,
@@ -475,7 +557,16 @@ impl AuthenticationService {
     }
 
     /// Makes the user's API key stop working.
-    #[tracing::instrument(name = "authn.revoke_api_key", skip_all, fields(operation = "revoke_api_key", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.revoke_api_key",
+        skip_all,
+        fields(
+            operation = "revoke_api_key",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_api_key(
         &self,
         tenant: TenantId,
@@ -512,7 +603,16 @@ impl AuthenticationService {
     /// store holds for it) is refused: a NATS server chooses the nonce a
     /// NATS client signs, so a key that signs for NATS must never also log
     /// in here.
-    #[tracing::instrument(name = "authn.set_public_key", skip_all, fields(operation = "set_public_key", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.set_public_key",
+        skip_all,
+        fields(
+            operation = "set_public_key",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn set_public_key(
         &self,
         tenant: TenantId,

@@ -88,7 +88,16 @@ impl AuthenticationService {
     /// `AccessTokenRevoked` event, applied in this process at once and by
     /// every other replica through its revocation projection (within its
     /// lag: see [`revocation_health`](Self::revocation_health)).
-    #[tracing::instrument(name = "authn.revoke_access_token", skip_all, fields(operation = "revoke_access_token", tenant = %claims.tenant_id, user_id = %claims.user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.revoke_access_token",
+        skip_all,
+        fields(
+            operation = "revoke_access_token",
+            tenant = %claims.tenant_id,
+            user_id = %claims.user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_access_token(&self, claims: &AccessClaims) -> Result<(), AuthnError> {
         crate::observe::traced(
             "revoke_access_token",

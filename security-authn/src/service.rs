@@ -848,7 +848,16 @@ impl AuthenticationService {
     /// Creates a new token-signing key for the tenant; new tokens are
     /// signed with it, tokens signed by the old one stay valid until they
     /// expire (or the old key is revoked).
-    #[tracing::instrument(name = "authn.rotate_signing_key", skip_all, fields(operation = "rotate_signing_key", tenant = %tenant, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.rotate_signing_key",
+        skip_all,
+        fields(
+            operation = "rotate_signing_key",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn rotate_signing_key(
         &self,
         tenant: TenantId,
@@ -871,7 +880,16 @@ impl AuthenticationService {
 
     /// Revokes a token-signing key of the tenant: every token it signed is
     /// refused from now on.
-    #[tracing::instrument(name = "authn.revoke_signing_key", skip_all, fields(operation = "revoke_signing_key", tenant = %tenant, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.revoke_signing_key",
+        skip_all,
+        fields(
+            operation = "revoke_signing_key",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_signing_key(
         &self,
         tenant: TenantId,

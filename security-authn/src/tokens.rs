@@ -103,7 +103,16 @@ impl AuthenticationService {
     /// revoked. The cost of a refresh does not grow with the session's age
     /// (the session holds a seed and a generation counter, and the
     /// repository's state cache replays only what is new).
-    #[tracing::instrument(name = "authn.refresh", skip_all, fields(operation = "refresh", tenant = tracing::field::Empty, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.refresh",
+        skip_all,
+        fields(
+            operation = "refresh",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn refresh(
         &self,
         refresh_token: &SecretString,
@@ -223,7 +232,16 @@ impl AuthenticationService {
     /// Logs out: revokes the session of this refresh token (its access
     /// tokens are refused from now on in this process, and in others that
     /// follow the event stream). Any token the session issued will do.
-    #[tracing::instrument(name = "authn.logout", skip_all, fields(operation = "logout", tenant = tracing::field::Empty, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.logout",
+        skip_all,
+        fields(
+            operation = "logout",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn logout(&self, refresh_token: &SecretString) -> Result<(), AuthnError> {
         crate::observe::traced(
             "logout",
@@ -240,7 +258,16 @@ impl AuthenticationService {
 
     /// Revokes one session (e.g. from a "your devices" page, or with the
     /// `session_id` of an access token).
-    #[tracing::instrument(name = "authn.revoke_session", skip_all, fields(operation = "revoke_session", tenant = %tenant, user_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.revoke_session",
+        skip_all,
+        fields(
+            operation = "revoke_session",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_session(
         &self,
         tenant: TenantId,
@@ -265,7 +292,16 @@ impl AuthenticationService {
     /// Revokes every session and access token of a user issued until now
     /// (`SessionsRevoked` in the user's stream). Locking a user, changing
     /// its password or its roles does the same.
-    #[tracing::instrument(name = "authn.revoke_all_sessions", skip_all, fields(operation = "revoke_all_sessions", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty))]
+    #[tracing::instrument(
+        name = "authn.revoke_all_sessions",
+        skip_all,
+        fields(
+            operation = "revoke_all_sessions",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_all_sessions(
         &self,
         tenant: TenantId,
