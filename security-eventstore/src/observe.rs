@@ -3,7 +3,7 @@
 //! lists every name, type and label.
 
 /// Gauge: events in the PostgreSQL outbox not yet published, as the
-/// [`OutboxRelay`](crate::OutboxRelay) measured before its last run.
+/// `OutboxRelay` (feature `postgres`) measured before its last run.
 pub const OUTBOX_PENDING: &str = "security_outbox_pending_events";
 
 /// Gauge: how long, in seconds, the oldest unpublished event has waited
