@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+pub mod observe;
 pub mod prelude;
 mod rate_tiers;
 #[cfg(feature = "setup")]

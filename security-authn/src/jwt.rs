@@ -546,7 +546,16 @@ impl JwtValidator {
     /// Validates `token` and returns its claims as `T` (any type that
     /// deserializes from the payload; [`AccessClaims`] for this family's
     /// access tokens).
+    ///
+    /// Every call counts in
+    /// [`TOKEN_VALIDATIONS`](crate::observe::TOKEN_VALIDATIONS) by outcome.
     pub fn validate_as<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        let result = self.check_token(token);
+        crate::observe::token_validation(&result);
+        result
+    }
+
+    fn check_token<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
         if token.len() > self.max_bytes {
             return Err(TokenError::TooLarge);
         }
@@ -664,7 +673,13 @@ impl JwtValidator {
         &self,
         token: &str,
     ) -> Result<T, TokenError> {
-        match self.validate_as::<T>(token) {
+        let result = self.fetch_and_check(token).await;
+        crate::observe::token_validation(&result);
+        result
+    }
+
+    async fn fetch_and_check<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        match self.check_token::<T>(token) {
             Err(TokenError::UnknownKey) => {}
             other => return other,
         }
@@ -711,7 +726,7 @@ impl JwtValidator {
             .map_err(|_| TokenError::UnknownKey)?;
         self.add_ed25519_key(&kid, &key.to_bytes(), Some(info.owner.tenant_id))
             .map_err(|_| TokenError::UnknownKey)?;
-        self.validate_as(token)
+        self.check_token(token)
     }
 }
 

@@ -125,6 +125,7 @@ mod lockout;
 mod login;
 mod manage;
 mod new_user;
+pub mod observe;
 mod password_change;
 mod policy;
 mod projection;

@@ -338,6 +338,16 @@ impl AuthenticationService {
     ///
     /// Every attempt is an event: in the user's stream when the username
     /// matches a user, in the tenant's auth-audit stream otherwise.
+    #[tracing::instrument(
+        name = "authn.authenticate",
+        skip_all,
+        fields(
+            operation = "authenticate",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn authenticate(
         &self,
         tenant: TenantId,
@@ -345,57 +355,65 @@ impl AuthenticationService {
         password: &SecretString,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthnError> {
-        if !acceptable_username(username) {
-            return Err(AuthnError::InvalidCredentials);
-        }
-        let ctx = self.context(tenant, None);
-        let now = ctx.now;
-        let folded = fold_username(username);
-        let keys = [
-            self.ip_key("login", client),
-            Some(username_rate_key(tenant, &folded)),
-        ];
-        if let Some((which, retry_after)) = self
-            .throttle(&keys, self.inner.config.login_rate, now)
-            .await?
-        {
-            let scope = if which == 0 {
-                ThrottleScope::Ip
-            } else {
-                ThrottleScope::User
-            };
-            let attempt = Attempt {
-                user_id: None,
-                username: Some(username),
-                method: AuthMethod::Password,
-                reason: FailureReason::Throttled,
-                throttled: Some((scope, retry_after)),
-            };
-            self.audit_attempt(&ctx, attempt, client).await?;
-            return Err(AuthnError::Throttled { retry_after });
-        }
-        let Some(account) = self
-            .active_account(&ctx, None, Some(username), AuthMethod::Password, client)
-            .await?
-        else {
-            // No such tenant: same work, same answer, nowhere to record.
-            self.dummy_verify(password).await?;
-            return Err(AuthnError::InvalidCredentials);
-        };
-        let user = match account.user_by_name(username) {
-            Some(user_id) => self.user(tenant, user_id).await?,
-            None => None,
-        };
-        match user {
-            Some(user) => {
-                self.password_login(ctx, account, user, password, client)
-                    .await
-            }
-            None => {
-                self.unknown_user_login(&ctx, username, &folded, password, client)
-                    .await
-            }
-        }
+        crate::observe::traced_login(
+            "password",
+            "authenticate",
+            Box::pin(async {
+                if !acceptable_username(username) {
+                    return Err(AuthnError::InvalidCredentials);
+                }
+                let ctx = self.context(tenant, None);
+                let now = ctx.now;
+                let folded = fold_username(username);
+                let keys = [
+                    self.ip_key("login", client),
+                    Some(username_rate_key(tenant, &folded)),
+                ];
+                if let Some((which, retry_after)) = self
+                    .throttle(&keys, self.inner.config.login_rate, now)
+                    .await?
+                {
+                    let scope = if which == 0 {
+                        ThrottleScope::Ip
+                    } else {
+                        ThrottleScope::User
+                    };
+                    let attempt = Attempt {
+                        user_id: None,
+                        username: Some(username),
+                        method: AuthMethod::Password,
+                        reason: FailureReason::Throttled,
+                        throttled: Some((scope, retry_after)),
+                    };
+                    self.audit_attempt(&ctx, attempt, client).await?;
+                    return Err(AuthnError::Throttled { retry_after });
+                }
+                let Some(account) = self
+                    .active_account(&ctx, None, Some(username), AuthMethod::Password, client)
+                    .await?
+                else {
+                    // No such tenant: same work, same answer, nowhere to record.
+                    self.dummy_verify(password).await?;
+                    return Err(AuthnError::InvalidCredentials);
+                };
+                let user = match account.user_by_name(username) {
+                    Some(user_id) => self.user(tenant, user_id).await?,
+                    None => None,
+                };
+                match user {
+                    Some(user) => {
+                        self.password_login(ctx, account, user, password, client)
+                            .await
+                    }
+                    None => {
+                        self.unknown_user_login(&ctx, username, &folded, password, client)
+                            .await
+                    }
+                }
+            }),
+            crate::observe::login_outcome,
+        )
+        .await
     }
 
     fn too_long(&self, password: &SecretString) -> bool {
@@ -917,114 +935,127 @@ impl AuthenticationService {
     /// once). Throttled per IP and per user (`MFA_RATE_LIMIT`); wrong codes
     /// count towards the user's lockout, and a challenge allows
     /// `challenge_max_attempts` wrong codes.
+    #[tracing::instrument(
+        name = "authn.verify_mfa",
+        skip_all,
+        fields(
+            operation = "verify_mfa",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn verify_mfa(
         &self,
         challenge: &SecretString,
         code: &SecretString,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthnError> {
-        let now = self.now();
-        if code.expose_secret().len() > MAX_CODE_BYTES {
-            // No code is that long: refused before any hashing.
-            return Err(AuthnError::InvalidMfaCode);
-        }
-        let Lookup::Found(mut pending) = self
-            .take_challenge(
-                MFA_CHALLENGE_PREFIX,
-                challenge,
-                &ChallengePurpose::mfa(),
-                now,
-            )
-            .await?
-        else {
-            return Err(AuthnError::InvalidChallenge);
-        };
-        let then_change_password = pending.payload["then_change_password"]
-            .as_bool()
-            .unwrap_or(false);
-        let user_id = pending.user_id;
-        let tenant = pending.tenant_id;
-        let ctx = self.context(tenant, Some(Actor::user(user_id)));
-        let keys = [
-            self.ip_key("mfa", client),
-            Some(format!("mfa:user:{tenant}:{user_id}")),
-        ];
-        if let Some((which, retry_after)) = self
-            .throttle(&keys, self.inner.config.mfa_rate, now)
-            .await?
-        {
-            self.put_back_challenge(pending, now).await?;
-            let attempt = Attempt {
-                user_id: Some(user_id),
-                username: None,
-                method: AuthMethod::PasswordTotp,
-                reason: FailureReason::Throttled,
-                throttled: Some((
-                    if which == 0 {
-                        ThrottleScope::Ip
-                    } else {
-                        ThrottleScope::User
-                    },
-                    retry_after,
-                )),
-            };
-            self.audit_attempt(&ctx, attempt, client).await?;
-            return Err(AuthnError::Throttled { retry_after });
-        }
-        let user = self
-            .user(tenant, user_id)
-            .await?
-            .ok_or(AuthnError::InvalidChallenge)?;
-        if user.is_locked_at(now) {
-            return Err(lock_error(&user, now));
-        }
-        user.check_can_authenticate(now)?;
-        let Some(account) = self
-            .active_account(&ctx, Some(user_id), None, AuthMethod::PasswordTotp, client)
-            .await?
-        else {
-            return Err(AuthnError::InvalidChallenge);
-        };
-        let proof = self.second_factor(&user, code, now).await?;
-        let verified = match proof {
-            Some(proof) => {
-                let command = UserCommand::RecordMfaSuccess {
-                    proof,
-                    client: client.clone(),
-                };
-                match self.user_command(&ctx, user_id, command).await {
-                    Ok(_) => Some(proof),
-                    // A concurrent login used the same step or code first.
-                    Err(AuthnError::Rejected(_)) => None,
-                    Err(e) => return Err(e),
-                }
+        crate::observe::traced_mfa(Box::pin(async {
+            let now = self.now();
+            if code.expose_secret().len() > MAX_CODE_BYTES {
+                // No code is that long: refused before any hashing.
+                return Err(AuthnError::InvalidMfaCode);
             }
-            None => None,
-        };
-        let Some(proof) = verified else {
-            let command = UserCommand::RecordMfaFailure {
-                client: client.clone(),
-                lockout: Some(self.inner.config.lockout),
+            let Lookup::Found(mut pending) = self
+                .take_challenge(
+                    MFA_CHALLENGE_PREFIX,
+                    challenge,
+                    &ChallengePurpose::mfa(),
+                    now,
+                )
+                .await?
+            else {
+                return Err(AuthnError::InvalidChallenge);
             };
-            self.record_user_fact(&ctx, user_id, command).await?;
-            pending.failures += 1;
-            if pending.failures < self.inner.config.challenge_max_attempts {
+            let then_change_password = pending.payload["then_change_password"]
+                .as_bool()
+                .unwrap_or(false);
+            let user_id = pending.user_id;
+            let tenant = pending.tenant_id;
+            let ctx = self.context(tenant, Some(Actor::user(user_id)));
+            let keys = [
+                self.ip_key("mfa", client),
+                Some(format!("mfa:user:{tenant}:{user_id}")),
+            ];
+            if let Some((which, retry_after)) = self
+                .throttle(&keys, self.inner.config.mfa_rate, now)
+                .await?
+            {
                 self.put_back_challenge(pending, now).await?;
+                let attempt = Attempt {
+                    user_id: Some(user_id),
+                    username: None,
+                    method: AuthMethod::PasswordTotp,
+                    reason: FailureReason::Throttled,
+                    throttled: Some((
+                        if which == 0 {
+                            ThrottleScope::Ip
+                        } else {
+                            ThrottleScope::User
+                        },
+                        retry_after,
+                    )),
+                };
+                self.audit_attempt(&ctx, attempt, client).await?;
+                return Err(AuthnError::Throttled { retry_after });
             }
-            return Err(AuthnError::InvalidMfaCode);
-        };
-        let method = match proof {
-            MfaProof::Totp { .. } => AuthMethod::PasswordTotp,
-            MfaProof::BackupCode { .. } => AuthMethod::PasswordBackupCode,
-        };
-        if then_change_password {
-            return self
-                .issue_password_ticket(&ctx, user_id, method, client)
-                .await;
-        }
-        self.finish_login(&ctx, &account, user_id, method, client)
-            .await
-            .map(LoginOutcome::Authenticated)
+            let user = self
+                .user(tenant, user_id)
+                .await?
+                .ok_or(AuthnError::InvalidChallenge)?;
+            if user.is_locked_at(now) {
+                return Err(lock_error(&user, now));
+            }
+            user.check_can_authenticate(now)?;
+            let Some(account) = self
+                .active_account(&ctx, Some(user_id), None, AuthMethod::PasswordTotp, client)
+                .await?
+            else {
+                return Err(AuthnError::InvalidChallenge);
+            };
+            let proof = self.second_factor(&user, code, now).await?;
+            let verified = match proof {
+                Some(proof) => {
+                    let command = UserCommand::RecordMfaSuccess {
+                        proof,
+                        client: client.clone(),
+                    };
+                    match self.user_command(&ctx, user_id, command).await {
+                        Ok(_) => Some(proof),
+                        // A concurrent login used the same step or code first.
+                        Err(AuthnError::Rejected(_)) => None,
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => None,
+            };
+            let Some(proof) = verified else {
+                let command = UserCommand::RecordMfaFailure {
+                    client: client.clone(),
+                    lockout: Some(self.inner.config.lockout),
+                };
+                self.record_user_fact(&ctx, user_id, command).await?;
+                pending.failures += 1;
+                if pending.failures < self.inner.config.challenge_max_attempts {
+                    self.put_back_challenge(pending, now).await?;
+                }
+                return Err(AuthnError::InvalidMfaCode);
+            };
+            let method = match proof {
+                MfaProof::Totp { .. } => AuthMethod::PasswordTotp,
+                MfaProof::BackupCode { .. } => AuthMethod::PasswordBackupCode,
+            };
+            if then_change_password {
+                return self
+                    .issue_password_ticket(&ctx, user_id, method, client)
+                    .await;
+            }
+            self.finish_login(&ctx, &account, user_id, method, client)
+                .await
+                .map(LoginOutcome::Authenticated)
+        }))
+        .await
     }
 
     /// What a code proves for this user, if anything: a TOTP step newer than
@@ -1101,120 +1132,155 @@ impl AuthenticationService {
     /// [`LoginOutcome::PasswordChangeRequired`] and finishes the login. The
     /// password must meet the policy (including the history); on a
     /// violation the ticket stays valid for another try.
+    #[tracing::instrument(
+        name = "authn.complete_password_change",
+        skip_all,
+        fields(
+            operation = "complete_password_change",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn complete_password_change(
         &self,
         ticket: &SecretString,
         new_password: &SecretString,
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
-        let now = self.now();
-        let Lookup::Found(pending) = self
-            .take_challenge(
-                PASSWORD_TICKET_PREFIX,
-                ticket,
-                &ChallengePurpose::password_change(),
-                now,
-            )
-            .await?
-        else {
-            return Err(AuthnError::InvalidChallenge);
-        };
-        let method: AuthMethod = serde_json::from_value(pending.payload["method"].clone())
-            .map_err(|_| AuthnError::InvalidChallenge)?;
-        let user_id = pending.user_id;
-        let tenant = pending.tenant_id;
-        let ctx = self.context(tenant, Some(Actor::user(user_id)));
-        let user = self
-            .user(tenant, user_id)
-            .await?
-            .ok_or(AuthnError::InvalidChallenge)?;
-        if user.is_locked_at(now) {
-            return Err(lock_error(&user, now));
-        }
-        user.check_can_authenticate(now)?;
-        let Some(account) = self
-            .active_account(&ctx, Some(user_id), None, method, client)
-            .await?
-        else {
-            return Err(AuthnError::InvalidChallenge);
-        };
-        if let Err(violation) = self.check_new_password(&user, new_password).await {
-            self.put_back_challenge(pending, now).await?;
-            return Err(violation);
-        }
-        self.set_password(&ctx, user_id, new_password, false)
-            .await?;
-        self.finish_login(&ctx, &account, user_id, method, client)
-            .await
+        crate::observe::traced(
+            "complete_password_change",
+            async {
+                let now = self.now();
+                let Lookup::Found(pending) = self
+                    .take_challenge(
+                        PASSWORD_TICKET_PREFIX,
+                        ticket,
+                        &ChallengePurpose::password_change(),
+                        now,
+                    )
+                    .await?
+                else {
+                    return Err(AuthnError::InvalidChallenge);
+                };
+                let method: AuthMethod = serde_json::from_value(pending.payload["method"].clone())
+                    .map_err(|_| AuthnError::InvalidChallenge)?;
+                let user_id = pending.user_id;
+                let tenant = pending.tenant_id;
+                let ctx = self.context(tenant, Some(Actor::user(user_id)));
+                let user = self
+                    .user(tenant, user_id)
+                    .await?
+                    .ok_or(AuthnError::InvalidChallenge)?;
+                if user.is_locked_at(now) {
+                    return Err(lock_error(&user, now));
+                }
+                user.check_can_authenticate(now)?;
+                let Some(account) = self
+                    .active_account(&ctx, Some(user_id), None, method, client)
+                    .await?
+                else {
+                    return Err(AuthnError::InvalidChallenge);
+                };
+                if let Err(violation) = self.check_new_password(&user, new_password).await {
+                    self.put_back_challenge(pending, now).await?;
+                    return Err(violation);
+                }
+                self.set_password(&ctx, user_id, new_password, false)
+                    .await?;
+                self.finish_login(&ctx, &account, user_id, method, client)
+                    .await
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Logs in with an API key alone. Throttled per IP (`API_RATE_LIMIT_PER_MINUTE`).
+    #[tracing::instrument(
+        name = "authn.authenticate_api_key",
+        skip_all,
+        fields(
+            operation = "authenticate_api_key",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn authenticate_api_key(
         &self,
         api_key: &SecretString,
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
-        let now = self.now();
-        if let Some((_, retry_after)) = self
-            .throttle(
-                &[self.ip_key("apikey", client)],
-                self.inner.config.api_rate,
-                now,
-            )
-            .await?
-        {
-            return Err(AuthnError::Throttled { retry_after });
-        }
-        let Some(parsed) = parse_opaque_token(API_KEY_PREFIX, api_key) else {
-            return Err(AuthnError::InvalidCredentials);
-        };
-        let tenant = parsed.tenant;
-        let user_id = UserId::from_uuid(parsed.id);
-        let ctx = self.context(tenant, None);
-        let Some(account) = self
-            .active_account(&ctx, Some(user_id), None, AuthMethod::ApiToken, client)
-            .await?
-        else {
-            return Err(AuthnError::InvalidCredentials);
-        };
-        let Some(user) = self.user(tenant, user_id).await? else {
-            let attempt = Attempt {
-                user_id: None,
-                username: None,
-                method: AuthMethod::ApiToken,
-                reason: FailureReason::BadToken,
-                throttled: None,
-            };
-            self.audit_attempt(&ctx, attempt, client).await?;
-            return Err(AuthnError::InvalidCredentials);
-        };
-        let valid = match user.credential(CredentialType::Token) {
-            Some(Credential::Token {
-                token_hash,
-                expires_at,
-            }) if expires_at.is_none_or(|e| now < e) => {
-                self.api_key_matches(token_hash, api_key).await?
-            }
-            _ => false,
-        };
-        if !valid {
-            self.record_failure(&ctx, user_id, FailureReason::BadToken, false, client)
-                .await?;
-            return Err(AuthnError::InvalidCredentials);
-        }
-        if user.is_locked_at(now) {
-            self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
-                .await?;
-            return Err(lock_error(&user, now));
-        }
-        if user.status == UserStatus::Expired {
-            self.record_failure(&ctx, user_id, FailureReason::UserExpired, false, client)
-                .await?;
-            return Err(AuthnError::UserExpired);
-        }
-        let ctx = ctx.with_actor(Actor::user(user_id));
-        self.finish_login(&ctx, &account, user_id, AuthMethod::ApiToken, client)
-            .await
+        crate::observe::traced_login(
+            "api_key",
+            "authenticate_api_key",
+            Box::pin(async {
+                let now = self.now();
+                if let Some((_, retry_after)) = self
+                    .throttle(
+                        &[self.ip_key("apikey", client)],
+                        self.inner.config.api_rate,
+                        now,
+                    )
+                    .await?
+                {
+                    return Err(AuthnError::Throttled { retry_after });
+                }
+                let Some(parsed) = parse_opaque_token(API_KEY_PREFIX, api_key) else {
+                    return Err(AuthnError::InvalidCredentials);
+                };
+                let tenant = parsed.tenant;
+                let user_id = UserId::from_uuid(parsed.id);
+                let ctx = self.context(tenant, None);
+                let Some(account) = self
+                    .active_account(&ctx, Some(user_id), None, AuthMethod::ApiToken, client)
+                    .await?
+                else {
+                    return Err(AuthnError::InvalidCredentials);
+                };
+                let Some(user) = self.user(tenant, user_id).await? else {
+                    let attempt = Attempt {
+                        user_id: None,
+                        username: None,
+                        method: AuthMethod::ApiToken,
+                        reason: FailureReason::BadToken,
+                        throttled: None,
+                    };
+                    self.audit_attempt(&ctx, attempt, client).await?;
+                    return Err(AuthnError::InvalidCredentials);
+                };
+                let valid = match user.credential(CredentialType::Token) {
+                    Some(Credential::Token {
+                        token_hash,
+                        expires_at,
+                    }) if expires_at.is_none_or(|e| now < e) => {
+                        self.api_key_matches(token_hash, api_key).await?
+                    }
+                    _ => false,
+                };
+                if !valid {
+                    self.record_failure(&ctx, user_id, FailureReason::BadToken, false, client)
+                        .await?;
+                    return Err(AuthnError::InvalidCredentials);
+                }
+                if user.is_locked_at(now) {
+                    self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
+                        .await?;
+                    return Err(lock_error(&user, now));
+                }
+                if user.status == UserStatus::Expired {
+                    self.record_failure(&ctx, user_id, FailureReason::UserExpired, false, client)
+                        .await?;
+                    return Err(AuthnError::UserExpired);
+                }
+                let ctx = ctx.with_actor(Actor::user(user_id));
+                self.finish_login(&ctx, &account, user_id, AuthMethod::ApiToken, client)
+                    .await
+            }),
+            crate::observe::outcome,
+        )
+        .await
     }
 
     async fn api_key_matches(
@@ -1250,76 +1316,98 @@ impl AuthenticationService {
     /// never succeed) and nothing is stored for it, so the answer neither
     /// reveals whether it exists nor lets a flood of made-up usernames fill
     /// the challenge store.
+    #[tracing::instrument(
+        name = "authn.start_public_key_login",
+        skip_all,
+        fields(
+            operation = "start_public_key_login",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn start_public_key_login(
         &self,
         tenant: TenantId,
         username: &str,
         client: &ClientInfo,
     ) -> Result<PublicKeyChallenge, AuthnError> {
-        if !acceptable_username(username) {
-            return Err(AuthnError::InvalidCredentials);
-        }
-        let ctx = self.context(tenant, None);
-        let now = ctx.now;
-        let folded = fold_username(username);
-        let keys = [
-            self.ip_key("login", client),
-            Some(username_rate_key(tenant, &folded)),
-        ];
-        if let Some((which, retry_after)) = self
-            .throttle(&keys, self.inner.config.login_rate, now)
-            .await?
-        {
-            let attempt = Attempt {
-                user_id: None,
-                username: Some(username),
-                method: AuthMethod::PublicKey,
-                reason: FailureReason::Throttled,
-                throttled: Some((
-                    if which == 0 {
-                        ThrottleScope::Ip
-                    } else {
-                        ThrottleScope::User
-                    },
-                    retry_after,
-                )),
-            };
-            self.audit_attempt(&ctx, attempt, client).await?;
-            return Err(AuthnError::Throttled { retry_after });
-        }
-        let user_id = self
-            .active_account(&ctx, None, Some(username), AuthMethod::PublicKey, client)
-            .await?
-            .and_then(|account| account.user_by_name(username));
-        let random = security_crypto::random_bytes::<32>().map_err(AuthnError::crypto)?;
-        let nonce = URL_SAFE_NO_PAD.encode(random.as_ref());
-        let purpose = ChallengePurpose::public_key();
-        let (challenge, expires_at) = match user_id {
-            Some(user_id) => {
-                self.issue_challenge(
-                    PUBLIC_KEY_CHALLENGE_PREFIX,
-                    tenant,
-                    user_id,
-                    purpose,
-                    serde_json::json!({ "nonce": nonce }),
-                    now,
-                )
-                .await?
-            }
-            None => {
-                self.phantom_challenge(PUBLIC_KEY_CHALLENGE_PREFIX, tenant, &purpose, now)
+        crate::observe::traced(
+            "start_public_key_login",
+            async {
+                if !acceptable_username(username) {
+                    return Err(AuthnError::InvalidCredentials);
+                }
+                let ctx = self.context(tenant, None);
+                let now = ctx.now;
+                let folded = fold_username(username);
+                let keys = [
+                    self.ip_key("login", client),
+                    Some(username_rate_key(tenant, &folded)),
+                ];
+                if let Some((which, retry_after)) = self
+                    .throttle(&keys, self.inner.config.login_rate, now)
                     .await?
-            }
-        };
-        let jwt = &self.inner.config.jwt;
-        let message =
-            public_key_login_message(&jwt.issuer, &jwt.audience, tenant, &nonce, expires_at);
-        Ok(PublicKeyChallenge {
-            challenge,
-            nonce,
-            message,
-            expires_at,
-        })
+                {
+                    let attempt = Attempt {
+                        user_id: None,
+                        username: Some(username),
+                        method: AuthMethod::PublicKey,
+                        reason: FailureReason::Throttled,
+                        throttled: Some((
+                            if which == 0 {
+                                ThrottleScope::Ip
+                            } else {
+                                ThrottleScope::User
+                            },
+                            retry_after,
+                        )),
+                    };
+                    self.audit_attempt(&ctx, attempt, client).await?;
+                    return Err(AuthnError::Throttled { retry_after });
+                }
+                let user_id = self
+                    .active_account(&ctx, None, Some(username), AuthMethod::PublicKey, client)
+                    .await?
+                    .and_then(|account| account.user_by_name(username));
+                let random = security_crypto::random_bytes::<32>().map_err(AuthnError::crypto)?;
+                let nonce = URL_SAFE_NO_PAD.encode(random.as_ref());
+                let purpose = ChallengePurpose::public_key();
+                let (challenge, expires_at) = match user_id {
+                    Some(user_id) => {
+                        self.issue_challenge(
+                            PUBLIC_KEY_CHALLENGE_PREFIX,
+                            tenant,
+                            user_id,
+                            purpose,
+                            serde_json::json!({ "nonce": nonce }),
+                            now,
+                        )
+                        .await?
+                    }
+                    None => {
+                        self.phantom_challenge(PUBLIC_KEY_CHALLENGE_PREFIX, tenant, &purpose, now)
+                            .await?
+                    }
+                };
+                let jwt = &self.inner.config.jwt;
+                let message = public_key_login_message(
+                    &jwt.issuer,
+                    &jwt.audience,
+                    tenant,
+                    &nonce,
+                    expires_at,
+                );
+                Ok(PublicKeyChallenge {
+                    challenge,
+                    nonce,
+                    message,
+                    expires_at,
+                })
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Completes a public-key login with the Ed25519 signature (64 bytes)
@@ -1329,89 +1417,109 @@ impl AuthenticationService {
     /// that was never stored (an unknown username) or is already used
     /// answers like a wrong signature; an expired one like any expired
     /// challenge.
+    #[tracing::instrument(
+        name = "authn.complete_public_key_login",
+        skip_all,
+        fields(
+            operation = "complete_public_key_login",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn complete_public_key_login(
         &self,
         challenge: &SecretString,
         signature: &[u8],
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
-        let now = self.now();
-        let pending = match self
-            .take_challenge(
-                PUBLIC_KEY_CHALLENGE_PREFIX,
-                challenge,
-                &ChallengePurpose::public_key(),
-                now,
-            )
-            .await?
-        {
-            Lookup::Found(pending) => pending,
-            Lookup::Missing {
-                live_tenant: Some(tenant),
-            } => {
-                // Recorded only where a tenant exists to record it.
-                if self.account(tenant).await?.id.is_some() {
-                    let ctx = self.context(tenant, None);
-                    let attempt = Attempt {
-                        user_id: None,
-                        username: None,
-                        method: AuthMethod::PublicKey,
-                        reason: FailureReason::BadSignature,
-                        throttled: None,
+        crate::observe::traced_login(
+            "public_key",
+            "complete_public_key_login",
+            Box::pin(async {
+                let now = self.now();
+                let pending = match self
+                    .take_challenge(
+                        PUBLIC_KEY_CHALLENGE_PREFIX,
+                        challenge,
+                        &ChallengePurpose::public_key(),
+                        now,
+                    )
+                    .await?
+                {
+                    Lookup::Found(pending) => pending,
+                    Lookup::Missing {
+                        live_tenant: Some(tenant),
+                    } => {
+                        // Recorded only where a tenant exists to record it.
+                        if self.account(tenant).await?.id.is_some() {
+                            let ctx = self.context(tenant, None);
+                            let attempt = Attempt {
+                                user_id: None,
+                                username: None,
+                                method: AuthMethod::PublicKey,
+                                reason: FailureReason::BadSignature,
+                                throttled: None,
+                            };
+                            self.audit_attempt(&ctx, attempt, client).await?;
+                        }
+                        return Err(AuthnError::InvalidCredentials);
+                    }
+                    Lookup::Missing { live_tenant: None } => {
+                        return Err(AuthnError::InvalidChallenge);
+                    }
+                };
+                let tenant = pending.tenant_id;
+                let user_id = pending.user_id;
+                let ctx = self.context(tenant, None);
+                let Some(user) = self.user(tenant, user_id).await? else {
+                    return Err(AuthnError::InvalidCredentials);
+                };
+                let nonce = pending.payload["nonce"].as_str().unwrap_or_default();
+                let jwt = &self.inner.config.jwt;
+                let message = public_key_login_message(
+                    &jwt.issuer,
+                    &jwt.audience,
+                    tenant,
+                    nonce,
+                    pending.expires_at,
+                );
+                let valid = !nonce.is_empty()
+                    && signature.len() == 64
+                    && match user.credential(CredentialType::PublicKey) {
+                        Some(Credential::PublicKey { key }) => {
+                            security_crypto::Ed25519PublicKey::from_public_key(key)
+                                .is_ok_and(|key| key.verify(&message, signature))
+                        }
+                        _ => false,
                     };
-                    self.audit_attempt(&ctx, attempt, client).await?;
+                if !valid {
+                    self.record_failure(&ctx, user_id, FailureReason::BadSignature, false, client)
+                        .await?;
+                    return Err(AuthnError::InvalidCredentials);
                 }
-                return Err(AuthnError::InvalidCredentials);
-            }
-            Lookup::Missing { live_tenant: None } => return Err(AuthnError::InvalidChallenge),
-        };
-        let tenant = pending.tenant_id;
-        let user_id = pending.user_id;
-        let ctx = self.context(tenant, None);
-        let Some(user) = self.user(tenant, user_id).await? else {
-            return Err(AuthnError::InvalidCredentials);
-        };
-        let nonce = pending.payload["nonce"].as_str().unwrap_or_default();
-        let jwt = &self.inner.config.jwt;
-        let message = public_key_login_message(
-            &jwt.issuer,
-            &jwt.audience,
-            tenant,
-            nonce,
-            pending.expires_at,
-        );
-        let valid = !nonce.is_empty()
-            && signature.len() == 64
-            && match user.credential(CredentialType::PublicKey) {
-                Some(Credential::PublicKey { key }) => {
-                    security_crypto::Ed25519PublicKey::from_public_key(key)
-                        .is_ok_and(|key| key.verify(&message, signature))
+                if user.is_locked_at(now) {
+                    self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
+                        .await?;
+                    return Err(lock_error(&user, now));
                 }
-                _ => false,
-            };
-        if !valid {
-            self.record_failure(&ctx, user_id, FailureReason::BadSignature, false, client)
-                .await?;
-            return Err(AuthnError::InvalidCredentials);
-        }
-        if user.is_locked_at(now) {
-            self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
-                .await?;
-            return Err(lock_error(&user, now));
-        }
-        if user.status == UserStatus::Expired {
-            self.record_failure(&ctx, user_id, FailureReason::UserExpired, false, client)
-                .await?;
-            return Err(AuthnError::UserExpired);
-        }
-        let Some(account) = self
-            .active_account(&ctx, Some(user_id), None, AuthMethod::PublicKey, client)
-            .await?
-        else {
-            return Err(AuthnError::InvalidCredentials);
-        };
-        let ctx = ctx.with_actor(Actor::user(user_id));
-        self.finish_login(&ctx, &account, user_id, AuthMethod::PublicKey, client)
-            .await
+                if user.status == UserStatus::Expired {
+                    self.record_failure(&ctx, user_id, FailureReason::UserExpired, false, client)
+                        .await?;
+                    return Err(AuthnError::UserExpired);
+                }
+                let Some(account) = self
+                    .active_account(&ctx, Some(user_id), None, AuthMethod::PublicKey, client)
+                    .await?
+                else {
+                    return Err(AuthnError::InvalidCredentials);
+                };
+                let ctx = ctx.with_actor(Actor::user(user_id));
+                self.finish_login(&ctx, &account, user_id, AuthMethod::PublicKey, client)
+                    .await
+            }),
+            crate::observe::outcome,
+        )
+        .await
     }
 }

@@ -131,6 +131,16 @@ impl AuthenticationService {
     /// with argon2id, sealed with the new user's data key) through the
     /// admin API. With an idempotency key in the request, the user's id
     /// derives from it, so repeating the request creates nothing twice.
+    #[tracing::instrument(
+        name = "authn.create_user_with_password",
+        skip_all,
+        fields(
+            operation = "create_user_with_password",
+            tenant = %account_id.tenant(),
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn create_user_with_password(
         &self,
         request: &Request,
@@ -143,153 +153,265 @@ impl AuthenticationService {
             metadata,
             must_change_password,
         } = user;
-        self.inner.config.password_policy.check(&password)?;
-        let admin = &self.inner.admin;
-        let user_id = admin.user_id_for(request, account_id);
-        let hash = self
-            .seal_password(account_id.tenant(), user_id, &password)
-            .await?;
-        let new_user = NewUser {
-            username,
-            credential: Credential::Password { hash },
-            metadata,
-            must_change_password,
-        };
-        Ok(admin
-            .create_user_with_id(request, account_id, user_id, new_user)
-            .await?)
+        crate::observe::traced(
+            "create_user_with_password",
+            async {
+                self.inner.config.password_policy.check(&password)?;
+                let admin = &self.inner.admin;
+                let user_id = admin.user_id_for(request, account_id);
+                crate::observe::record_user(user_id);
+                let hash = self
+                    .seal_password(account_id.tenant(), user_id, &password)
+                    .await?;
+                let new_user = NewUser {
+                    username,
+                    credential: Credential::Password { hash },
+                    metadata,
+                    must_change_password,
+                };
+                Ok(admin
+                    .create_user_with_id(request, account_id, user_id, new_user)
+                    .await?)
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// An admin resets a user's password to a random temporary one, which
     /// must be changed at the next login. Returns it, to hand to the user
     /// over a secure channel. Every session of the user is revoked.
+    #[tracing::instrument(
+        name = "authn.reset_password",
+        skip_all,
+        fields(
+            operation = "reset_password",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn reset_password(
         &self,
         request: &Request,
         tenant: TenantId,
         user_id: UserId,
     ) -> Result<SecretString, AuthnError> {
-        self.existing_user(tenant, user_id).await?;
-        let temporary = temporary_password(self.inner.config.password_policy.min_length)?;
-        let hash = self.seal_password(tenant, user_id, &temporary).await?;
-        let outcome = self
-            .inner
-            .admin
-            .user_command(
-                request,
-                tenant,
-                user_id,
-                UserCommand::UpdateCredentials {
-                    new_credentials: Credential::Password { hash },
-                    must_change: true,
-                },
-            )
-            .await?;
-        if let Some(revoked_at) = outcome.state.sessions_revoked_at {
-            self.inner
-                .validator
-                .revocations()
-                .revoke_user(tenant, user_id, revoked_at, self.now());
-        }
-        Ok(temporary)
+        crate::observe::traced(
+            "reset_password",
+            async {
+                self.existing_user(tenant, user_id).await?;
+                let temporary = temporary_password(self.inner.config.password_policy.min_length)?;
+                let hash = self.seal_password(tenant, user_id, &temporary).await?;
+                let outcome = self
+                    .inner
+                    .admin
+                    .user_command(
+                        request,
+                        tenant,
+                        user_id,
+                        UserCommand::UpdateCredentials {
+                            new_credentials: Credential::Password { hash },
+                            must_change: true,
+                        },
+                    )
+                    .await?;
+                if let Some(revoked_at) = outcome.state.sessions_revoked_at {
+                    self.inner.validator.revocations().revoke_user(
+                        tenant,
+                        user_id,
+                        revoked_at,
+                        self.now(),
+                    );
+                }
+                Ok(temporary)
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Starts TOTP enrolment: a new secret, sealed in the user's stream, and
     /// what the user needs to add it to an authenticator app. MFA is
     /// enabled only by [`confirm_totp_enrollment`](Self::confirm_totp_enrollment)
     /// with a first valid code. Disable MFA first to enrol again.
+    #[tracing::instrument(
+        name = "authn.start_totp_enrollment",
+        skip_all,
+        fields(
+            operation = "start_totp_enrollment",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn start_totp_enrollment(
         &self,
         tenant: TenantId,
         user_id: UserId,
     ) -> Result<TotpEnrollment, AuthnError> {
-        let user = self.existing_user(tenant, user_id).await?;
-        let secret = TotpSecret::generate()?;
-        let enrollment = self.inner.config.totp.enrollment(&secret, &user.username)?;
-        let sealed = self
-            .seal_for(tenant, user_id.as_uuid(), secret.expose_secret())
-            .await?;
-        let ctx = self.context(tenant, Some(Actor::user(user_id)));
-        self.user_command(
-            &ctx,
-            user_id,
-            UserCommand::StartMfaEnrollment { secret: sealed },
+        crate::observe::traced(
+            "start_totp_enrollment",
+            async {
+                let user = self.existing_user(tenant, user_id).await?;
+                let secret = TotpSecret::generate()?;
+                let enrollment = self.inner.config.totp.enrollment(&secret, &user.username)?;
+                let sealed = self
+                    .seal_for(tenant, user_id.as_uuid(), secret.expose_secret())
+                    .await?;
+                let ctx = self.context(tenant, Some(Actor::user(user_id)));
+                self.user_command(
+                    &ctx,
+                    user_id,
+                    UserCommand::StartMfaEnrollment { secret: sealed },
+                )
+                .await?;
+                Ok(enrollment)
+            },
+            crate::observe::outcome,
         )
-        .await?;
-        Ok(enrollment)
+        .await
     }
 
     /// Confirms TOTP enrolment with a first valid code (its time step is
     /// used up), enables MFA and returns the first set of backup codes,
     /// shown once. Throttled like MFA logins.
+    #[tracing::instrument(
+        name = "authn.confirm_totp_enrollment",
+        skip_all,
+        fields(
+            operation = "confirm_totp_enrollment",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn confirm_totp_enrollment(
         &self,
         tenant: TenantId,
         user_id: UserId,
         code: &SecretString,
     ) -> Result<BackupCodes, AuthnError> {
-        let user = self.existing_user(tenant, user_id).await?;
-        let now = self.now();
-        let key = format!("mfa:enroll:{tenant}:{user_id}");
-        if let Some((_, retry_after)) = self
-            .throttle(&[Some(key)], self.inner.config.mfa_rate, now)
-            .await?
-        {
-            return Err(AuthnError::Throttled { retry_after });
-        }
-        let Some(sealed) = &user.mfa.pending_secret else {
-            return Err(AuthnError::Rejected(
-                security_core::DomainError::InvalidState("no MFA enrolment was started"),
-            ));
-        };
-        let secret = TotpSecret::from_bytes(self.unseal(sealed).await?.expose_secret());
-        let step = self
-            .inner
-            .config
-            .totp
-            .verify(&secret, code.expose_secret(), now)
-            .ok_or(AuthnError::InvalidMfaCode)?;
-        let ctx = self.context(tenant, Some(Actor::user(user_id)));
-        self.user_command(&ctx, user_id, UserCommand::ConfirmMfaEnrollment { step })
-            .await?;
-        self.new_backup_codes(&ctx, user_id).await
+        crate::observe::traced(
+            "confirm_totp_enrollment",
+            async {
+                let user = self.existing_user(tenant, user_id).await?;
+                let now = self.now();
+                let key = format!("mfa:enroll:{tenant}:{user_id}");
+                if let Some((_, retry_after)) = self
+                    .throttle(&[Some(key)], self.inner.config.mfa_rate, now)
+                    .await?
+                {
+                    return Err(AuthnError::Throttled { retry_after });
+                }
+                let Some(sealed) = &user.mfa.pending_secret else {
+                    return Err(AuthnError::Rejected(
+                        security_core::DomainError::InvalidState("no MFA enrolment was started"),
+                    ));
+                };
+                let secret = TotpSecret::from_bytes(self.unseal(sealed).await?.expose_secret());
+                let step = self
+                    .inner
+                    .config
+                    .totp
+                    .verify(&secret, code.expose_secret(), now)
+                    .ok_or(AuthnError::InvalidMfaCode)?;
+                let ctx = self.context(tenant, Some(Actor::user(user_id)));
+                self.user_command(&ctx, user_id, UserCommand::ConfirmMfaEnrollment { step })
+                    .await?;
+                self.new_backup_codes(&ctx, user_id).await
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Turns MFA off (the secret and backup codes are forgotten).
+    #[tracing::instrument(
+        name = "authn.disable_mfa",
+        skip_all,
+        fields(
+            operation = "disable_mfa",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn disable_mfa(&self, tenant: TenantId, user_id: UserId) -> Result<(), AuthnError> {
-        let ctx = self.context(tenant, Some(Actor::user(user_id)));
-        self.user_command(&ctx, user_id, UserCommand::DisableMfa)
-            .await
-            .map(|_| ())
+        crate::observe::traced(
+            "disable_mfa",
+            async {
+                let ctx = self.context(tenant, Some(Actor::user(user_id)));
+                self.user_command(&ctx, user_id, UserCommand::DisableMfa)
+                    .await
+                    .map(|_| ())
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Replaces the user's backup codes with a new set, shown once.
+    #[tracing::instrument(
+        name = "authn.regenerate_backup_codes",
+        skip_all,
+        fields(
+            operation = "regenerate_backup_codes",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn regenerate_backup_codes(
         &self,
         tenant: TenantId,
         user_id: UserId,
     ) -> Result<BackupCodes, AuthnError> {
-        let user = self.existing_user(tenant, user_id).await?;
-        if !user.mfa.enabled {
-            return Err(AuthnError::Rejected(
-                security_core::DomainError::InvalidState("MFA is not enabled"),
-            ));
-        }
-        let ctx = self.context(tenant, Some(Actor::user(user_id)));
-        self.new_backup_codes(&ctx, user_id).await
+        crate::observe::traced(
+            "regenerate_backup_codes",
+            async {
+                let user = self.existing_user(tenant, user_id).await?;
+                if !user.mfa.enabled {
+                    return Err(AuthnError::Rejected(
+                        security_core::DomainError::InvalidState("MFA is not enabled"),
+                    ));
+                }
+                let ctx = self.context(tenant, Some(Actor::user(user_id)));
+                self.new_backup_codes(&ctx, user_id).await
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// How many unused backup codes the user has.
+    #[tracing::instrument(
+        name = "authn.backup_codes_remaining",
+        skip_all,
+        fields(
+            operation = "backup_codes_remaining",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn backup_codes_remaining(
         &self,
         tenant: TenantId,
         user_id: UserId,
     ) -> Result<u8, AuthnError> {
-        Ok(self
-            .existing_user(tenant, user_id)
-            .await?
-            .mfa
-            .backup_codes_remaining())
+        crate::observe::traced(
+            "backup_codes_remaining",
+            async {
+                Ok(self
+                    .existing_user(tenant, user_id)
+                    .await?
+                    .mfa
+                    .backup_codes_remaining())
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     async fn new_backup_codes(
@@ -335,56 +457,90 @@ impl AuthenticationService {
     /// once; only its keyed hash is stored. It authenticates alone
     /// ([`authenticate_api_key`](Self::authenticate_api_key)) until
     /// `expires_at`.
+    #[tracing::instrument(
+        name = "authn.issue_api_key",
+        skip_all,
+        fields(
+            operation = "issue_api_key",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn issue_api_key(
         &self,
         tenant: TenantId,
         user_id: UserId,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<SecretString, AuthnError> {
-        self.existing_user(tenant, user_id).await?;
-        let key = new_opaque_token(API_KEY_PREFIX, tenant, user_id.as_uuid())?;
-        let (kid, tag) = self
-            .inner
-            .keys
-            .lookup_hash(tenant, key.expose_secret().as_bytes())
-            .await?;
-        let ctx = self.context(tenant, None);
-        self.user_command(
-            &ctx,
-            user_id,
-            UserCommand::UpdateCredentials {
-                new_credentials: Credential::Token {
-                    token_hash: format!("{kid}.{}", URL_SAFE_NO_PAD.encode(tag)),
-                    expires_at,
-                },
-                must_change: false,
+        crate::observe::traced(
+            "issue_api_key",
+            async {
+                self.existing_user(tenant, user_id).await?;
+                let key = new_opaque_token(API_KEY_PREFIX, tenant, user_id.as_uuid())?;
+                let (kid, tag) = self
+                    .inner
+                    .keys
+                    .lookup_hash(tenant, key.expose_secret().as_bytes())
+                    .await?;
+                let ctx = self.context(tenant, None);
+                self.user_command(
+                    &ctx,
+                    user_id,
+                    UserCommand::UpdateCredentials {
+                        new_credentials: Credential::Token {
+                            token_hash: format!("{kid}.{}", URL_SAFE_NO_PAD.encode(tag)),
+                            expires_at,
+                        },
+                        must_change: false,
+                    },
+                )
+                .await?;
+                Ok(key)
             },
+            crate::observe::outcome,
         )
-        .await?;
-        Ok(key)
+        .await
     }
 
     /// Makes the user's API key stop working.
+    #[tracing::instrument(
+        name = "authn.revoke_api_key",
+        skip_all,
+        fields(
+            operation = "revoke_api_key",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_api_key(
         &self,
         tenant: TenantId,
         user_id: UserId,
     ) -> Result<(), AuthnError> {
-        self.existing_user(tenant, user_id).await?;
-        let ctx = self.context(tenant, None);
-        self.user_command(
-            &ctx,
-            user_id,
-            UserCommand::UpdateCredentials {
-                new_credentials: Credential::Token {
-                    token_hash: "revoked".to_owned(),
-                    expires_at: Some(ctx.now),
-                },
-                must_change: false,
+        crate::observe::traced(
+            "revoke_api_key",
+            async {
+                self.existing_user(tenant, user_id).await?;
+                let ctx = self.context(tenant, None);
+                self.user_command(
+                    &ctx,
+                    user_id,
+                    UserCommand::UpdateCredentials {
+                        new_credentials: Credential::Token {
+                            token_hash: "revoked".to_owned(),
+                            expires_at: Some(ctx.now),
+                        },
+                        must_change: false,
+                    },
+                )
+                .await
+                .map(|_| ())
             },
+            crate::observe::outcome,
         )
         .await
-        .map(|_| ())
     }
 
     /// Registers the user's public key (an Ed25519 key as an nkey `U…` or
@@ -394,50 +550,67 @@ impl AuthenticationService {
     /// store holds for it) is refused: a NATS server chooses the nonce a
     /// NATS client signs, so a key that signs for NATS must never also log
     /// in here.
+    #[tracing::instrument(
+        name = "authn.set_public_key",
+        skip_all,
+        fields(
+            operation = "set_public_key",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn set_public_key(
         &self,
         tenant: TenantId,
         user_id: UserId,
         key: PublicKey,
     ) -> Result<(), AuthnError> {
-        let raw = security_crypto::Ed25519PublicKey::from_public_key(&key)
-            .map_err(AuthnError::crypto)?
-            .to_bytes();
-        let user = self.existing_user(tenant, user_id).await?;
-        let nats_keys = self
-            .inner
-            .keys
-            .store()
-            .list_keys(security_core::KeyOwner::new(tenant, user_id))
-            .await?
-            .into_iter()
-            .filter(|k| k.purpose == security_core::KeyPurpose::UserIdentity)
-            .filter_map(|k| k.public_key);
-        let current = match user.credential(security_core::CredentialType::NatsIdentity) {
-            Some(Credential::NatsIdentity { key }) => Some(key.clone()),
-            _ => None,
-        };
-        let is_nats_key = current.into_iter().chain(nats_keys).any(|nats| {
-            security_crypto::Ed25519PublicKey::from_public_key(&nats)
-                .is_ok_and(|nats| nats.to_bytes() == raw)
-        });
-        if is_nats_key {
-            return Err(AuthnError::Rejected(security_core::DomainError::Invalid {
-                field: "public key",
-                reason: "is a NATS identity key, which may not log in",
-            }));
-        }
-        let ctx = self.context(tenant, None);
-        self.user_command(
-            &ctx,
-            user_id,
-            UserCommand::UpdateCredentials {
-                new_credentials: Credential::PublicKey { key },
-                must_change: false,
+        crate::observe::traced(
+            "set_public_key",
+            async {
+                let raw = security_crypto::Ed25519PublicKey::from_public_key(&key)
+                    .map_err(AuthnError::crypto)?
+                    .to_bytes();
+                let user = self.existing_user(tenant, user_id).await?;
+                let nats_keys = self
+                    .inner
+                    .keys
+                    .store()
+                    .list_keys(security_core::KeyOwner::new(tenant, user_id))
+                    .await?
+                    .into_iter()
+                    .filter(|k| k.purpose == security_core::KeyPurpose::UserIdentity)
+                    .filter_map(|k| k.public_key);
+                let current = match user.credential(security_core::CredentialType::NatsIdentity) {
+                    Some(Credential::NatsIdentity { key }) => Some(key.clone()),
+                    _ => None,
+                };
+                let is_nats_key = current.into_iter().chain(nats_keys).any(|nats| {
+                    security_crypto::Ed25519PublicKey::from_public_key(&nats)
+                        .is_ok_and(|nats| nats.to_bytes() == raw)
+                });
+                if is_nats_key {
+                    return Err(AuthnError::Rejected(security_core::DomainError::Invalid {
+                        field: "public key",
+                        reason: "is a NATS identity key, which may not log in",
+                    }));
+                }
+                let ctx = self.context(tenant, None);
+                self.user_command(
+                    &ctx,
+                    user_id,
+                    UserCommand::UpdateCredentials {
+                        new_credentials: Credential::PublicKey { key },
+                        must_change: false,
+                    },
+                )
+                .await
+                .map(|_| ())
             },
+            crate::observe::outcome,
         )
         .await
-        .map(|_| ())
     }
 }
 

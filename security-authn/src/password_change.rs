@@ -34,7 +34,34 @@ impl AuthenticationService {
     /// user gets [`AuthnError::UserLocked`] whatever the password, as a
     /// login does; a lock that lands while the password is verified is
     /// answered like a wrong password.
+    #[tracing::instrument(
+        name = "authn.change_password",
+        skip_all,
+        fields(
+            operation = "change_password",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn change_password(
+        &self,
+        tenant: TenantId,
+        user_id: UserId,
+        current: &SecretString,
+        new: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), AuthnError> {
+        crate::observe::traced(
+            "change_password",
+            self.change_password_gated(tenant, user_id, current, new, client),
+            crate::observe::outcome,
+        )
+        .await
+    }
+
+    /// A password change through the throttle and the verification gate.
+    async fn change_password_gated(
         &self,
         tenant: TenantId,
         user_id: UserId,

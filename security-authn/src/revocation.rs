@@ -88,30 +88,49 @@ impl AuthenticationService {
     /// `AccessTokenRevoked` event, applied in this process at once and by
     /// every other replica through its revocation projection (within its
     /// lag: see [`revocation_health`](Self::revocation_health)).
+    #[tracing::instrument(
+        name = "authn.revoke_access_token",
+        skip_all,
+        fields(
+            operation = "revoke_access_token",
+            tenant = %claims.tenant_id,
+            user_id = %claims.user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_access_token(&self, claims: &AccessClaims) -> Result<(), AuthnError> {
-        if claims.jti.is_empty() || claims.jti.len() > 256 {
-            return Err(AuthnError::Token(security_core::TokenError::Malformed));
-        }
-        let tenant = claims.tenant_id;
-        let ctx: CommandContext = self.context(tenant, Some(Actor::user(claims.user_id)));
-        let command = RevokeAccessToken {
-            user_id: claims.user_id,
-            jti: claims.jti.clone(),
-            expires_at: claims.exp,
-        };
-        self.inner
-            .repo
-            .execute_with::<TokenRevocations>(
-                claims.user_id,
-                &command,
-                &ctx,
-                &RetryPolicy::persistent(),
-            )
-            .await?;
-        self.inner
-            .validator
-            .revocations()
-            .revoke_jti(tenant, &claims.jti, claims.exp, ctx.now);
-        Ok(())
+        crate::observe::traced(
+            "revoke_access_token",
+            async {
+                if claims.jti.is_empty() || claims.jti.len() > 256 {
+                    return Err(AuthnError::Token(security_core::TokenError::Malformed));
+                }
+                let tenant = claims.tenant_id;
+                let ctx: CommandContext = self.context(tenant, Some(Actor::user(claims.user_id)));
+                let command = RevokeAccessToken {
+                    user_id: claims.user_id,
+                    jti: claims.jti.clone(),
+                    expires_at: claims.exp,
+                };
+                self.inner
+                    .repo
+                    .execute_with::<TokenRevocations>(
+                        claims.user_id,
+                        &command,
+                        &ctx,
+                        &RetryPolicy::persistent(),
+                    )
+                    .await?;
+                self.inner.validator.revocations().revoke_jti(
+                    tenant,
+                    &claims.jti,
+                    claims.exp,
+                    ctx.now,
+                );
+                Ok(())
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 }

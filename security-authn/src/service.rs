@@ -408,6 +408,19 @@ pub(crate) fn parse_opaque_token(prefix: &str, token: &SecretString) -> Option<O
 
 /// The union of several permission sets: allowed where one allows and
 /// none denies; responses as generous as the most generous set.
+/// Counts a lock that a command of this service stored: this service
+/// locks users only through the lockout policy of a recorded failure.
+fn count_lock(outcome: &security_core::CommandOutcome<User>) {
+    if !outcome.deduplicated
+        && outcome
+            .events
+            .iter()
+            .any(|event| &*event.event_type == "UserLocked")
+    {
+        crate::observe::lockout();
+    }
+}
+
 fn union_permissions<'a>(sets: impl IntoIterator<Item = &'a Permissions>) -> Permissions {
     let mut out = Permissions::default();
     for set in sets {
@@ -508,6 +521,7 @@ impl AuthenticationService {
 
     /// A context for one request: the clock's time and a fresh correlation id.
     pub(crate) fn context(&self, tenant: TenantId, actor: Option<Actor>) -> CommandContext {
+        crate::observe::record_tenant(tenant);
         let mut ctx = CommandContext::new(tenant, self.now()).with_correlation_id(self.new_id());
         ctx.actor = actor;
         ctx
@@ -529,6 +543,9 @@ impl AuthenticationService {
         user_id: UserId,
     ) -> Result<Option<User>, AuthnError> {
         let user = self.inner.repo.load::<User>(tenant, user_id).await?.state;
+        if user.id.is_some() {
+            crate::observe::record_user(user_id);
+        }
         Ok(user.id.is_some().then_some(user))
     }
 
@@ -546,6 +563,7 @@ impl AuthenticationService {
             .repo
             .execute::<User>(user_id, &command, ctx)
             .await?;
+        count_lock(&outcome);
         Ok(UserOutcome {
             state: outcome.state,
         })
@@ -566,6 +584,7 @@ impl AuthenticationService {
             .repo
             .execute_with::<User>(user_id, &command, ctx, &RetryPolicy::persistent())
             .await?;
+        count_lock(&outcome);
         Ok(UserOutcome {
             state: outcome.state,
         })
@@ -876,45 +895,106 @@ impl AuthenticationService {
     /// [`validator`](Self::validator), plus: a token signed by a key this
     /// process has not seen yet (issued by another replica, or before a
     /// restart) is checked after looking the key up in the key store.
+    #[tracing::instrument(
+        level = "debug",
+        name = "authn.validate_access_token",
+        skip_all,
+        fields(
+            operation = "validate_access_token",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn validate_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.inner.validator.validate_fetching(token).await
+        let result = self
+            .inner
+            .validator
+            .validate_fetching::<AccessClaims>(token)
+            .await;
+        let span = tracing::Span::current();
+        match &result {
+            Ok(claims) => {
+                span.record("tenant", tracing::field::display(claims.tenant_id));
+                span.record("user_id", tracing::field::display(claims.user_id));
+                span.record("outcome", "valid");
+            }
+            Err(error) => {
+                span.record("outcome", crate::observe::token_outcome(error));
+            }
+        }
+        result
     }
 
     /// Creates a new token-signing key for the tenant; new tokens are
     /// signed with it, tokens signed by the old one stay valid until they
     /// expire (or the old key is revoked).
+    #[tracing::instrument(
+        name = "authn.rotate_signing_key",
+        skip_all,
+        fields(
+            operation = "rotate_signing_key",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn rotate_signing_key(
         &self,
         tenant: TenantId,
     ) -> Result<security_core::KeyId, AuthnError> {
-        let next = self
-            .inner
-            .keys
-            .rotate(tenant, KeyPurpose::TokenSigning)
-            .await?;
-        self.register_signing_key(&next)?;
-        Ok(next.key_id)
+        crate::observe::traced(
+            "rotate_signing_key",
+            async {
+                let next = self
+                    .inner
+                    .keys
+                    .rotate(tenant, KeyPurpose::TokenSigning)
+                    .await?;
+                self.register_signing_key(&next)?;
+                Ok(next.key_id)
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Revokes a token-signing key of the tenant: every token it signed is
     /// refused from now on.
+    #[tracing::instrument(
+        name = "authn.revoke_signing_key",
+        skip_all,
+        fields(
+            operation = "revoke_signing_key",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_signing_key(
         &self,
         tenant: TenantId,
         key_id: security_core::KeyId,
     ) -> Result<(), AuthnError> {
-        let info = self.inner.keys.store().key(key_id).await?;
-        if info.owner.tenant_id != tenant || info.purpose != KeyPurpose::TokenSigning {
-            return Err(AuthnError::KeyStore(
-                security_core::KeyStoreError::NotFound(key_id),
-            ));
-        }
-        self.inner.validator.revoke_kid(&key_id.to_string());
-        self.inner.keys.store().revoke_key(key_id).await?;
-        self.inner
-            .keys
-            .record_revoked(tenant, KeyPurpose::TokenSigning, key_id)
-            .await
+        crate::observe::traced(
+            "revoke_signing_key",
+            async {
+                let info = self.inner.keys.store().key(key_id).await?;
+                if info.owner.tenant_id != tenant || info.purpose != KeyPurpose::TokenSigning {
+                    return Err(AuthnError::KeyStore(
+                        security_core::KeyStoreError::NotFound(key_id),
+                    ));
+                }
+                self.inner.validator.revoke_kid(&key_id.to_string());
+                self.inner.keys.store().revoke_key(key_id).await?;
+                self.inner
+                    .keys
+                    .record_revoked(tenant, KeyPurpose::TokenSigning, key_id)
+                    .await
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 }
 

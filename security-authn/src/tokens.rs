@@ -103,158 +103,227 @@ impl AuthenticationService {
     /// revoked. The cost of a refresh does not grow with the session's age
     /// (the session holds a seed and a generation counter, and the
     /// repository's state cache replays only what is new).
+    #[tracing::instrument(
+        name = "authn.refresh",
+        skip_all,
+        fields(
+            operation = "refresh",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn refresh(
         &self,
         refresh_token: &SecretString,
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
-        let now = self.now();
-        let ip = client.ip.map(|ip| format!("refresh:ip:{ip}"));
-        if let Some((_, retry_after)) = self
-            .throttle(&[ip], self.inner.config.api_rate, now)
-            .await?
-        {
-            return Err(AuthnError::Throttled { retry_after });
-        }
-        let Presented {
-            token,
-            session,
-            seed,
-        } = self.presented(refresh_token).await?;
-        let tenant = token.tenant;
-        let session_id = token.session_id;
-        let ctx = self.context(tenant, None);
-        let (Some(user_id), Some(started_at)) = (session.user_id, session.started_at) else {
-            return Err(AuthnError::InvalidRefreshToken);
-        };
-        if !session.is_active() {
-            return Err(AuthnError::SessionRevoked);
-        }
-        let ctx = ctx.with_actor(security_core::Actor::user(user_id));
-        let user = self.user(tenant, user_id).await?;
-        let account = self.account(tenant).await?;
-        // Only the current token can lead to new tokens; an old one goes
-        // straight to the aggregate, which records the reuse.
-        if token.generation == session.generation {
-            let Some(user) = &user else {
-                self.end_session(&ctx, session_id, "user not found").await?;
-                return Err(AuthnError::SessionRevoked);
-            };
-            if user.is_session_revoked_for(started_at, session.opened_by) {
-                self.end_session(&ctx, session_id, "user sessions revoked")
-                    .await?;
-                return Err(AuthnError::SessionRevoked);
-            }
-            // A lock caused by failed logins (which anyone can cause) does
-            // not stop a session that was already open; an admin's lock
-            // revokes the sessions anyway.
-            let failure_lock = matches!(
-                &user.status,
-                security_core::UserStatus::Locked { reason, .. }
-                    if reason == security_core::FAILURE_LOCK_REASON
-            );
-            if let Err(e) = user.check_can_authenticate(now)
-                && !failure_lock
-            {
-                if user.status == security_core::UserStatus::Expired {
-                    self.end_session(&ctx, session_id, "user expired").await?;
+        crate::observe::traced(
+            "refresh",
+            async {
+                let now = self.now();
+                let ip = client.ip.map(|ip| format!("refresh:ip:{ip}"));
+                if let Some((_, retry_after)) = self
+                    .throttle(&[ip], self.inner.config.api_rate, now)
+                    .await?
+                {
+                    return Err(AuthnError::Throttled { retry_after });
                 }
-                return Err(e.into());
-            }
-            account.check_active(now)?;
-        }
-        let command = SessionCommand::Refresh {
-            presented_generation: token.generation,
-            expires_at: now + self.refresh_ttl(),
-            client: client.clone(),
-        };
-        let outcome = match self
-            .inner
-            .repo
-            .execute::<Session>(session_id, &command, &ctx)
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(security_core::CommandError::Rejected(SessionError::Revoked)) => {
-                return Err(AuthnError::SessionRevoked);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if outcome
-            .events
-            .iter()
-            .any(|e| &*e.event_type == "RefreshTokenReuseDetected")
-        {
-            self.inner
-                .validator
-                .revocations()
-                .revoke_session(tenant, session_id, now);
-            tracing::warn!(%session_id, "refresh token reuse: session revoked");
-            return Err(AuthnError::RefreshTokenReused);
-        }
-        let rotated = outcome.state;
-        let refresh_expires_at = rotated.expires_at.unwrap_or(now);
-        let refresh_token = seed.token(tenant, session_id, rotated.generation);
-        let user = user.ok_or(AuthnError::SessionRevoked)?;
-        let (access_token, expires_at) = self
-            .access_token(tenant, &user, &account, session_id, now)
-            .await?;
-        Ok(TokenPair {
-            access_token,
-            refresh_token,
-            token_type: "Bearer",
-            expires_at,
-            refresh_expires_at,
-            session_id,
-            user_id,
-            tenant_id: tenant,
-        })
+                let Presented {
+                    token,
+                    session,
+                    seed,
+                } = self.presented(refresh_token).await?;
+                let tenant = token.tenant;
+                let session_id = token.session_id;
+                let ctx = self.context(tenant, None);
+                let (Some(user_id), Some(started_at)) = (session.user_id, session.started_at)
+                else {
+                    return Err(AuthnError::InvalidRefreshToken);
+                };
+                if !session.is_active() {
+                    return Err(AuthnError::SessionRevoked);
+                }
+                let ctx = ctx.with_actor(security_core::Actor::user(user_id));
+                let user = self.user(tenant, user_id).await?;
+                let account = self.account(tenant).await?;
+                // Only the current token can lead to new tokens; an old one goes
+                // straight to the aggregate, which records the reuse.
+                if token.generation == session.generation {
+                    let Some(user) = &user else {
+                        self.end_session(&ctx, session_id, "user not found").await?;
+                        return Err(AuthnError::SessionRevoked);
+                    };
+                    if user.is_session_revoked_for(started_at, session.opened_by) {
+                        self.end_session(&ctx, session_id, "user sessions revoked")
+                            .await?;
+                        return Err(AuthnError::SessionRevoked);
+                    }
+                    // A lock caused by failed logins (which anyone can cause) does
+                    // not stop a session that was already open; an admin's lock
+                    // revokes the sessions anyway.
+                    let failure_lock = matches!(
+                        &user.status,
+                        security_core::UserStatus::Locked { reason, .. }
+                            if reason == security_core::FAILURE_LOCK_REASON
+                    );
+                    if let Err(e) = user.check_can_authenticate(now)
+                        && !failure_lock
+                    {
+                        if user.status == security_core::UserStatus::Expired {
+                            self.end_session(&ctx, session_id, "user expired").await?;
+                        }
+                        return Err(e.into());
+                    }
+                    account.check_active(now)?;
+                }
+                let command = SessionCommand::Refresh {
+                    presented_generation: token.generation,
+                    expires_at: now + self.refresh_ttl(),
+                    client: client.clone(),
+                };
+                let outcome = match self
+                    .inner
+                    .repo
+                    .execute::<Session>(session_id, &command, &ctx)
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(security_core::CommandError::Rejected(SessionError::Revoked)) => {
+                        return Err(AuthnError::SessionRevoked);
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if outcome
+                    .events
+                    .iter()
+                    .any(|e| &*e.event_type == "RefreshTokenReuseDetected")
+                {
+                    self.inner
+                        .validator
+                        .revocations()
+                        .revoke_session(tenant, session_id, now);
+                    tracing::warn!(%session_id, "refresh token reuse: session revoked");
+                    return Err(AuthnError::RefreshTokenReused);
+                }
+                let rotated = outcome.state;
+                let refresh_expires_at = rotated.expires_at.unwrap_or(now);
+                let refresh_token = seed.token(tenant, session_id, rotated.generation);
+                let user = user.ok_or(AuthnError::SessionRevoked)?;
+                let (access_token, expires_at) = self
+                    .access_token(tenant, &user, &account, session_id, now)
+                    .await?;
+                Ok(TokenPair {
+                    access_token,
+                    refresh_token,
+                    token_type: "Bearer",
+                    expires_at,
+                    refresh_expires_at,
+                    session_id,
+                    user_id,
+                    tenant_id: tenant,
+                })
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Logs out: revokes the session of this refresh token (its access
     /// tokens are refused from now on in this process, and in others that
     /// follow the event stream). Any token the session issued will do.
+    #[tracing::instrument(
+        name = "authn.logout",
+        skip_all,
+        fields(
+            operation = "logout",
+            tenant = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn logout(&self, refresh_token: &SecretString) -> Result<(), AuthnError> {
-        let Presented { token, session, .. } = self.presented(refresh_token).await?;
-        let actor = session.user_id.map(security_core::Actor::user);
-        let ctx = self.context(token.tenant, actor);
-        self.end_session(&ctx, token.session_id, "logout").await
+        crate::observe::traced(
+            "logout",
+            async {
+                let Presented { token, session, .. } = self.presented(refresh_token).await?;
+                let actor = session.user_id.map(security_core::Actor::user);
+                let ctx = self.context(token.tenant, actor);
+                self.end_session(&ctx, token.session_id, "logout").await
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Revokes one session (e.g. from a "your devices" page, or with the
     /// `session_id` of an access token).
+    #[tracing::instrument(
+        name = "authn.revoke_session",
+        skip_all,
+        fields(
+            operation = "revoke_session",
+            tenant = %tenant,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_session(
         &self,
         tenant: TenantId,
         session_id: SessionId,
         reason: &str,
     ) -> Result<(), AuthnError> {
-        let session = self.load_session(tenant, session_id).await?;
-        if session.id.is_none() {
-            return Err(AuthnError::InvalidRefreshToken);
-        }
-        let ctx = self.context(tenant, None);
-        self.end_session(&ctx, session_id, reason).await
+        crate::observe::traced(
+            "revoke_session",
+            async {
+                let session = self.load_session(tenant, session_id).await?;
+                if session.id.is_none() {
+                    return Err(AuthnError::InvalidRefreshToken);
+                }
+                let ctx = self.context(tenant, None);
+                self.end_session(&ctx, session_id, reason).await
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Revokes every session and access token of a user issued until now
     /// (`SessionsRevoked` in the user's stream). Locking a user, changing
     /// its password or its roles does the same.
+    #[tracing::instrument(
+        name = "authn.revoke_all_sessions",
+        skip_all,
+        fields(
+            operation = "revoke_all_sessions",
+            tenant = %tenant,
+            user_id = %user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub async fn revoke_all_sessions(
         &self,
         tenant: TenantId,
         user_id: UserId,
         reason: &str,
     ) -> Result<(), AuthnError> {
-        let ctx = self.context(tenant, None);
-        self.user_command(
-            &ctx,
-            user_id,
-            UserCommand::RevokeSessions {
-                reason: reason.to_owned(),
+        crate::observe::traced(
+            "revoke_all_sessions",
+            async {
+                let ctx = self.context(tenant, None);
+                self.user_command(
+                    &ctx,
+                    user_id,
+                    UserCommand::RevokeSessions {
+                        reason: reason.to_owned(),
+                    },
+                )
+                .await
+                .map(|_| ())
             },
+            crate::observe::outcome,
         )
         .await
-        .map(|_| ())
     }
 }

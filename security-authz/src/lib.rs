@@ -112,6 +112,7 @@ mod layer;
 mod limits;
 mod matrix;
 mod model;
+pub mod observe;
 mod secure;
 mod service;
 mod snapshot;

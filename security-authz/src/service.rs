@@ -21,6 +21,7 @@ use crate::decision::{Decision, DenyReason, Principal, Resource, Rule};
 use crate::error::AuthzError;
 use crate::limits::{EffectiveLimits, LimitExceeded, LimitKind, LimitSource};
 use crate::model::ReadModel;
+use crate::observe::{self, Check};
 use crate::snapshot::{Snapshot, UserView};
 use crate::trie::{Parts, valid_subscription};
 
@@ -248,6 +249,18 @@ impl AuthorizationService {
 
     /// Decides whether `principal` may do `permission` to `resource`, and
     /// records the decision in the audit trail (every deny, sampled grants).
+    #[tracing::instrument(
+        level = "debug",
+        name = "authz.authorize",
+        skip_all,
+        fields(
+            operation = "authorize",
+            tenant = %principal.tenant_id,
+            user_id = %principal.user_id,
+            permission = %permission,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub fn authorize(
         &self,
         principal: &Principal,
@@ -265,6 +278,7 @@ impl AuthorizationService {
             Some(resource),
             &decision,
         );
+        observe::decided(Check::Permission, &decision);
         decision
     }
 
@@ -282,12 +296,24 @@ impl AuthorizationService {
 
     /// Decides many checks against one snapshot (so they are consistent
     /// with each other), recording each like [`authorize`](Self::authorize).
+    #[tracing::instrument(
+        level = "debug",
+        name = "authz.authorize_batch",
+        skip_all,
+        fields(
+            operation = "authorize_batch",
+            tenant = %principal.tenant_id,
+            user_id = %principal.user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub fn authorize_batch<'a, I>(&self, principal: &Principal, checks: I) -> Vec<Decision>
     where
         I: IntoIterator<Item = (&'a Permission, &'a Resource)>,
     {
         let snapshot = self.inner.published.snapshot.load();
-        checks
+        let mut denied = false;
+        let decisions = checks
             .into_iter()
             .map(|(permission, resource)| {
                 let decision = self.decide_in(&snapshot, principal, permission, resource);
@@ -300,9 +326,13 @@ impl AuthorizationService {
                     Some(resource),
                     &decision,
                 );
+                observe::decided(Check::Permission, &decision);
+                denied |= !decision.is_allowed();
                 decision
             })
-            .collect()
+            .collect();
+        observe::record_outcome(!denied);
+        decisions
     }
 
     /// Which of `resources` `principal` may do `permission` to, in order.
@@ -507,6 +537,17 @@ impl AuthorizationService {
     /// Whether `principal` may publish to the literal `subject`: the union
     /// of its policies in force and its account's default permissions,
     /// default deny, deny wins. Denials are recorded.
+    #[tracing::instrument(
+        level = "debug",
+        name = "authz.authorize_publish",
+        skip_all,
+        fields(
+            operation = "authorize_publish",
+            tenant = %principal.tenant_id,
+            user_id = %principal.user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub fn authorize_publish(&self, principal: &Principal, subject: &str) -> Decision {
         let snapshot = self.inner.published.snapshot.load();
         let decision = self.subject_decision(&snapshot, principal, |user| {
@@ -524,11 +565,23 @@ impl AuthorizationService {
             None,
             &decision,
         );
+        observe::decided(Check::Publish, &decision);
         decision
     }
 
     /// Whether `principal` may subscribe to `subject` (wildcards allowed)
     /// in `queue`. Denials are recorded.
+    #[tracing::instrument(
+        level = "debug",
+        name = "authz.authorize_subscribe",
+        skip_all,
+        fields(
+            operation = "authorize_subscribe",
+            tenant = %principal.tenant_id,
+            user_id = %principal.user_id,
+            outcome = tracing::field::Empty,
+        )
+    )]
     pub fn authorize_subscribe(
         &self,
         principal: &Principal,
@@ -552,6 +605,7 @@ impl AuthorizationService {
             None,
             &decision,
         );
+        observe::decided(Check::Subscribe, &decision);
         decision
     }
 

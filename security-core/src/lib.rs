@@ -59,6 +59,7 @@ mod event;
 mod ids;
 mod keys;
 pub mod limits;
+pub mod observe;
 mod operator;
 mod permissions;
 mod policy;

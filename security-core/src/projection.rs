@@ -257,6 +257,8 @@ impl ProjectionHealth {
 #[derive(Debug, Clone)]
 pub struct HealthHandle {
     health: Arc<Mutex<ProjectionHealth>>,
+    /// The projection's name, as the metrics' label.
+    label: Arc<str>,
 }
 
 impl HealthHandle {
@@ -272,6 +274,7 @@ impl HealthHandle {
                 dead_letters: 0,
                 restarts: 0,
             })),
+            label: Arc::from(projection),
         }
     }
 
@@ -283,8 +286,20 @@ impl HealthHandle {
             .clone()
     }
 
+    /// Changes the health and sets the lag gauge
+    /// ([`PROJECTION_LAG`](crate::observe::PROJECTION_LAG)) to match.
     fn update(&self, change: impl FnOnce(&mut ProjectionHealth)) {
-        change(&mut self.health.lock().unwrap_or_else(PoisonError::into_inner));
+        let lag = {
+            let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+            change(&mut health);
+            health.lag()
+        };
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a gauge is an f64; lags beyond 2^53 events are not told apart"
+        )]
+        metrics::gauge!(crate::observe::PROJECTION_LAG, "projection" => Arc::clone(&self.label))
+            .set(lag as f64);
     }
 }
 
@@ -556,6 +571,11 @@ impl<P: Projection> ProjectionRunner<P> {
                 );
                 self.checkpoints.record_dead_letter(&letter).await?;
                 self.health.update(|h| h.dead_letters += 1);
+                metrics::counter!(
+                    crate::observe::PROJECTION_DEAD_LETTERS,
+                    "projection" => Arc::clone(&self.health.label)
+                )
+                .increment(1);
             }
             position = event.global_position;
             self.position = Some(position);

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, CommandContext};
@@ -420,6 +421,37 @@ impl Repository {
     /// however contended its stream is. [`CommandError::Conflict`] comes
     /// back only after `policy.max_attempts` attempts all conflicted.
     pub async fn execute_with<A: Aggregate>(
+        &self,
+        id: impl Into<Uuid> + Send,
+        command: &A::Command,
+        ctx: &CommandContext,
+        policy: &RetryPolicy,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
+        let span = tracing::info_span!(
+            "security.command",
+            aggregate = A::TYPE,
+            tenant = %ctx.tenant_id,
+            outcome = tracing::field::Empty,
+        );
+        let result = self
+            .run_command::<A>(id, command, ctx, policy)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &result {
+            Ok(outcome) if outcome.deduplicated => "deduplicated",
+            Ok(outcome) if outcome.events.is_empty() => "unchanged",
+            Ok(_) => "ok",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Conflict { .. }) => "conflict",
+            Err(_) => "error",
+        };
+        span.record("outcome", outcome);
+        metrics::counter!(crate::observe::COMMANDS, "aggregate" => A::TYPE, "outcome" => outcome)
+            .increment(1);
+        result
+    }
+
+    async fn run_command<A: Aggregate>(
         &self,
         id: impl Into<Uuid> + Send,
         command: &A::Command,

@@ -63,6 +63,7 @@ mod memory;
 mod memory_chain;
 #[cfg(feature = "nats")]
 mod nats;
+pub mod observe;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -85,7 +86,7 @@ pub use nats::{NatsConfig, NatsPublisher};
 pub use postgres::{
     DATABASE_ACQUIRE_TIMEOUT, DATABASE_LOCK_TIMEOUT, DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE,
     DATABASE_STATEMENT_TIMEOUT, DATABASE_URL, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CHANNEL,
-    DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, OutboxRelay, PoolConfig,
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, OutboxLag, OutboxRelay, PoolConfig,
     PostgresAttemptLedger, PostgresChallengeStore, PostgresCheckpointStore, PostgresConfig,
     PostgresEventStore, PostgresKeyRecordStore, PostgresRateLimiter, RelayConfig, RelayOutcome,
     RelayStats, StoreOptions,

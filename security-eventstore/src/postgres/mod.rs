@@ -21,6 +21,6 @@ pub use config::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, PoolConfig, PostgresConfig, StoreOptions,
 };
 pub use keys::PostgresKeyRecordStore;
-pub use outbox::{OutboxRelay, RelayConfig, RelayOutcome, RelayStats};
+pub use outbox::{OutboxLag, OutboxRelay, RelayConfig, RelayOutcome, RelayStats};
 pub use rate_limit::PostgresRateLimiter;
 pub use store::PostgresEventStore;

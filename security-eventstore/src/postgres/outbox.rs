@@ -64,6 +64,15 @@ const STAND_BY: &str = "SELECT set_config('app.all_tenants', '', false)";
 
 const PENDING: &str = "SELECT count(*) FROM security_outbox";
 
+/// The outbox's size, the `occurred_at` of its oldest event and the
+/// database's clock.
+const LAG: &str = "SELECT count(*), \
+       (SELECT e.occurred_at FROM security_outbox o \
+        JOIN security_events e ON e.global_position = o.global_position \
+        ORDER BY o.global_position LIMIT 1), \
+       now() \
+     FROM security_outbox";
+
 /// The oldest outbox positions after `$1`, at most `$2`, summed up: if
 /// they are contiguous (the usual case), their events are one index range.
 const NEXT_BOUNDS: &str = "SELECT min(global_position), max(global_position), count(*) FROM ( \
@@ -125,6 +134,16 @@ pub enum RelayOutcome {
     Idle,
     /// Another relay is publishing from this outbox right now.
     Standby,
+}
+
+/// How far the outbox is behind, as [`OutboxRelay::lag`] measures it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLag {
+    /// Events not yet published.
+    pub pending: u64,
+    /// How long the oldest of them has waited (the database's clock minus
+    /// its `occurred_at`, never negative); `None` when none waits.
+    pub oldest_age: Option<Duration>,
 }
 
 /// What [`OutboxRelay::run_until`] did.
@@ -679,6 +698,41 @@ impl OutboxRelay {
         Ok(from_i64(count)?)
     }
 
+    /// How far the outbox is behind: its size and the age of its oldest
+    /// event. [`run_until`](Self::run_until) measures it before each run
+    /// and sets the gauges [`OUTBOX_PENDING`](crate::observe::OUTBOX_PENDING)
+    /// and [`OUTBOX_LAG`](crate::observe::OUTBOX_LAG).
+    pub async fn lag(&self) -> Result<OutboxLag, Error> {
+        let mut tx = self.store.begin(Scope::All).await?;
+        let (count, oldest, now) =
+            sqlx::query_as::<_, (i64, Option<DateTime<Utc>>, DateTime<Utc>)>(LAG)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(OutboxLag {
+            pending: from_i64(count)?,
+            oldest_age: oldest.map(|at| (now - at).to_std().unwrap_or(Duration::ZERO)),
+        })
+    }
+
+    /// Measures the lag and sets its gauges (a failure to measure is
+    /// logged and leaves them as they were).
+    async fn observe_lag(&self) {
+        match self.lag().await {
+            Ok(lag) => {
+                #[allow(
+                    clippy::cast_precision_loss,
+                    reason = "a gauge is an f64; counts beyond 2^53 are not told apart"
+                )]
+                metrics::gauge!(crate::observe::OUTBOX_PENDING).set(lag.pending as f64);
+                metrics::gauge!(crate::observe::OUTBOX_LAG)
+                    .set(lag.oldest_age.unwrap_or(Duration::ZERO).as_secs_f64());
+            }
+            Err(error) => tracing::debug!(%error, "outbox lag could not be measured"),
+        }
+    }
+
     fn encodes(&self) -> bool {
         matches!(self.sink, Sink::Pipelined(_))
     }
@@ -928,8 +982,13 @@ impl OutboxRelay {
                 return stats;
             }
             head.borrow_and_update();
+            self.observe_lag().await;
+            let before = stats.published;
+            let run = self.run(&mut stats, &mut shutdown).await;
+            // Failed runs count what they published before the failure.
+            metrics::counter!(crate::observe::OUTBOX_PUBLISHED).increment(stats.published - before);
             // How long to wait, and whether a new append may cut it short.
-            let (wait, on_append) = match self.run(&mut stats, &mut shutdown).await {
+            let (wait, on_append) = match run {
                 Ok(Some(_)) => {
                     backoff = self.config.min_backoff;
                     (self.config.poll_interval, true)
@@ -937,6 +996,7 @@ impl OutboxRelay {
                 Ok(None) => (self.config.poll_interval, false),
                 Err(error) => {
                     stats.failures += 1;
+                    metrics::counter!(crate::observe::OUTBOX_FAILURES).increment(1);
                     tracing::warn!(%error, retry_in = ?backoff, "outbox relay step failed");
                     let wait = backoff;
                     backoff = (backoff * 2).min(self.config.max_backoff);
