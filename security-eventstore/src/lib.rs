@@ -86,7 +86,7 @@ pub use postgres::{
     DATABASE_ACQUIRE_TIMEOUT, DATABASE_LOCK_TIMEOUT, DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE,
     DATABASE_STATEMENT_TIMEOUT, DATABASE_URL, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CHANNEL,
     DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, OutboxRelay, PoolConfig,
-    PostgresAttemptLedger, PostgresChallengeStore, PostgresCheckpointStore, PostgresConfig,
+    PostgresAttemptLedger, PostgresAuditIndex, PostgresChallengeStore, PostgresCheckpointStore, PostgresConfig,
     PostgresEventStore, PostgresKeyRecordStore, PostgresRateLimiter, RelayConfig, RelayOutcome,
     RelayStats, StoreOptions,
 };
