@@ -46,8 +46,10 @@ use security_core::{
 use serde_json::json;
 use uuid::Uuid;
 
+mod audit_index;
 mod chain;
 
+pub use audit_index::audit_index;
 pub use chain::hash_chain;
 
 /// How long the kit waits for a subscription to deliver before it fails.
