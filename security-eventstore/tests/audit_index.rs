@@ -21,3 +21,19 @@ async fn the_memory_index_meets_the_audit_index_contract() {
     .expect("runner");
     testkit::audit_index(store, &index, &mut runner).await;
 }
+
+#[tokio::test]
+async fn a_personal_data_export_on_memory_opens_or_marks_sealed_fields() {
+    let store: Arc<dyn EventStore> = Arc::new(MemoryEventStore::new());
+    let index = MemoryAuditIndex::new();
+    let mut runner = ProjectionRunner::new(
+        Arc::clone(&store),
+        Arc::new(InMemoryCheckpoints::new()),
+        index.clone(),
+        Scope::All,
+    )
+    .await
+    .expect("runner");
+    let keys = security_crypto::MemoryKeyStore::new();
+    testkit::personal_data_export(store, &index, &mut runner, &keys).await;
+}
