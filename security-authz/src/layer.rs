@@ -3,8 +3,8 @@
 //! `tower`).
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,7 +19,8 @@ use crate::claims_policy::ClaimsPolicy;
 use crate::secure::bearer_token;
 
 /// Finds the client's address of a request in its extensions and headers.
-type ClientAddress = Arc<dyn Fn(&http::Extensions, &http::HeaderMap) -> Option<IpAddr> + Send + Sync>;
+type ClientAddress =
+    Arc<dyn Fn(&http::Extensions, &http::HeaderMap) -> Option<IpAddr> + Send + Sync>;
 
 /// The default client address: a [`SocketAddr`] or an [`IpAddr`] the
 /// server put in the request's extensions. Forwarded headers are not read

@@ -126,12 +126,9 @@ async fn a_denial_through_the_layer_records_the_method_path_and_client_address()
         "cs-token",
         claims(tenant, cs, &["customer_service"], Permissions::default()),
     ));
-    let mut service = RequirePermissionLayer::new(
-        validator,
-        Arc::new(w.authz.clone()),
-        perm("loan:approve"),
-    )
-    .layer(Echo);
+    let mut service =
+        RequirePermissionLayer::new(validator, Arc::new(w.authz.clone()), perm("loan:approve"))
+            .layer(Echo);
 
     let peer: std::net::SocketAddr = "203.0.113.7:52114".parse().unwrap();
     let mut request = Request::builder()
@@ -177,18 +174,15 @@ async fn a_denial_through_the_layer_records_the_method_path_and_client_address()
         "cs-token",
         claims(tenant, cs, &["customer_service"], Permissions::default()),
     ));
-    let mut behind_proxy = RequirePermissionLayer::new(
-        validator,
-        Arc::new(w.authz.clone()),
-        perm("loan:approve"),
-    )
-    .client_address(|_, headers| {
-        headers
-            .get("x-client")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-    })
-    .layer(Echo);
+    let mut behind_proxy =
+        RequirePermissionLayer::new(validator, Arc::new(w.authz.clone()), perm("loan:approve"))
+            .client_address(|_, headers| {
+                headers
+                    .get("x-client")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+            })
+            .layer(Echo);
     let request = Request::builder()
         .uri("/loans")
         .header("authorization", "Bearer cs-token")

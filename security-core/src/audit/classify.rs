@@ -134,10 +134,21 @@ fn kind_and_outcome(aggregate_type: &str, event_type: &str) -> Option<(AuditKind
     let classified = match (aggregate_type, event_type) {
         (
             "user",
-            "UserCreated" | "PolicyAssigned" | "PolicyRemoved" | "CredentialsUpdated"
-            | "UserLocked" | "UserUnlocked" | "UserExpired" | "RoleAssigned" | "RoleRemoved"
-            | "MfaEnrollmentStarted" | "MfaEnrollmentConfirmed" | "MfaDisabled"
-            | "BackupCodesGenerated" | "PasswordExpired" | "PasswordRehashed",
+            "UserCreated"
+            | "PolicyAssigned"
+            | "PolicyRemoved"
+            | "CredentialsUpdated"
+            | "UserLocked"
+            | "UserUnlocked"
+            | "UserExpired"
+            | "RoleAssigned"
+            | "RoleRemoved"
+            | "MfaEnrollmentStarted"
+            | "MfaEnrollmentConfirmed"
+            | "MfaDisabled"
+            | "BackupCodesGenerated"
+            | "PasswordExpired"
+            | "PasswordRehashed",
         ) => (Admin, Success),
         ("user", "UserAuthenticated" | "MfaVerified" | "BackupCodeUsed" | "SessionsRevoked") => {
             (Authentication, Success)
@@ -145,8 +156,13 @@ fn kind_and_outcome(aggregate_type: &str, event_type: &str) -> Option<(AuditKind
         ("user", "AuthenticationFailed" | "MfaFailed") => (Authentication, Failure),
         (
             "account",
-            "AccountCreated" | "AccountLimitsUpdated" | "AccountSuspended" | "AccountReactivated"
-            | "AccountExpired" | "DefaultPermissionsUpdated" | "UserAdded",
+            "AccountCreated"
+            | "AccountLimitsUpdated"
+            | "AccountSuspended"
+            | "AccountReactivated"
+            | "AccountExpired"
+            | "DefaultPermissionsUpdated"
+            | "UserAdded",
         ) => (Admin, Success),
         ("account", "AccountSigningKeyAdded" | "AccountSigningKeyRevoked") => {
             (KeyManagement, Success)

@@ -75,7 +75,11 @@ fn insert(state: &mut State, entry: AuditEntry) {
     let tenant = state.tenants.entry(entry.tenant_id).or_default();
     let position = entry.position;
     if let Some(subject) = entry.subject {
-        tenant.by_subject.entry(subject).or_default().insert(position);
+        tenant
+            .by_subject
+            .entry(subject)
+            .or_default()
+            .insert(position);
     }
     if let Some(actor) = &entry.actor {
         tenant
@@ -84,7 +88,11 @@ fn insert(state: &mut State, entry: AuditEntry) {
             .or_default()
             .insert(position);
     }
-    tenant.by_kind.entry(entry.kind).or_default().insert(position);
+    tenant
+        .by_kind
+        .entry(entry.kind)
+        .or_default()
+        .insert(position);
     tenant.entries.insert(position, entry);
 }
 
@@ -151,8 +159,7 @@ impl AuditIndex for MemoryAuditIndex {
         };
         let bounds = range(query.after, query.order);
         let empty = BTreeSet::new();
-        let candidates: Box<dyn Iterator<Item = u64> + '_> = if let Some(subject) = query.subject
-        {
+        let candidates: Box<dyn Iterator<Item = u64> + '_> = if let Some(subject) = query.subject {
             let set = tenant.by_subject.get(&subject).unwrap_or(&empty);
             positions(set.range(bounds).copied(), query.order)
         } else if let Some(actor) = &query.actor {

@@ -218,7 +218,9 @@ async fn open(keys: &dyn KeyStore, value: &Value) -> Result<Value, Error> {
             },
             Step::Object(names) => {
                 let values = done.split_off(done.len() - names.len());
-                done.push(Value::Object(names.into_iter().zip(values).collect::<Map<_, _>>()));
+                done.push(Value::Object(
+                    names.into_iter().zip(values).collect::<Map<_, _>>(),
+                ));
             }
             Step::Array(len) => {
                 let values = done.split_off(done.len() - len);
@@ -249,9 +251,7 @@ async fn opened(keys: &dyn KeyStore, value: &Value) -> Result<Value, Error> {
             })
         }
         Err(KeyStoreError::Destroyed(_)) => Ok(json!({"sealed": "shredded"})),
-        Err(KeyStoreError::Backend(source)) => {
-            Err(Error::Unseal(KeyStoreError::Backend(source)))
-        }
+        Err(KeyStoreError::Backend(source)) => Err(Error::Unseal(KeyStoreError::Backend(source))),
         Err(_) => Ok(json!({"sealed": "unreadable"})),
     }
 }

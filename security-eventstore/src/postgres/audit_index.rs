@@ -7,8 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use security_core::audit::{
-    AuditBatch, AuditBuffer, AuditCursor, AuditEntry, AuditIndex, AuditOrder, AuditPage,
-    AuditQuery,
+    AuditBatch, AuditBuffer, AuditCursor, AuditEntry, AuditIndex, AuditOrder, AuditPage, AuditQuery,
 };
 use security_core::{
     Actor, CheckpointStore, DeadLetter, EventId, EventStore, ProjectionRunner, Scope, StoreError,
@@ -109,7 +108,11 @@ impl PostgresAuditIndex {
                 .bind(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
                 .bind(e.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>())
                 .bind(e.iter().map(|e| text(&e.event_type)).collect::<Vec<_>>())
-                .bind(e.iter().map(|e| text(&e.aggregate_type)).collect::<Vec<_>>())
+                .bind(
+                    e.iter()
+                        .map(|e| text(&e.aggregate_type))
+                        .collect::<Vec<_>>(),
+                )
                 .bind(e.iter().map(|e| e.aggregate_id).collect::<Vec<_>>())
                 .bind(
                     e.iter()
@@ -208,7 +211,8 @@ impl AuditIndex for PostgresAuditIndex {
         sql.push(" WHERE i.tenant_id = ")
             .push_bind(query.tenant_id.as_uuid());
         if let Some(subject) = query.subject {
-            sql.push(" AND i.subject_id = ").push_bind(subject.as_uuid());
+            sql.push(" AND i.subject_id = ")
+                .push_bind(subject.as_uuid());
         }
         if let Some(actor) = &query.actor {
             sql.push(" AND i.actor = ").push_bind(text(actor.as_str()));
@@ -283,7 +287,10 @@ fn entry(tenant_id: TenantId, row: &sqlx::postgres::PgRow) -> Result<AuditEntry,
             .try_get::<Option<Uuid>, _>(8)
             .map_err(db)?
             .map(UserId::from_uuid),
-        actor: row.try_get::<Option<String>, _>(9).map_err(db)?.map(Actor::new),
+        actor: row
+            .try_get::<Option<String>, _>(9)
+            .map_err(db)?
+            .map(Actor::new),
         username: row.try_get::<Option<String>, _>(10).map_err(db)?,
     })
 }

@@ -34,11 +34,7 @@ async fn put(store: &dyn EventStore, stream: &StreamId, events: Vec<NewEvent>) -
         .last_position
 }
 
-async fn put_range(
-    store: &dyn EventStore,
-    stream: &StreamId,
-    events: Vec<NewEvent>,
-) -> (u64, u64) {
+async fn put_range(store: &dyn EventStore, stream: &StreamId, events: Vec<NewEvent>) -> (u64, u64) {
     let result = store
         .append(append(stream, ExpectedVersion::Any, events))
         .await
@@ -52,7 +48,10 @@ async fn all_pages(index: &dyn AuditIndex, query: AuditQuery) -> Vec<(u64, Audit
     let mut query = query;
     loop {
         let page = index.query(&query).await.expect("query");
-        assert!(page.entries.len() <= query.limit, "a page holds at most its limit");
+        assert!(
+            page.entries.len() <= query.limit,
+            "a page holds at most its limit"
+        );
         out.extend(page.entries.iter().map(|e| (e.position, query.clone())));
         match page.next {
             Some(cursor) => query = query.after(cursor),
@@ -174,12 +173,19 @@ pub async fn audit_index<P: Projection>(
     // One user, paged, in position order, nothing else.
     let alice_all = all_pages(index, AuditQuery::tenant(a).subject(alice).limit(10)).await;
     let alice_positions: Vec<u64> = alice_all.iter().map(|(p, _)| *p).collect();
-    assert_eq!(alice_positions.len(), 28, "{clause}: every event about the user");
+    assert_eq!(
+        alice_positions.len(),
+        28,
+        "{clause}: every event about the user"
+    );
     assert!(
         alice_positions.windows(2).all(|w| w[0] < w[1]),
         "{clause}: pages run in position order without repeats"
     );
-    assert_eq!(alice_positions[0], created, "{clause}: from the first event");
+    assert_eq!(
+        alice_positions[0], created,
+        "{clause}: from the first event"
+    );
     assert_eq!(alice_positions[27], last, "{clause}: to the last one");
     assert!(
         !alice_positions.contains(&other_tenant),
@@ -191,15 +197,25 @@ pub async fn audit_index<P: Projection>(
     )
     .await;
     newest.reverse();
-    assert_eq!(newest, alice_positions, "{clause}: newest first is the reverse");
+    assert_eq!(
+        newest, alice_positions,
+        "{clause}: newest first is the reverse"
+    );
 
     let page = index
         .query(&AuditQuery::tenant(a).subject(alice).limit(5))
         .await
         .expect("query");
-    assert!(page.indexed_up_to >= last, "{clause}: reports how far it indexed");
+    assert!(
+        page.indexed_up_to >= last,
+        "{clause}: reports how far it indexed"
+    );
     let first = &page.entries[0];
-    assert_eq!(first.kind, AuditKind::Admin, "{clause}: UserCreated is admin");
+    assert_eq!(
+        first.kind,
+        AuditKind::Admin,
+        "{clause}: UserCreated is admin"
+    );
     assert_eq!(first.outcome, AuditOutcome::Success);
     assert_eq!(first.actor.as_ref(), Some(&admin), "{clause}: the actor");
     assert_eq!(first.subject, Some(alice));
@@ -210,7 +226,12 @@ pub async fn audit_index<P: Projection>(
 
     // Usernames, when asked: known users only.
     let named = index
-        .query(&AuditQuery::tenant(a).subject(alice).limit(1).with_usernames())
+        .query(
+            &AuditQuery::tenant(a)
+                .subject(alice)
+                .limit(1)
+                .with_usernames(),
+        )
         .await
         .expect("query");
     assert_eq!(named.entries[0].username.as_deref(), Some("alice"));
@@ -258,12 +279,17 @@ pub async fn audit_index<P: Projection>(
         "{clause}: one tenant's entries only"
     );
     assert!(
-        positions(index, AuditQuery::tenant(tenant())).await.is_empty(),
+        positions(index, AuditQuery::tenant(tenant()))
+            .await
+            .is_empty(),
         "{clause}: an unknown tenant has none"
     );
 
     // Malformed queries are refused.
-    invalid(index.query(&AuditQuery::tenant(a).limit(0)).await, "limit 0");
+    invalid(
+        index.query(&AuditQuery::tenant(a).limit(0)).await,
+        "limit 0",
+    );
     invalid(
         index
             .query(&AuditQuery::tenant(a).limit(security_core::audit::MAX_AUDIT_PAGE + 1))
@@ -271,7 +297,9 @@ pub async fn audit_index<P: Projection>(
         "a page over the maximum",
     );
     invalid(
-        index.query(&AuditQuery::tenant(a).between(at(30), at(10))).await,
+        index
+            .query(&AuditQuery::tenant(a).between(at(30), at(10)))
+            .await,
         "a time range that ends before it starts",
     );
 
@@ -306,9 +334,17 @@ pub async fn audit_index<P: Projection>(
     // A rebuild gives the same answers.
     runner.rebuild().await.expect("rebuild");
     let rebuilt = positions(index, AuditQuery::tenant(a).subject(alice).limit(100)).await;
-    assert_eq!(rebuilt, expected, "{clause}: a rebuild gives the same index");
+    assert_eq!(
+        rebuilt, expected,
+        "{clause}: a rebuild gives the same index"
+    );
     let named = index
-        .query(&AuditQuery::tenant(a).subject(alice).limit(1).with_usernames())
+        .query(
+            &AuditQuery::tenant(a)
+                .subject(alice)
+                .limit(1)
+                .with_usernames(),
+        )
         .await
         .expect("query");
     assert_eq!(named.entries[0].username.as_deref(), Some("alice"));

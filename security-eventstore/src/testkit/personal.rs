@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use security_core::audit::AuditIndex;
 use security_core::{
-    EventStore, ExpectedVersion, KeyOwner, KeyStore, Projection, ProjectionRunner, StreamId,
-    UserId,
+    EventStore, ExpectedVersion, KeyOwner, KeyStore, Projection, ProjectionRunner, StreamId, UserId,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -99,7 +98,11 @@ pub async fn personal_data_export<P: Projection>(
         .await
         .expect("export");
     assert_eq!(export.username.as_deref(), Some("alice"));
-    let types: Vec<&str> = export.events.iter().map(|e| e.event_type.as_str()).collect();
+    let types: Vec<&str> = export
+        .events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
     assert_eq!(
         types,
         [
@@ -139,9 +142,15 @@ pub async fn personal_data_export<P: Projection>(
         json!({"sealed": "shredded"}),
         "a destroyed key's fields are marked shredded"
     );
-    assert_eq!(after.events[2].payload["seed"], json!({"sealed": "shredded"}));
+    assert_eq!(
+        after.events[2].payload["seed"],
+        json!({"sealed": "shredded"})
+    );
     assert_eq!(after.events[0].payload["credential"]["type"], "password");
     let text = after.to_json().to_string();
     assert!(!text.contains(HASH) && !text.contains(SEED), "{text}");
-    assert!(!text.contains("$sealed"), "no ciphertext is exported: {text}");
+    assert!(
+        !text.contains("$sealed"),
+        "no ciphertext is exported: {text}"
+    );
 }
