@@ -126,69 +126,160 @@ impl fmt::Display for AuditOutcome {
     }
 }
 
+/// The classification: for each aggregate type, event types and their
+/// kind and outcome (the table of `docs/AUDIT.md`).
+const CLASSIFICATION: &[(&str, &[&str], AuditKind, AuditOutcome)] = {
+    use AuditKind::{Admin, Authentication, Authorization, KeyManagement};
+    use AuditOutcome::{Challenged, Denied, Failure, Success};
+    &[
+        (
+            "user",
+            &[
+                "UserAuthenticated",
+                "MfaVerified",
+                "BackupCodeUsed",
+                "SessionsRevoked",
+            ],
+            Authentication,
+            Success,
+        ),
+        (
+            "user",
+            &["AuthenticationFailed", "MfaFailed"],
+            Authentication,
+            Failure,
+        ),
+        (
+            "user",
+            &[
+                "UserCreated",
+                "PolicyAssigned",
+                "PolicyRemoved",
+                "CredentialsUpdated",
+                "UserLocked",
+                "UserUnlocked",
+                "UserExpired",
+                "RoleAssigned",
+                "RoleRemoved",
+                "MfaEnrollmentStarted",
+                "MfaEnrollmentConfirmed",
+                "MfaDisabled",
+                "BackupCodesGenerated",
+                "PasswordExpired",
+                "PasswordRehashed",
+            ],
+            Admin,
+            Success,
+        ),
+        (
+            "auth_audit",
+            &["AuthenticationAttemptFailed"],
+            Authentication,
+            Failure,
+        ),
+        (
+            "auth_audit",
+            &["MfaChallenged", "PasswordChangeRequired"],
+            Authentication,
+            Challenged,
+        ),
+        (
+            "session",
+            &["SessionStarted", "SessionRotated", "SessionRevoked"],
+            Authentication,
+            Success,
+        ),
+        (
+            "session",
+            &["RefreshTokenReuseDetected"],
+            Authentication,
+            Failure,
+        ),
+        (
+            "access_token_revocation",
+            &["AccessTokenRevoked"],
+            Authentication,
+            Success,
+        ),
+        ("authz_audit", &["AccessDenied"], Authorization, Denied),
+        ("authz_audit", &["AccessGranted"], Authorization, Success),
+        (
+            "account",
+            &[
+                "AccountCreated",
+                "AccountLimitsUpdated",
+                "AccountSuspended",
+                "AccountReactivated",
+                "AccountExpired",
+                "DefaultPermissionsUpdated",
+                "UserAdded",
+            ],
+            Admin,
+            Success,
+        ),
+        (
+            "account",
+            &["AccountSigningKeyAdded", "AccountSigningKeyRevoked"],
+            KeyManagement,
+            Success,
+        ),
+        (
+            "operator",
+            &["OperatorCreated", "SystemAccountSet"],
+            Admin,
+            Success,
+        ),
+        (
+            "operator",
+            &["SigningKeyRotated", "SigningKeyRevoked"],
+            KeyManagement,
+            Success,
+        ),
+        (
+            "role",
+            &["RoleDefined", "RolePermissionsUpdated", "RoleRetired"],
+            Admin,
+            Success,
+        ),
+        (
+            "policy",
+            &["PolicyCreated", "PermissionsUpdated", "LimitsUpdated"],
+            Admin,
+            Success,
+        ),
+        ("user_id_claim", &["UserIdClaimed"], Admin, Success),
+        (
+            "tenant_keyring",
+            &["TenantKeyActivated", "TenantKeyRetired"],
+            KeyManagement,
+            Success,
+        ),
+        (
+            "key",
+            &[
+                "KeyCreated",
+                "KeyRotated",
+                "KeyRevoked",
+                "KeyDestroyed",
+                "KeyRewrapped",
+                "KeyAnchored",
+            ],
+            KeyManagement,
+            Success,
+        ),
+        ("chain_anchor", &["ChainAnchored"], KeyManagement, Success),
+    ]
+};
+
 /// The kind and outcome of an event type of an aggregate type, or `None`
 /// for events that are not indexed.
 fn kind_and_outcome(aggregate_type: &str, event_type: &str) -> Option<(AuditKind, AuditOutcome)> {
-    use AuditKind::{Admin, Authentication, Authorization, KeyManagement};
-    use AuditOutcome::{Challenged, Denied, Failure, Success};
-    let classified = match (aggregate_type, event_type) {
-        (
-            "user",
-            "UserCreated"
-            | "PolicyAssigned"
-            | "PolicyRemoved"
-            | "CredentialsUpdated"
-            | "UserLocked"
-            | "UserUnlocked"
-            | "UserExpired"
-            | "RoleAssigned"
-            | "RoleRemoved"
-            | "MfaEnrollmentStarted"
-            | "MfaEnrollmentConfirmed"
-            | "MfaDisabled"
-            | "BackupCodesGenerated"
-            | "PasswordExpired"
-            | "PasswordRehashed",
-        ) => (Admin, Success),
-        ("user", "UserAuthenticated" | "MfaVerified" | "BackupCodeUsed" | "SessionsRevoked") => {
-            (Authentication, Success)
-        }
-        ("user", "AuthenticationFailed" | "MfaFailed") => (Authentication, Failure),
-        (
-            "account",
-            "AccountCreated"
-            | "AccountLimitsUpdated"
-            | "AccountSuspended"
-            | "AccountReactivated"
-            | "AccountExpired"
-            | "DefaultPermissionsUpdated"
-            | "UserAdded",
-        ) => (Admin, Success),
-        ("account", "AccountSigningKeyAdded" | "AccountSigningKeyRevoked") => {
-            (KeyManagement, Success)
-        }
-        ("operator", "OperatorCreated" | "SystemAccountSet") => (Admin, Success),
-        ("operator", "SigningKeyRotated" | "SigningKeyRevoked") => (KeyManagement, Success),
-        ("role", "RoleDefined" | "RolePermissionsUpdated" | "RoleRetired")
-        | ("policy", "PolicyCreated" | "PermissionsUpdated" | "LimitsUpdated")
-        | ("user_id_claim", "UserIdClaimed") => (Admin, Success),
-        ("auth_audit", "AuthenticationAttemptFailed") => (Authentication, Failure),
-        ("auth_audit", "MfaChallenged" | "PasswordChangeRequired") => (Authentication, Challenged),
-        ("session", "SessionStarted" | "SessionRotated" | "SessionRevoked")
-        | ("access_token_revocation", "AccessTokenRevoked") => (Authentication, Success),
-        ("session", "RefreshTokenReuseDetected") => (Authentication, Failure),
-        ("authz_audit", "AccessDenied") => (Authorization, Denied),
-        ("authz_audit", "AccessGranted") => (Authorization, Success),
-        ("tenant_keyring", "TenantKeyActivated" | "TenantKeyRetired")
-        | (
-            "key",
-            "KeyCreated" | "KeyRotated" | "KeyRevoked" | "KeyDestroyed" | "KeyRewrapped"
-            | "KeyAnchored",
-        )
-        | ("chain_anchor", "ChainAnchored") => (KeyManagement, Success),
-        _ => return None,
-    };
-    Some(classified)
+    CLASSIFICATION
+        .iter()
+        .find(|(aggregate, types, _, _)| {
+            *aggregate == aggregate_type && types.contains(&event_type)
+        })
+        .map(|&(_, _, kind, outcome)| (kind, outcome))
 }
 
 /// The user an event is about: the payload's `user_id`, or the stream's

@@ -68,7 +68,7 @@ async fn positions(index: &dyn AuditIndex, query: AuditQuery) -> Vec<u64> {
         .collect()
 }
 
-fn invalid(result: Result<security_core::audit::AuditPage, StoreError>, what: &str) {
+fn invalid(result: &Result<security_core::audit::AuditPage, StoreError>, what: &str) {
     assert!(
         matches!(result, Err(StoreError::InvalidRequest(_))),
         "audit index: {what} is refused, got {result:?}"
@@ -287,17 +287,17 @@ pub async fn audit_index<P: Projection>(
 
     // Malformed queries are refused.
     invalid(
-        index.query(&AuditQuery::tenant(a).limit(0)).await,
+        &index.query(&AuditQuery::tenant(a).limit(0)).await,
         "limit 0",
     );
     invalid(
-        index
+        &index
             .query(&AuditQuery::tenant(a).limit(security_core::audit::MAX_AUDIT_PAGE + 1))
             .await,
         "a page over the maximum",
     );
     invalid(
-        index
+        &index
             .query(&AuditQuery::tenant(a).between(at(30), at(10)))
             .await,
         "a time range that ends before it starts",
