@@ -286,7 +286,10 @@ impl AuthenticationService {
             client: client.clone(),
             lockout: lockout.then_some(self.inner.config.lockout),
         };
-        self.record_user_fact(ctx, user_id, command)
+        // The library records the failure (the client is in the event) and
+        // locks the user by itself: no user acted, so the actor is `system`.
+        let ctx = ctx.clone().with_actor(Actor::system());
+        self.record_user_fact(&ctx, user_id, command)
             .await
             .map(|_| ())
     }
@@ -753,7 +756,9 @@ impl AuthenticationService {
                 return Err(AuthnError::InvalidCredentials);
             }
             if must_change && !user.password_must_change {
-                self.user_command(&ctx, user_id, UserCommand::ExpirePassword)
+                // The password's age expired it: an automatic action.
+                let system = ctx.clone().with_actor(Actor::system());
+                self.user_command(&system, user_id, UserCommand::ExpirePassword)
                     .await?;
             }
             if checked.needs_rehash {
@@ -1035,7 +1040,9 @@ impl AuthenticationService {
                     client: client.clone(),
                     lockout: Some(self.inner.config.lockout),
                 };
-                self.record_user_fact(&ctx, user_id, command).await?;
+                // Recorded (and the user locked) by the library: actor `system`.
+                let system = ctx.clone().with_actor(Actor::system());
+                self.record_user_fact(&system, user_id, command).await?;
                 pending.failures += 1;
                 if pending.failures < self.inner.config.challenge_max_attempts {
                     self.put_back_challenge(pending, now).await?;

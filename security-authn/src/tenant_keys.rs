@@ -252,7 +252,7 @@ impl TenantKeys {
         command: KeyringCommand,
     ) -> Result<Result<(), KeyringError>, AuthnError> {
         let ctx = CommandContext::new(tenant, self.clock.now())
-            .with_actor(security_core::Actor::service("security-authn"));
+            .with_actor(security_core::Actor::system());
         match self
             .repo
             .execute_with::<TenantKeyring>(

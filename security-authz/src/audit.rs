@@ -78,6 +78,53 @@ impl From<&Resource> for AuditedResource {
     }
 }
 
+/// The longest request path recorded, in bytes (a longer one is cut at a
+/// character boundary).
+pub const MAX_AUDITED_PATH: usize = 1024;
+
+/// The longest request method recorded, in bytes.
+const MAX_AUDITED_METHOD: usize = 32;
+
+/// The HTTP request a decision was made for: its method, its path without
+/// the query string (a query string may carry secrets), and the client's
+/// address when the server knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditedRequest {
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+    /// The client's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<std::net::IpAddr>,
+}
+
+impl AuditedRequest {
+    /// A request record; the method and the path are cut to their
+    /// longest recorded sizes, and a query string left in `path` is
+    /// dropped.
+    pub fn new(method: &str, path: &str, client: Option<std::net::IpAddr>) -> Self {
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
+        Self {
+            method: cut(method, MAX_AUDITED_METHOD).to_owned(),
+            path: cut(path, MAX_AUDITED_PATH).to_owned(),
+            client,
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Events of the decision audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(clippy::enum_variant_names, reason = "the domain names these events")]
@@ -93,6 +140,9 @@ pub enum AuthzAuditEvent {
         resource: Option<AuditedResource>,
         /// Why it was denied.
         reason: DenyReason,
+        /// The HTTP request, for a check made by the tower layer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<AuditedRequest>,
         /// The global position of the read model that decided.
         read_model_position: u64,
         /// When.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use security_core::{AccessClaims, Permission};
 
+use crate::audit::AuditedRequest;
 use crate::decision::{Decision, DenyReason, Principal, Resource, Rule};
 use crate::matrix::{BuiltinRole, Grant};
 use crate::service::AuthorizationService;
@@ -16,6 +17,19 @@ use crate::service::AuthorizationService;
 pub trait ClaimsPolicy: fmt::Debug + Send + Sync {
     /// The decision.
     fn check(&self, claims: &AccessClaims, permission: &Permission) -> Decision;
+
+    /// The decision for an HTTP request. A policy that records its
+    /// decisions records a denial with the request's method, path and
+    /// client address; the default decides like [`check`](Self::check).
+    fn check_request(
+        &self,
+        claims: &AccessClaims,
+        permission: &Permission,
+        request: &AuditedRequest,
+    ) -> Decision {
+        let _ = request;
+        self.check(claims, permission)
+    }
 }
 
 /// The live read model decides (roles as they are now, not as the token
@@ -26,6 +40,20 @@ impl ClaimsPolicy for AuthorizationService {
             &Principal::from_claims(claims),
             permission,
             &Resource::in_tenant(claims.tenant_id),
+        )
+    }
+
+    fn check_request(
+        &self,
+        claims: &AccessClaims,
+        permission: &Permission,
+        request: &AuditedRequest,
+    ) -> Decision {
+        self.authorize_request(
+            &Principal::from_claims(claims),
+            permission,
+            &Resource::in_tenant(claims.tenant_id),
+            request,
         )
     }
 }

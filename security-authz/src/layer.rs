@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,8 +14,24 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use secrecy::ExposeSecret;
 use security_core::{AccessClaims, Permission, TokenValidator};
 
+use crate::audit::AuditedRequest;
 use crate::claims_policy::ClaimsPolicy;
 use crate::secure::bearer_token;
+
+/// Finds the client's address of a request in its extensions and headers.
+type ClientAddress =
+    Arc<dyn Fn(&http::Extensions, &http::HeaderMap) -> Option<IpAddr> + Send + Sync>;
+
+/// The default client address: a [`SocketAddr`] or an [`IpAddr`] the
+/// server put in the request's extensions. Forwarded headers are not read
+/// (anyone can send them); behind a proxy, configure an extractor that
+/// trusts it ([`RequirePermissionLayer::client_address`]).
+fn peer_address(extensions: &http::Extensions, _: &http::HeaderMap) -> Option<IpAddr> {
+    extensions
+        .get::<SocketAddr>()
+        .map(SocketAddr::ip)
+        .or_else(|| extensions.get::<IpAddr>().copied())
+}
 
 /// Requires a valid Bearer token whose holder has a permission.
 ///
@@ -28,11 +45,18 @@ use crate::secure::bearer_token;
 ///   extensions (axum: `Extension<AccessClaims>`).
 ///
 /// Error responses have an empty body and never say why beyond the status.
+///
+/// A denial is recorded (by a policy that records decisions, such as
+/// [`AuthorizationService`](crate::AuthorizationService)) with the
+/// request's method, its path without the query string, and the client's
+/// address found by the [`client_address`](Self::client_address)
+/// extractor.
 #[derive(Clone)]
 pub struct RequirePermissionLayer {
     validator: Arc<dyn TokenValidator>,
     policy: Arc<dyn ClaimsPolicy>,
     permission: Permission,
+    client_address: ClientAddress,
 }
 
 impl fmt::Debug for RequirePermissionLayer {
@@ -55,7 +79,32 @@ impl RequirePermissionLayer {
             validator,
             policy,
             permission,
+            client_address: Arc::new(peer_address),
         }
+    }
+
+    /// Sets how the client's address is found (the default reads a
+    /// [`SocketAddr`] or [`IpAddr`] extension; an axum server passes
+    /// `ConnectInfo<SocketAddr>`'s address or its trusted-proxy client
+    /// address).
+    pub fn client_address(
+        mut self,
+        extractor: impl Fn(&http::Extensions, &http::HeaderMap) -> Option<IpAddr>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.client_address = Arc::new(extractor);
+        self
+    }
+
+    /// What a denial records about a request.
+    fn audited<B>(&self, request: &Request<B>) -> AuditedRequest {
+        AuditedRequest::new(
+            request.method().as_str(),
+            request.uri().path(),
+            (self.client_address)(request.extensions(), request.headers()),
+        )
     }
 
     /// The Bearer token of a request, if it has one.
@@ -68,13 +117,17 @@ impl RequirePermissionLayer {
         bearer_token(value).map_err(|_| Refusal::NoToken)
     }
 
-    async fn check(&self, token: &str) -> Result<AccessClaims, Refusal> {
+    async fn check(&self, token: &str, request: AuditedRequest) -> Result<AccessClaims, Refusal> {
         let claims = self
             .validator
             .validate_async(token)
             .await
             .map_err(|_| Refusal::InvalidToken)?;
-        if self.policy.check(&claims, &self.permission).is_allowed() {
+        if self
+            .policy
+            .check_request(&claims, &self.permission, &request)
+            .is_allowed()
+        {
             Ok(claims)
         } else {
             Err(Refusal::Forbidden)
@@ -162,8 +215,9 @@ where
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
+        let audited = layer.audited(&request);
         Box::pin(async move {
-            match layer.check(token.expose_secret()).await {
+            match layer.check(token.expose_secret(), audited).await {
                 Err(refusal) => Ok(refusal.response()),
                 Ok(claims) => {
                     request.extensions_mut().insert(claims);

@@ -120,7 +120,7 @@ mod trie;
 
 pub use audit::{
     AUDIT_AGGREGATE_TYPE, AuditLog, AuditRecord, AuditSink, AuditWriter, AuditedAction,
-    AuditedResource, AuthzAuditEvent, GrantSampling,
+    AuditedRequest, AuditedResource, AuthzAuditEvent, GrantSampling, MAX_AUDITED_PATH,
 };
 pub use claims_policy::{ClaimsPolicy, TokenRoles};
 pub use condition::{AccessRequest, Condition, ConditionError, FnCondition, OWNER, Owner};

@@ -14,7 +14,8 @@ use security_core::{
 use tokio::sync::watch;
 
 use crate::audit::{
-    AuditRecord, AuditSink, AuditedAction, AuditedResource, AuthzAuditEvent, GrantSampling,
+    AuditRecord, AuditSink, AuditedAction, AuditedRequest, AuditedResource, AuthzAuditEvent,
+    GrantSampling,
 };
 use crate::condition::{AccessRequest, Condition, NamedCondition, OWNER, Owner};
 use crate::decision::{Decision, DenyReason, Principal, Resource, Rule};
@@ -277,6 +278,32 @@ impl AuthorizationService {
             },
             Some(resource),
             &decision,
+            None,
+        );
+        decision
+    }
+
+    /// Decides like [`authorize`](Self::authorize), for an HTTP request:
+    /// a denial is recorded with the request's method, path and client
+    /// address.
+    pub fn authorize_request(
+        &self,
+        principal: &Principal,
+        permission: &Permission,
+        resource: &Resource,
+        request: &AuditedRequest,
+    ) -> Decision {
+        let snapshot = self.inner.published.snapshot.load();
+        let decision = self.decide_in(&snapshot, principal, permission, resource);
+        self.audit(
+            &snapshot,
+            principal,
+            || AuditedAction::Permission {
+                permission: permission.clone(),
+            },
+            Some(resource),
+            &decision,
+            Some(request),
         );
         observe::decided(Check::Permission, &decision);
         decision
@@ -325,6 +352,7 @@ impl AuthorizationService {
                     },
                     Some(resource),
                     &decision,
+                    None,
                 );
                 observe::decided(Check::Permission, &decision);
                 denied |= !decision.is_allowed();
@@ -564,6 +592,7 @@ impl AuthorizationService {
             },
             None,
             &decision,
+            None,
         );
         observe::decided(Check::Publish, &decision);
         decision
@@ -604,6 +633,7 @@ impl AuthorizationService {
             },
             None,
             &decision,
+            None,
         );
         observe::decided(Check::Subscribe, &decision);
         decision
@@ -774,6 +804,7 @@ impl AuthorizationService {
         action: impl FnOnce() -> AuditedAction,
         resource: Option<&Resource>,
         decision: &Decision,
+        request: Option<&AuditedRequest>,
     ) {
         let Some(sink) = &self.inner.audit else {
             return;
@@ -784,6 +815,7 @@ impl AuthorizationService {
                 action: action(),
                 resource: resource.map(AuditedResource::from),
                 reason: reason.clone(),
+                request: request.cloned(),
                 read_model_position: snapshot.position,
                 decided_at: self.now(),
             },

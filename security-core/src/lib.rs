@@ -50,6 +50,7 @@ mod account;
 mod admin;
 mod aggregate;
 mod attempts;
+pub mod audit;
 mod cache;
 pub mod chain;
 mod challenge;

@@ -70,6 +70,10 @@ pub enum Error {
     /// store holds an event this build does not understand.
     #[error("a stored event could not be decoded")]
     Decode(#[source] security_core::EventDecodeError),
+    /// The key store failed (as a backend) while opening a sealed field
+    /// for a personal-data export. Retrying later may succeed.
+    #[error("the key store could not open a sealed field")]
+    Unseal(#[source] security_core::KeyStoreError),
     /// Reading or writing an audit export failed. Check the file or the
     /// stream it goes to.
     #[error("audit export input or output failed")]
@@ -89,7 +93,9 @@ impl Error {
     /// Whether retrying the same operation later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Connect { .. } | Self::Publish(PublishError::Unavailable(_)) => true,
+            Self::Connect { .. }
+            | Self::Publish(PublishError::Unavailable(_))
+            | Self::Unseal(security_core::KeyStoreError::Backend(_)) => true,
             Self::Store(e) => e.is_retryable(),
             Self::Anchor(e) => e.is_retryable(),
             _ => false,

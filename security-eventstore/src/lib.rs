@@ -87,9 +87,9 @@ pub use postgres::{
     DATABASE_ACQUIRE_TIMEOUT, DATABASE_LOCK_TIMEOUT, DATABASE_MAX_OVERFLOW, DATABASE_POOL_SIZE,
     DATABASE_STATEMENT_TIMEOUT, DATABASE_URL, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CHANNEL,
     DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, OutboxLag, OutboxRelay, PoolConfig,
-    PostgresAttemptLedger, PostgresChallengeStore, PostgresCheckpointStore, PostgresConfig,
-    PostgresEventStore, PostgresKeyRecordStore, PostgresRateLimiter, RelayConfig, RelayOutcome,
-    RelayStats, StoreOptions,
+    PostgresAttemptLedger, PostgresAuditIndex, PostgresChallengeStore, PostgresCheckpointStore,
+    PostgresConfig, PostgresEventStore, PostgresKeyRecordStore, PostgresRateLimiter, RelayConfig,
+    RelayOutcome, RelayStats, StoreOptions,
 };
 /// The Kafka client, re-exported so that applications (and the benchmark's
 /// bare producer) use the version the publisher was built with.

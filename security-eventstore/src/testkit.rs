@@ -46,9 +46,13 @@ use security_core::{
 use serde_json::json;
 use uuid::Uuid;
 
+mod audit_index;
 mod chain;
+mod personal;
 
+pub use audit_index::audit_index;
 pub use chain::hash_chain;
+pub use personal::personal_data_export;
 
 /// How long the kit waits for a subscription to deliver before it fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);

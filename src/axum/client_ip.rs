@@ -83,6 +83,21 @@ impl TrustedProxies {
         self.networks.iter().any(|n| n.contains(&ip))
     }
 
+    /// The client's address of a request served with
+    /// `ConnectInfo<SocketAddr>` (`None` without it): its socket peer,
+    /// traced back through these proxies. The extractor for
+    /// [`RequirePermissionLayer::client_address`](security_authz::RequirePermissionLayer::client_address):
+    /// `layer.client_address(move |ext, headers| proxies.request_client(ext, headers))`.
+    pub fn request_client(
+        &self,
+        extensions: &axum::http::Extensions,
+        headers: &HeaderMap,
+    ) -> Option<IpAddr> {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| self.client_ip(peer.ip(), headers))
+    }
+
     /// The client's address of a request whose socket peer is `peer`.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = canonical(peer);
@@ -316,6 +331,25 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_layer_extractor_reads_connect_info_through_trusted_proxies() {
+        let proxies: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+        let forwarded = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        let mut extensions = axum::http::Extensions::new();
+        assert_eq!(proxies.request_client(&extensions, &forwarded), None);
+        extensions.insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 2], 443))));
+        assert_eq!(
+            proxies.request_client(&extensions, &forwarded),
+            Some(ip("203.0.113.9"))
+        );
+        let mut direct = axum::http::Extensions::new();
+        direct.insert(ConnectInfo(SocketAddr::from(([198, 51, 100, 4], 50000))));
+        assert_eq!(
+            proxies.request_client(&direct, &forwarded),
+            Some(ip("198.51.100.4"))
+        );
     }
 
     #[test]

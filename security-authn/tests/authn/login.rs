@@ -141,6 +141,46 @@ async fn an_unknown_username_costs_the_same_and_gets_the_same_error() {
 }
 
 #[tokio::test]
+async fn an_automatic_lockout_is_recorded_with_the_system_as_actor() {
+    let f = Fixture::new().await;
+    let alice = f.user("alice").await;
+    for i in 0..5 {
+        let err = f
+            .authn
+            .authenticate(
+                f.tenant(),
+                "alice",
+                &secret("nope-Nope-1!"),
+                &client(&format!("203.0.113.{i}")),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthnError::InvalidCredentials), "{err:?}");
+    }
+    let events = f.stream("user", alice).await;
+    let lock = events
+        .iter()
+        .find(|e| &*e.event_type == "UserLocked")
+        .expect("five failures lock the user");
+    assert_eq!(
+        lock.metadata.actor,
+        Some(security_core::Actor::system()),
+        "the library locked the user, no one else"
+    );
+    let failures: Vec<_> = events
+        .iter()
+        .filter(|e| &*e.event_type == "AuthenticationFailed")
+        .collect();
+    assert_eq!(failures.len(), 5);
+    assert!(
+        failures
+            .iter()
+            .all(|e| e.metadata.actor == Some(security_core::Actor::system())),
+        "failed attempts are recorded by the library"
+    );
+}
+
+#[tokio::test]
 async fn a_lockout_looks_the_same_for_unknown_usernames() {
     let f = Fixture::new().await;
     let alice = f.user("alice").await;

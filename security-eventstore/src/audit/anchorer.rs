@@ -186,8 +186,7 @@ impl ChainAnchorer {
             },
             min_interval: interval,
         };
-        let ctx =
-            CommandContext::new(TenantId::SYSTEM, now).with_actor(Actor::service("chain-anchorer"));
+        let ctx = CommandContext::new(TenantId::SYSTEM, now).with_actor(Actor::system());
         let outcome = self
             .repository
             .execute::<AnchorLog>(tenant.as_uuid(), &command, &ctx)

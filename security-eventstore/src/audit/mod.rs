@@ -13,11 +13,16 @@
 //!   that every anchored head is on the chain. `cargo run --example audit
 //!   -- verify FILE --operator-key KEY` is its command line.
 //!
+//! - [`export_personal_data`] gathers everything about one user (a GDPR
+//!   access request), sealed fields opened where the keys still exist and
+//!   marked `shredded` where they were destroyed.
+//!
 //! The formats are in `docs/AUDIT.md`.
 
 mod anchorer;
 mod export;
 mod offline;
+mod personal;
 
 pub use anchorer::{AnchorConfig, AnchorOutcome, AnchorRound, AnchorTask, ChainAnchorer};
 pub use export::{
@@ -25,4 +30,7 @@ pub use export::{
 };
 pub use offline::{
     AnchorCheck, AnchorVerdict, ExportVerification, parse_operator_key, verify_export,
+};
+pub use personal::{
+    PERSONAL_EXPORT_FORMAT, PersonalDataExport, PersonalEvent, export_personal_data,
 };

@@ -2,6 +2,7 @@
 //! projection checkpoints.
 
 mod attempts;
+mod audit_index;
 mod chain;
 mod challenges;
 mod checkpoints;
@@ -13,6 +14,7 @@ mod rate_limit;
 mod store;
 
 pub use attempts::PostgresAttemptLedger;
+pub use audit_index::PostgresAuditIndex;
 pub use challenges::PostgresChallengeStore;
 pub use checkpoints::PostgresCheckpointStore;
 pub use config::{

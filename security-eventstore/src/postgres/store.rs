@@ -168,6 +168,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "hash chain",
         include_str!("migrations/0040_hash_chain.sql"),
     ),
+    (
+        70,
+        "audit index",
+        include_str!("migrations/0070_audit_index.sql"),
+    ),
 ];
 
 impl MigrationSource<'static> for Embedded {
