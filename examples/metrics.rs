@@ -14,7 +14,6 @@
 
 #![allow(clippy::print_stdout, reason = "an example prints what it does")]
 
-use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::Arc;
 
@@ -87,10 +86,7 @@ async fn work() -> Result<(), Box<dyn Error>> {
             .create_user_with_password(
                 &Request::default(),
                 account,
-                name,
-                &password,
-                BTreeMap::default(),
-                false,
+                security::prelude::NewPasswordUser::new(name, password.clone()),
             )
             .await?;
         users.push(user);

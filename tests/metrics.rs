@@ -152,10 +152,7 @@ impl World {
             .create_user_with_password(
                 &Request::default(),
                 self.account,
-                name,
-                password,
-                std::collections::BTreeMap::default(),
-                false,
+                security::prelude::NewPasswordUser::new(name, password.clone()),
             )
             .await
             .unwrap()
@@ -411,10 +408,7 @@ async fn authorization_decisions_and_projection_lag_are_measured() {
         .create_policy(
             &request,
             w.tenant,
-            "orders",
-            "orders",
-            security::core::Permissions::default(),
-            security::core::ResourceLimits::default(),
+            security::core::NewPolicy::new("orders").description("orders"),
         )
         .await
         .unwrap();

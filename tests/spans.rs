@@ -181,10 +181,7 @@ async fn spans_carry_tenant_user_operation_and_outcome_and_no_secret() {
         .create_user_with_password(
             &Request::default(),
             account,
-            "alice",
-            &password,
-            BTreeMap::default(),
-            false,
+            security::prelude::NewPasswordUser::new("alice", password.clone()),
         )
         .await
         .unwrap();
