@@ -220,7 +220,7 @@ enum Step {
     /// rehash the password if `rehash`.
     Open {
         user: Box<User>,
-        seed: Option<Ahead<Result<SessionSeed, AuthnError>>>,
+        seed: Option<SessionSeed>,
         rehash: bool,
     },
 }
@@ -620,24 +620,14 @@ impl AuthenticationService {
                 rehash,
             }) => {
                 let ctx = ctx.with_actor(Actor::user(user_id));
-                let opened = async {
-                    // Awaited outside the lease; a seed that could not be
-                    // made ahead is made as the session opens (where its
-                    // error, if any, is reported).
-                    let seed = match seed {
-                        Some(ahead) => ahead.result().await.ok().and_then(Result::ok),
-                        None => None,
-                    };
-                    self.open_session_with(
-                        &ctx,
-                        &state,
-                        &account,
-                        AuthMethod::Password,
-                        client,
-                        seed,
-                    )
-                    .await
-                };
+                let opened = self.open_session_with(
+                    &ctx,
+                    &state,
+                    &account,
+                    AuthMethod::Password,
+                    client,
+                    seed,
+                );
                 let ((), tokens) = futures::future::join(settled, opened).await;
                 let tokens = tokens?;
                 if rehash {
@@ -698,6 +688,12 @@ impl AuthenticationService {
                 Err(e) => (Err(e), AttemptOutcome::Released),
             };
         }
+        // A seed that could not be made ahead is made when the session
+        // opens (where its error, if any, is reported).
+        let seed = match seed {
+            Some(ahead) => ahead.result().await.ok().and_then(Result::ok),
+            None => None,
+        };
         match self
             .after_right_password(ctx, account, user, password, client, checked, seed)
             .await
@@ -720,7 +716,7 @@ impl AuthenticationService {
         password: &SecretString,
         client: &ClientInfo,
         checked: Checked,
-        seed: Option<Ahead<Result<SessionSeed, AuthnError>>>,
+        seed: Option<SessionSeed>,
     ) -> Result<Step, AuthnError> {
         let now = ctx.now;
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
