@@ -641,11 +641,13 @@ async fn a_public_key_signs_a_nonce() {
     );
 }
 
-/// A store that counts the user events it hands out.
+/// A store that counts the user events it hands out, and refuses appends
+/// to session streams while `refuse_sessions` is set.
 #[derive(Debug)]
 struct CountingStore {
     inner: security_eventstore::MemoryEventStore,
     user_events_read: std::sync::atomic::AtomicUsize,
+    refuse_sessions: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -654,6 +656,15 @@ impl security_core::EventStore for CountingStore {
         &self,
         request: security_core::AppendRequest,
     ) -> Result<security_core::AppendResult, security_core::StoreError> {
+        if &*request.stream_id.aggregate_type == "session"
+            && self
+                .refuse_sessions
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(security_core::StoreError::Unavailable(
+                "session appends refused".into(),
+            ));
+        }
         self.inner.append(request).await
     }
 
@@ -726,13 +737,18 @@ impl security_core::EventStore for CountingStore {
     }
 }
 
-#[tokio::test]
-async fn a_login_reads_only_the_events_it_has_not_seen() {
+/// A service over a [`CountingStore`], with Alice in its tenant.
+async fn counting_service() -> (
+    std::sync::Arc<CountingStore>,
+    std::sync::Arc<security_core::ManualClock>,
+    security_authn::AuthenticationService,
+    security_core::AccountId,
+) {
     use std::sync::Arc;
-    use std::sync::atomic::Ordering;
     let store = Arc::new(CountingStore {
         inner: security_eventstore::MemoryEventStore::new(),
         user_events_read: std::sync::atomic::AtomicUsize::new(0),
+        refuse_sessions: std::sync::atomic::AtomicBool::new(false),
     });
     let clock = Arc::new(security_core::ManualClock::new(crate::common::t0()));
     let repo = security_core::Repository::new(
@@ -773,6 +789,13 @@ async fn a_login_reads_only_the_events_it_has_not_seen() {
         )
         .await
         .unwrap();
+    (store, clock, authn, account)
+}
+
+#[tokio::test]
+async fn a_login_reads_only_the_events_it_has_not_seen() {
+    use std::sync::atomic::Ordering;
+    let (store, clock, authn, account) = counting_service().await;
     let mut reads = Vec::new();
     for _ in 0..40 {
         clock.advance(chrono::Duration::seconds(20));
@@ -840,4 +863,60 @@ async fn oversized_inputs_are_refused_before_any_hashing() {
     );
     assert_eq!(f.hasher.work(), work, "no argon2 run for oversized input");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+/// The session's seed is made while the password is verified and the
+/// access token signed while the session's start is appended: neither
+/// leaves anything behind when the login fails, and no token comes back
+/// unless the session is stored.
+#[tokio::test]
+async fn a_login_returns_tokens_only_for_a_stored_session() {
+    use security_core::EventStore as _;
+    use std::sync::atomic::Ordering;
+    let (store, _clock, authn, account) = counting_service().await;
+    let tenant = account.tenant();
+    let c = client("198.51.100.1");
+    let sessions_started = || async {
+        store
+            .inner
+            .read_global(
+                security_core::Scope::All,
+                security_core::GlobalQuery::after(0, usize::MAX),
+            )
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| &*e.event_type == "SessionStarted")
+            .count()
+    };
+    for _ in 0..3 {
+        let refused = authn
+            .authenticate(tenant, "alice", &secret("wrong-password-1"), &c)
+            .await;
+        assert!(matches!(refused, Err(AuthnError::InvalidCredentials)));
+    }
+    assert_eq!(sessions_started().await, 0);
+    store.refuse_sessions.store(true, Ordering::SeqCst);
+    let failed = authn
+        .authenticate(tenant, "alice", &secret(PASSWORD), &c)
+        .await;
+    assert!(failed.is_err(), "tokens without a stored session");
+    assert_eq!(sessions_started().await, 0);
+    store.refuse_sessions.store(false, Ordering::SeqCst);
+    let tokens = authn
+        .authenticate(tenant, "alice", &secret(PASSWORD), &c)
+        .await
+        .unwrap()
+        .into_tokens()
+        .unwrap();
+    assert_eq!(sessions_started().await, 1);
+    let claims = authn
+        .validate_access_token(tokens.access_token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(claims.session_id, Some(tokens.session_id));
+    // The refresh token belongs to the stored session (its seed was the
+    // one made ahead).
+    let next = authn.refresh(&tokens.refresh_token, &c).await.unwrap();
+    assert_eq!(next.session_id, tokens.session_id);
 }
