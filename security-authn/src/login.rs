@@ -21,8 +21,7 @@ use crate::backup::{self, SealedCodes};
 use crate::error::AuthnError;
 use crate::guard::{Gate, lock_end, name_key, user_key};
 use crate::service::{
-    API_KEY_PREFIX, Ahead, AuthenticationService, SessionSeed, TokenPair, blocking,
-    parse_opaque_token,
+    API_KEY_PREFIX, AuthenticationService, TokenPair, blocking, parse_opaque_token,
 };
 use crate::tickets::Lookup;
 use crate::totp::TotpSecret;
@@ -216,22 +215,8 @@ enum Step {
     /// A challenge or a ticket (the login goes on elsewhere).
     Done(LoginOutcome),
     /// The authentication is recorded: open a session for the user as it
-    /// is now (with the seed made while the password was verified), then
-    /// rehash the password if `rehash`.
-    Open {
-        user: Box<User>,
-        seed: Option<SessionSeed>,
-        rehash: bool,
-    },
-}
-
-/// What a password verification found.
-#[derive(Debug, Default, Clone, Copy)]
-struct Checked {
-    /// The password matches the hash.
-    matches: bool,
-    /// It matches a hash made with weaker parameters than the hasher's.
-    needs_rehash: bool,
+    /// is now.
+    Open(Box<User>),
 }
 
 /// An attempt that failed without (or before) a user stream.
@@ -443,52 +428,18 @@ impl AuthenticationService {
         if self.too_long(password) {
             return Ok(false);
         }
-        let phc = self.stored_hash(sealed).await?;
-        Ok(self.check_password(phc, password).await?.matches)
-    }
-
-    /// The PHC string of a sealed password hash (read ahead of its
-    /// verification).
-    async fn stored_hash(
-        &self,
-        sealed: Option<&security_core::SealedSecret>,
-    ) -> Result<Option<SecretString>, AuthnError> {
-        match sealed {
-            Some(sealed) => self.unseal_text(sealed).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Verifies `password` against an unsealed PHC string: exactly one
-    /// hasher call (a dummy one when there is no hash), none for an
-    /// over-long password. A match also says whether the hash was made
-    /// with weaker parameters than the hasher's.
-    async fn check_password(
-        &self,
-        phc: Option<SecretString>,
-        password: &SecretString,
-    ) -> Result<Checked, AuthnError> {
-        if self.too_long(password) {
-            return Ok(Checked::default());
-        }
-        let Some(phc) = phc else {
+        let Some(sealed) = sealed else {
             self.dummy_verify(password).await?;
-            return Ok(Checked::default());
+            return Ok(false);
         };
+        let phc = self.unseal_text(sealed).await?;
         let hasher = std::sync::Arc::clone(&self.inner.hasher);
         let password = password.clone();
-        let checked = blocking(move || {
-            hasher.verify(&password, &phc).map(|matches| Checked {
-                matches,
-                needs_rehash: matches && hasher.needs_rehash(&phc),
-            })
-        })
-        .await?;
-        match checked {
-            Ok(checked) => Ok(checked),
+        match blocking(move || hasher.verify(&password, &phc)).await? {
+            Ok(matches) => Ok(matches),
             Err(error) => {
                 tracing::warn!(%error, "stored password hash could not be checked");
-                Ok(Checked::default())
+                Ok(false)
             }
         }
     }
@@ -591,13 +542,10 @@ impl AuthenticationService {
         }
         let key = user_key(ctx.tenant_id, user_id);
         let policy = self.attempt_policy(false);
-        // The stored hash is unsealed while the budget is asked for.
-        let (gate, phc) = futures::future::join(
-            self.gate(&key, &policy, Some((ctx.tenant_id, user_id))),
-            self.stored_hash(user.password_hash()),
-        )
-        .await;
-        let (lease, waited) = match gate? {
+        let (lease, waited) = match self
+            .gate(&key, &policy, Some((ctx.tenant_id, user_id)))
+            .await?
+        {
             Gate::Lease(lease, waited) => (lease, waited),
             Gate::Locked(until) => {
                 return self
@@ -607,13 +555,10 @@ impl AuthenticationService {
         };
         // After a wait, verify against the user as the verifications in
         // flight left it (a password may have changed meanwhile).
-        let (user, phc) = if waited {
+        let user = if waited {
             match self.user(ctx.tenant_id, user_id).await {
-                Ok(Some(fresh)) => {
-                    let phc = self.stored_hash(fresh.password_hash()).await;
-                    (fresh, phc)
-                }
-                Ok(None) => (user, phc),
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => user,
                 Err(e) => {
                     self.settle(&key, lease, AttemptOutcome::Released, &policy)
                         .await?;
@@ -621,62 +566,37 @@ impl AuthenticationService {
                 }
             }
         } else {
-            (user, phc)
+            user
         };
         let (result, outcome) = self
-            .password_login_leased(ctx.clone(), &account, &user, phc, password, client)
+            .password_login_leased(ctx.clone(), &account, &user, password, client)
             .await;
         // Released as soon as the outcome is recorded: the session is
-        // opened outside the budget, while the lease settles.
-        let settled = async {
-            if let Err(error) = self.settle(&key, lease, outcome, &policy).await {
-                // The lease expires by itself; the login's own answer stands.
-                tracing::warn!(%error, "could not settle a verification lease");
-            }
-        };
-        match result {
-            Ok(Step::Open {
-                user: state,
-                seed,
-                rehash,
-            }) => {
+        // opened outside the budget.
+        if let Err(error) = self.settle(&key, lease, outcome, &policy).await {
+            // The lease expires by itself; the login's own answer stands.
+            tracing::warn!(%error, "could not settle a verification lease");
+        }
+        match result? {
+            Step::Done(outcome) => Ok(outcome),
+            Step::Open(state) => {
                 let ctx = ctx.with_actor(Actor::user(user_id));
-                let opened = self.open_session_with(
-                    &ctx,
-                    &state,
-                    &account,
-                    AuthMethod::Password,
-                    client,
-                    seed,
-                );
-                let ((), tokens) = futures::future::join(settled, opened).await;
-                let tokens = tokens?;
-                if rehash {
-                    self.rehash_password(&ctx, user_id, password).await;
-                }
+                let tokens = self
+                    .open_session(&ctx, &state, &account, AuthMethod::Password, client)
+                    .await?;
+                self.rehash_if_needed(&ctx, &user, password).await;
                 Ok(LoginOutcome::Authenticated(tokens))
-            }
-            Ok(Step::Done(outcome)) => {
-                settled.await;
-                Ok(outcome)
-            }
-            Err(e) => {
-                settled.await;
-                Err(e)
             }
         }
     }
 
-    /// The part of a password login that runs under a verification lease
-    /// (`phc`: the user's hash, unsealed); also says how the lease settles.
-    /// When a right password opens a session at once, the session's seed
-    /// is made while the password is verified.
+    /// The part of a password login that runs under a verification lease;
+    /// also says how the lease settles.
     async fn password_login_leased(
         &self,
         ctx: CommandContext,
         account: &Account,
         user: &User,
-        phc: Result<Option<SecretString>, AuthnError>,
         password: &SecretString,
         client: &ClientInfo,
     ) -> (Result<Step, AuthnError>, AttemptOutcome) {
@@ -686,20 +606,11 @@ impl AuthenticationService {
                 AttemptOutcome::Released,
             );
         };
-        let phc = match phc {
-            Ok(phc) => phc,
+        let verified = match self.verify_password(user.password_hash(), password).await {
+            Ok(verified) => verified,
             Err(e) => return (Err(e), AttemptOutcome::Released),
         };
-        let seed = self.opens_session_at_once(user, ctx.now).then(|| {
-            let service = self.clone();
-            let tenant = ctx.tenant_id;
-            Ahead::start(async move { service.session_seed(tenant, user_id).await })
-        });
-        let checked = match self.check_password(phc, password).await {
-            Ok(checked) => checked,
-            Err(e) => return (Err(e), AttemptOutcome::Released),
-        };
-        if !checked.matches {
+        if !verified {
             // Whether or not a lock landed meanwhile, the answer is the same.
             return match self
                 .record_failure(&ctx, user_id, FailureReason::BadPassword, true, client)
@@ -709,17 +620,11 @@ impl AuthenticationService {
                 Err(e) => (Err(e), AttemptOutcome::Released),
             };
         }
-        // A seed that could not be made ahead is made when the session
-        // opens (where its error, if any, is reported).
-        let seed = match seed {
-            Some(ahead) => ahead.result().await.ok().and_then(Result::ok),
-            None => None,
-        };
         match self
-            .after_right_password(ctx, account, user, password, client, checked, seed)
+            .after_right_password(ctx, account, user, password, client)
             .await
         {
-            Ok(step @ Step::Open { .. }) => (Ok(step), AttemptOutcome::Success),
+            Ok(step @ Step::Open(_)) => (Ok(step), AttemptOutcome::Success),
             Ok(step) => (Ok(step), AttemptOutcome::Released),
             Err(e) => (Err(e), AttemptOutcome::Released),
         }
@@ -728,7 +633,6 @@ impl AuthenticationService {
     /// The password was right. A lock that landed while it was verified is
     /// answered exactly like a wrong password (so the answer never tells
     /// that the password was right).
-    #[allow(clippy::too_many_arguments, reason = "the login's parts, passed along")]
     async fn after_right_password(
         &self,
         ctx: CommandContext,
@@ -736,8 +640,6 @@ impl AuthenticationService {
         user: &User,
         password: &SecretString,
         client: &ClientInfo,
-        checked: Checked,
-        seed: Option<SessionSeed>,
     ) -> Result<Step, AuthnError> {
         let now = ctx.now;
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
@@ -761,9 +663,7 @@ impl AuthenticationService {
                 self.user_command(&system, user_id, UserCommand::ExpirePassword)
                     .await?;
             }
-            if checked.needs_rehash {
-                self.rehash_password(&ctx, user_id, password).await;
-            }
+            self.rehash_if_needed(&ctx, user, password).await;
             if user.mfa.enabled {
                 return self
                     .issue_mfa_challenge(&ctx, user_id, must_change, client)
@@ -792,11 +692,7 @@ impl AuthenticationService {
                     .await?;
                 Err(AuthnError::InvalidCredentials)
             }
-            other => Ok(Step::Open {
-                user: Box::new(other?.state),
-                seed,
-                rehash: checked.needs_rehash,
-            }),
+            other => Ok(Step::Open(Box::new(other?.state))),
         }
     }
 
@@ -811,21 +707,16 @@ impl AuthenticationService {
                 .is_some_and(|changed| now >= changed + max_age)
     }
 
-    /// Whether a right password for `user` opens a session at once (no
-    /// second factor, no password change due).
-    fn opens_session_at_once(&self, user: &User, now: DateTime<Utc>) -> bool {
-        !user.mfa.enabled && !user.password_must_change && !self.password_too_old(user, now)
-    }
-
-    /// Replaces a hash made with weaker parameters (found so by the
-    /// verification); never fails the login.
-    async fn rehash_password(
-        &self,
-        ctx: &CommandContext,
-        user_id: UserId,
-        password: &SecretString,
-    ) {
+    /// Replaces a hash made with weaker parameters (never fails the login).
+    async fn rehash_if_needed(&self, ctx: &CommandContext, user: &User, password: &SecretString) {
+        let (Some(user_id), Some(sealed)) = (user.id, user.password_hash()) else {
+            return;
+        };
         let result = async {
+            let phc = self.unseal_text(sealed).await?;
+            if !self.inner.hasher.needs_rehash(&phc) {
+                return Ok(());
+            }
             let new_hash = self.seal_password(ctx.tenant_id, user_id, password).await?;
             self.user_command(ctx, user_id, UserCommand::RehashPassword { new_hash })
                 .await

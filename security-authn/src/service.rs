@@ -283,16 +283,6 @@ impl AuthenticationServiceBuilder {
     }
 }
 
-/// What a session needs before it starts (see
-/// [`AuthenticationService::session_seed`]). The seed is wiped on drop.
-pub(crate) struct SessionSeed {
-    tenant: TenantId,
-    user_id: UserId,
-    session_id: SessionId,
-    seed: crate::refresh::Seed,
-    sealed: SealedSecret,
-}
-
 /// The kind of credential a login method proved (what a session opened
 /// by it depends on).
 fn opened_by(method: AuthMethod) -> Option<security_core::CredentialType> {
@@ -335,32 +325,6 @@ where
         }
         Ok(handle) => handle.spawn_blocking(f).await.map_err(AuthnError::crypto),
         Err(_) => Ok(f()),
-    }
-}
-
-/// Work started ahead of when its result is needed: on a Tokio runtime a
-/// task of its own, which runs while the caller waits in [`blocking`]
-/// (beside a password verification); outside a runtime it runs when
-/// awaited. Dropping it lets a started task finish on its own (what it
-/// makes is then dropped).
-pub(crate) enum Ahead<T> {
-    Task(tokio::task::JoinHandle<T>),
-    Deferred(std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>),
-}
-
-impl<T: Send + 'static> Ahead<T> {
-    pub(crate) fn start(work: impl std::future::Future<Output = T> + Send + 'static) -> Self {
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => Self::Task(handle.spawn(work)),
-            Err(_) => Self::Deferred(Box::pin(work)),
-        }
-    }
-
-    pub(crate) async fn result(self) -> Result<T, AuthnError> {
-        match self {
-            Self::Task(task) => task.await.map_err(AuthnError::crypto),
-            Self::Deferred(work) => Ok(work.await),
-        }
     }
 }
 
@@ -658,28 +622,6 @@ impl AuthenticationService {
 
     // ----- sessions and tokens -------------------------------------------
 
-    /// A new session's id and secret seed, the seed sealed with the user's
-    /// data key: nothing is stored, so it can be made before the login is
-    /// known to succeed (while the password is verified).
-    pub(crate) async fn session_seed(
-        &self,
-        tenant: TenantId,
-        user_id: UserId,
-    ) -> Result<SessionSeed, AuthnError> {
-        let session_id = SessionId::from_uuid(self.new_id());
-        let seed = crate::refresh::Seed::generate()?;
-        let sealed = self
-            .seal_for(tenant, user_id.as_uuid(), seed.as_bytes())
-            .await?;
-        Ok(SessionSeed {
-            tenant,
-            user_id,
-            session_id,
-            seed,
-            sealed,
-        })
-    }
-
     /// Starts a session for a user who just authenticated and returns its
     /// token pair.
     pub(crate) async fn open_session(
@@ -690,35 +632,13 @@ impl AuthenticationService {
         method: AuthMethod,
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
-        self.open_session_with(ctx, user, account, method, client, None)
-            .await
-    }
-
-    /// [`open_session`](Self::open_session) with a seed made ahead (one
-    /// for another user or tenant is not used). The access token is
-    /// signed while the session's start is appended; it is returned only
-    /// once the start is stored.
-    pub(crate) async fn open_session_with(
-        &self,
-        ctx: &CommandContext,
-        user: &User,
-        account: &Account,
-        method: AuthMethod,
-        client: &ClientInfo,
-        seed: Option<SessionSeed>,
-    ) -> Result<TokenPair, AuthnError> {
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
         let tenant = ctx.tenant_id;
-        let seed = match seed {
-            Some(seed) if seed.tenant == tenant && seed.user_id == user_id => seed,
-            _ => self.session_seed(tenant, user_id).await?,
-        };
-        let SessionSeed {
-            session_id,
-            seed,
-            sealed: sealed_seed,
-            ..
-        } = seed;
+        let session_id = SessionId::from_uuid(self.new_id());
+        let seed = crate::refresh::Seed::generate()?;
+        let sealed_seed = self
+            .seal_for(tenant, user_id.as_uuid(), seed.as_bytes())
+            .await?;
         let refresh_token = seed.token(tenant, session_id, 0);
         // A session that starts right after a revoke-all (a password
         // change, in the same clock tick) must start after it.
@@ -740,14 +660,13 @@ impl AuthenticationService {
             expires_at: refresh_expires_at,
             absolute_expires_at,
         };
-        let start = self
-            .inner
+        self.inner
             .repo
-            .execute::<Session>(session_id, &command, &session_ctx);
-        let token = self.access_token(tenant, user, account, session_id, session_ctx.now);
-        let (started, token) = futures::future::join(start, token).await;
-        started?;
-        let (access_token, expires_at) = token?;
+            .execute::<Session>(session_id, &command, &session_ctx)
+            .await?;
+        let (access_token, expires_at) = self
+            .access_token(tenant, user, account, session_id, session_ctx.now)
+            .await?;
         Ok(TokenPair {
             access_token,
             refresh_token,
