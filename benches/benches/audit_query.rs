@@ -56,13 +56,13 @@ fn current_thread() -> tokio::runtime::Runtime {
 /// The entry at `position` (1-based), the same in memory and in SQL.
 fn entry(position: u64) -> AuditEntry {
     let subject = user(position % USERS);
-    let denied = position % 10 == 0;
+    let denied = position.is_multiple_of(10);
     AuditEntry {
         position,
         event_id: EventId::from_uuid(Uuid::from_u128(u128::from(position))),
         tenant_id: tenant(),
         occurred_at: Utc
-            .timestamp_opt(1_700_000_000 + position as i64, 0)
+            .timestamp_opt(1_700_000_000 + i64::try_from(position).unwrap(), 0)
             .unwrap(),
         kind: if denied {
             AuditKind::Authorization
