@@ -549,9 +549,10 @@ async fn the_outbox_relay_reports_its_lag() {
     // The broker is down: the lag is measured, the failures counted.
     let before = Scrape::now();
     publisher.fail_next(u32::MAX);
-    relay
-        .run_until(tokio::time::sleep(std::time::Duration::from_millis(200)))
-        .await;
+    relay_until(&relay, || {
+        moved(&before, &Scrape::now(), OUTBOX_FAILURES, &[]) >= 1
+    })
+    .await;
     let down = Scrape::now();
     assert_eq!(down.whole(OUTBOX_PENDING, &[]), pending);
     assert!(down.value(OUTBOX_LAG, &[]) >= 55.0);
@@ -560,9 +561,11 @@ async fn the_outbox_relay_reports_its_lag() {
 
     // It is back: everything is published and the lag falls to zero.
     publisher.fail_next(0);
-    relay
-        .run_until(tokio::time::sleep(std::time::Duration::from_millis(200)))
-        .await;
+    relay_until(&relay, || {
+        let now = Scrape::now();
+        moved(&down, &now, OUTBOX_PUBLISHED, &[]) == pending && now.whole(OUTBOX_PENDING, &[]) == 0
+    })
+    .await;
     let up = Scrape::now();
     assert_eq!(moved(&down, &up, OUTBOX_PUBLISHED, &[]), pending);
     assert_eq!(up.whole(OUTBOX_PENDING, &[]), 0);
@@ -599,4 +602,18 @@ fn every_metric_is_documented_and_described() {
             .0
             .contains("# HELP security_lockouts_total Users locked")
     );
+}
+
+/// Runs the relay until `done` holds (checked every 10 ms), failing the
+/// test after 60 s.
+#[cfg(feature = "postgres")]
+async fn relay_until(relay: &security::eventstore::OutboxRelay, done: impl Fn() -> bool + Sync) {
+    let until = async {
+        while !done() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), relay.run_until(until))
+        .await
+        .expect("the relay did what was awaited within a minute");
 }
