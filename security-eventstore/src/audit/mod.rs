@@ -32,5 +32,6 @@ pub use offline::{
     AnchorCheck, AnchorVerdict, ExportVerification, parse_operator_key, verify_export,
 };
 pub use personal::{
-    PERSONAL_EXPORT_FORMAT, PersonalDataExport, PersonalEvent, export_personal_data,
+    CREDENTIAL_FIELDS, PERSONAL_EXPORT_FORMAT, PersonalDataExport, PersonalEvent,
+    export_personal_data,
 };

@@ -33,9 +33,12 @@ pub const PERSONAL_EXPORT_FORMAT: &str = "security-personal-data-export";
 /// store cannot open them for another reason (a key of another tenant, a
 /// damaged value).
 ///
-/// It holds the user's secrets in clear (password hashes, TOTP secrets):
-/// hand it to the data subject only, over a protected channel. `Debug`
-/// shows counts only.
+/// Credentials are never exported, even sealed: a sealed value under a
+/// credential field (password hashes, TOTP secrets, backup codes, session
+/// seeds: [`CREDENTIAL_FIELDS`]) is replaced by `{"sealed": "withheld"}`.
+/// What is opened is personal data (a username typed at a failed login,
+/// for one): hand the export to the data subject only, over a protected
+/// channel. `Debug` shows counts only.
 #[derive(Clone, Serialize)]
 pub struct PersonalDataExport {
     /// Always [`PERSONAL_EXPORT_FORMAT`].
@@ -196,23 +199,33 @@ async fn open(keys: &dyn KeyStore, value: &Value) -> Result<Value, Error> {
     // Depth-first over an explicit stack: payloads are bounded in depth by
     // the store's limits, but no recursion is needed.
     enum Step<'a> {
-        Visit(&'a Value),
+        Visit(&'a Value, Option<&'a str>),
         Object(Vec<String>),
         Array(usize),
     }
-    let mut steps = vec![Step::Visit(value)];
+    let mut steps = vec![Step::Visit(value, None)];
     let mut done: Vec<Value> = Vec::new();
     while let Some(step) = steps.pop() {
         match step {
-            Step::Visit(v) => match v {
-                Value::Object(map) if is_sealed(map) => done.push(opened(keys, v).await?),
+            Step::Visit(v, field) => match v {
+                Value::Object(map) if is_sealed(map) => {
+                    if field.is_some_and(|f| CREDENTIAL_FIELDS.contains(&f)) {
+                        done.push(json!({"sealed": "withheld"}));
+                    } else {
+                        done.push(opened(keys, v).await?);
+                    }
+                }
                 Value::Object(map) => {
                     steps.push(Step::Object(map.keys().cloned().collect()));
-                    steps.extend(map.values().rev().map(Step::Visit));
+                    steps.extend(
+                        map.iter()
+                            .rev()
+                            .map(|(name, value)| Step::Visit(value, Some(name.as_str()))),
+                    );
                 }
                 Value::Array(items) => {
                     steps.push(Step::Array(items.len()));
-                    steps.extend(items.iter().rev().map(Step::Visit));
+                    steps.extend(items.iter().rev().map(|item| Step::Visit(item, field)));
                 }
                 other => done.push(other.clone()),
             },
@@ -230,6 +243,19 @@ async fn open(keys: &dyn KeyStore, value: &Value) -> Result<Value, Error> {
     }
     Ok(done.pop().unwrap_or(Value::Null))
 }
+
+/// The fields whose sealed values are credentials, withheld from a
+/// personal-data export: the user's password hashes, TOTP secrets and
+/// backup codes, and a session's refresh-token seed.
+pub const CREDENTIAL_FIELDS: &[&str] = &[
+    "hash",
+    "new_hash",
+    "secret",
+    "pending_secret",
+    "codes",
+    "backup_codes",
+    "seed",
+];
 
 fn is_sealed(map: &Map<String, Value>) -> bool {
     map.len() == 1 && map.contains_key(SEALED_TAG)

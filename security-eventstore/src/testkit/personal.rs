@@ -1,6 +1,7 @@
 //! The personal-data export on a store and its audit index: everything
-//! about one user and nothing about anyone else, sealed fields opened
-//! while the user's key exists and marked `shredded` once it is destroyed.
+//! about one user and nothing about anyone else, sealed personal data
+//! opened while the user's key exists and marked `shredded` once it is
+//! destroyed, sealed credentials never exported.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::audit::export_personal_data;
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
 const SEED: &str = "session-seed-of-alice";
+const TYPED: &str = "alice-typed-at-login";
 
 /// Exports one user before and after crypto-shredding, on `store` with
 /// `index` fed by `runner` (over `Scope::All`, from position 0).
@@ -31,6 +33,7 @@ pub async fn personal_data_export<P: Projection>(
     let owner = KeyOwner::new(t, alice.as_uuid());
     let hash = keys.seal(owner, HASH.as_bytes()).await.expect("seal");
     let seed = keys.seal(owner, SEED.as_bytes()).await.expect("seal");
+    let typed = keys.seal(owner, TYPED.as_bytes()).await.expect("seal");
     let bob_hash = keys
         .seal(KeyOwner::new(t, bob.as_uuid()), b"bob-hash")
         .await
@@ -67,7 +70,7 @@ pub async fn personal_data_export<P: Projection>(
     let failed = put(
         StreamId::new(t, "auth_audit", Uuid::now_v7()),
         "AuthenticationAttemptFailed",
-        json!({"user_id": alice, "reason": "account_inactive"}),
+        json!({"user_id": alice, "reason": "account_inactive", "username": typed}),
         2,
     )
     .await;
@@ -119,16 +122,25 @@ pub async fn personal_data_export<P: Projection>(
     let text = export.to_json().to_string();
     assert!(!text.contains("bob"), "nothing about another user: {text}");
     assert_eq!(
+        export.events[1].payload["username"],
+        json!({"sealed": "decrypted", "value": TYPED}),
+        "sealed personal data is opened while the key exists"
+    );
+    assert_eq!(
         export.events[0].payload["credential"]["hash"],
-        json!({"sealed": "decrypted", "value": HASH}),
-        "sealed fields are opened while the key exists"
+        json!({"sealed": "withheld"}),
+        "a credential is never exported"
     );
     assert_eq!(
         export.events[2].payload["seed"],
-        json!({"sealed": "decrypted", "value": SEED})
+        json!({"sealed": "withheld"})
     );
     assert!(
-        !format!("{export:?}").contains(HASH),
+        !text.contains(HASH) && !text.contains(SEED),
+        "no credential in clear: {text}"
+    );
+    assert!(
+        !format!("{export:?}").contains(TYPED),
         "Debug never shows what was opened"
     );
 
@@ -138,17 +150,20 @@ pub async fn personal_data_export<P: Projection>(
         .expect("export after shredding");
     assert_eq!(after.events.len(), 4, "the history stays");
     assert_eq!(
-        after.events[0].payload["credential"]["hash"],
+        after.events[1].payload["username"],
         json!({"sealed": "shredded"}),
         "a destroyed key's fields are marked shredded"
     );
     assert_eq!(
-        after.events[2].payload["seed"],
-        json!({"sealed": "shredded"})
+        after.events[0].payload["credential"]["hash"],
+        json!({"sealed": "withheld"})
     );
     assert_eq!(after.events[0].payload["credential"]["type"], "password");
     let text = after.to_json().to_string();
-    assert!(!text.contains(HASH) && !text.contains(SEED), "{text}");
+    assert!(
+        !text.contains(HASH) && !text.contains(SEED) && !text.contains(TYPED),
+        "{text}"
+    );
     assert!(
         !text.contains("$sealed"),
         "no ciphertext is exported: {text}"
