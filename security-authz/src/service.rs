@@ -250,37 +250,13 @@ impl AuthorizationService {
 
     /// Decides whether `principal` may do `permission` to `resource`, and
     /// records the decision in the audit trail (every deny, sampled grants).
-    #[tracing::instrument(
-        level = "debug",
-        name = "authz.authorize",
-        skip_all,
-        fields(
-            operation = "authorize",
-            tenant = %principal.tenant_id,
-            user_id = %principal.user_id,
-            permission = %permission,
-            outcome = tracing::field::Empty,
-        )
-    )]
     pub fn authorize(
         &self,
         principal: &Principal,
         permission: &Permission,
         resource: &Resource,
     ) -> Decision {
-        let snapshot = self.inner.published.snapshot.load();
-        let decision = self.decide_in(&snapshot, principal, permission, resource);
-        self.audit(
-            &snapshot,
-            principal,
-            || AuditedAction::Permission {
-                permission: permission.clone(),
-            },
-            Some(resource),
-            &decision,
-            None,
-        );
-        decision
+        self.authorize_recorded(principal, permission, resource, None)
     }
 
     /// Decides like [`authorize`](Self::authorize), for an HTTP request:
@@ -293,6 +269,28 @@ impl AuthorizationService {
         resource: &Resource,
         request: &AuditedRequest,
     ) -> Decision {
+        self.authorize_recorded(principal, permission, resource, Some(request))
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        name = "authz.authorize",
+        skip_all,
+        fields(
+            operation = "authorize",
+            tenant = %principal.tenant_id,
+            user_id = %principal.user_id,
+            permission = %permission,
+            outcome = tracing::field::Empty,
+        )
+    )]
+    fn authorize_recorded(
+        &self,
+        principal: &Principal,
+        permission: &Permission,
+        resource: &Resource,
+        request: Option<&AuditedRequest>,
+    ) -> Decision {
         let snapshot = self.inner.published.snapshot.load();
         let decision = self.decide_in(&snapshot, principal, permission, resource);
         self.audit(
@@ -303,7 +301,7 @@ impl AuthorizationService {
             },
             Some(resource),
             &decision,
-            Some(request),
+            request,
         );
         observe::decided(Check::Permission, &decision);
         decision
