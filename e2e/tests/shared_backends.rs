@@ -33,7 +33,7 @@ fn settings(vars: &HashMap<&'static str, String>) -> Settings {
 }
 
 fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    std::env::var("REDIS_URL").expect("REDIS_URL names the Redis server of the tests")
 }
 
 /// The environment of one deployment over a fresh schema.
