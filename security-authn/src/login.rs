@@ -258,6 +258,29 @@ impl AuthenticationService {
         self.record_audit(ctx, &event).await
     }
 
+    /// After a credential verified: a locked or expired user is refused
+    /// (and the attempt recorded) as at a password login.
+    async fn refuse_unusable(
+        &self,
+        ctx: &CommandContext,
+        user: &User,
+        user_id: UserId,
+        now: DateTime<Utc>,
+        client: &ClientInfo,
+    ) -> Result<(), AuthnError> {
+        if user.is_locked_at(now) {
+            self.record_failure(ctx, user_id, FailureReason::UserLocked, false, client)
+                .await?;
+            return Err(lock_error(user, now));
+        }
+        if user.status == UserStatus::Expired {
+            self.record_failure(ctx, user_id, FailureReason::UserExpired, false, client)
+                .await?;
+            return Err(AuthnError::UserExpired);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn record_failure(
         &self,
         ctx: &CommandContext,
@@ -1162,16 +1185,8 @@ impl AuthenticationService {
                         .await?;
                     return Err(AuthnError::InvalidCredentials);
                 }
-                if user.is_locked_at(now) {
-                    self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
-                        .await?;
-                    return Err(lock_error(&user, now));
-                }
-                if user.status == UserStatus::Expired {
-                    self.record_failure(&ctx, user_id, FailureReason::UserExpired, false, client)
-                        .await?;
-                    return Err(AuthnError::UserExpired);
-                }
+                self.refuse_unusable(&ctx, &user, user_id, now, client)
+                    .await?;
                 let ctx = ctx.with_actor(Actor::user(user_id));
                 self.finish_login(&ctx, &account, user_id, AuthMethod::ApiToken, client)
                     .await
@@ -1396,16 +1411,8 @@ impl AuthenticationService {
                         .await?;
                     return Err(AuthnError::InvalidCredentials);
                 }
-                if user.is_locked_at(now) {
-                    self.record_failure(&ctx, user_id, FailureReason::UserLocked, false, client)
-                        .await?;
-                    return Err(lock_error(&user, now));
-                }
-                if user.status == UserStatus::Expired {
-                    self.record_failure(&ctx, user_id, FailureReason::UserExpired, false, client)
-                        .await?;
-                    return Err(AuthnError::UserExpired);
-                }
+                self.refuse_unusable(&ctx, &user, user_id, now, client)
+                    .await?;
                 let Some(account) = self
                     .active_account(&ctx, Some(user_id), None, AuthMethod::PublicKey, client)
                     .await?
