@@ -3,6 +3,13 @@
 //! tenant's JWKS), refresh, introspection, revocation, client credentials,
 //! and the attacks of RFC 9700 performed against it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails by panicking"
+)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -198,6 +205,9 @@ impl Fixture {
             .collect()
     }
 }
+
+/// A change made to an authorization request.
+type Change = Box<dyn Fn(&mut AuthorizationRequest)>;
 
 /// A PKCE verifier and its `S256` challenge.
 fn pkce() -> (String, String) {
@@ -679,7 +689,7 @@ async fn later_errors_go_to_the_redirect_uri_with_state_and_iss() {
     let f = Fixture::new().await;
     let spa = f.spa().await;
     let (_, challenge) = pkce();
-    let cases: Vec<(Box<dyn Fn(&mut AuthorizationRequest)>, &str)> = vec![
+    let cases: Vec<(Change, &str)> = vec![
         (Box::new(|r| r.code_challenge = None), "invalid_request"),
         (
             Box::new(|r| r.code_challenge_method = Some("plain".into())),
@@ -704,7 +714,7 @@ async fn later_errors_go_to_the_redirect_uri_with_state_and_iss() {
                     "{}.{}.",
                     URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
                     URL_SAFE_NO_PAD.encode(br#"{"redirect_uri":"https://evil.example"}"#)
-                ))
+                ));
             }),
             "invalid_request",
         ),
@@ -973,4 +983,59 @@ async fn discovery_describes_what_is_supported() {
     let scopes: BTreeSet<String> = serde_json::from_value(doc["scopes_supported"].clone()).unwrap();
     assert!(scopes.contains("openid"));
     let _ = f.clock.now();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csrf_tokens_fit_one_browser_and_one_request() {
+    let f = Fixture::new().await;
+    let spa = f.spa().await;
+    let (_, challenge) = pkce();
+    let original = request(&spa, &challenge);
+    let browser = f.provider.new_csrf_cookie().unwrap();
+    let token = f
+        .provider
+        .csrf_token(f.tenant(), &browser, &original)
+        .await
+        .unwrap();
+    let check =
+        |browser: Option<SecretString>, token: Option<String>, req: AuthorizationRequest| {
+            let provider = f.provider.clone();
+            let tenant = f.tenant();
+            async move {
+                provider
+                    .check_csrf(tenant, browser.as_ref(), token.as_deref(), &req)
+                    .await
+                    .unwrap()
+            }
+        };
+    assert!(check(Some(browser.clone()), Some(token.clone()), original.clone()).await);
+    // Another browser (the attacker's cookie), no cookie, no token.
+    let other = f.provider.new_csrf_cookie().unwrap();
+    assert!(!check(Some(other), Some(token.clone()), original.clone()).await);
+    assert!(!check(None, Some(token.clone()), original.clone()).await);
+    assert!(!check(Some(browser.clone()), None, original.clone()).await);
+    // The token of one request does not fit another (a changed redirect,
+    // scope or state).
+    let mut changed = original.clone();
+    changed.state = Some("other".into());
+    assert!(!check(Some(browser.clone()), Some(token.clone()), changed).await);
+    // Junk.
+    for junk in ["", ".", "x.y", &format!("{token}x"), &"a".repeat(10_000)] {
+        assert!(
+            !check(
+                Some(browser.clone()),
+                Some(junk.to_owned()),
+                original.clone()
+            )
+            .await
+        );
+    }
+    // Another tenant's provider cannot use it either.
+    let stranger = TenantId::from_uuid(uuid::Uuid::now_v7());
+    assert!(
+        !f.provider
+            .check_csrf(stranger, Some(&browser), Some(&token), &original)
+            .await
+            .unwrap()
+    );
 }

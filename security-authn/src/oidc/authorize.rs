@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 
 use security_core::oauth::{GrantType, OAuthClient, OAuthClientId, Scope, parse_scopes};
@@ -228,7 +229,7 @@ impl OidcProvider {
         let refuse = |code, description| {
             self.error_redirect(tenant, &redirect_uri, state.as_deref(), code, description)
         };
-        match self.check_request(&client, request) {
+        match Self::check_request(&client, request) {
             Ok((scopes, code_challenge, prompt, max_age)) => Ok(ValidatedAuthorization {
                 tenant,
                 client_id: id.unwrap_or_else(|| OAuthClientId::from_uuid(uuid::Uuid::nil())),
@@ -256,7 +257,6 @@ impl OidcProvider {
     /// The checks after the client and redirect URI are known.
     #[allow(clippy::type_complexity, reason = "a private tuple of parts")]
     fn check_request(
-        &self,
         client: &OAuthClient,
         request: &AuthorizationRequest,
     ) -> Result<(BTreeSet<Scope>, String, Prompt, Option<u64>), (OAuthErrorCode, &'static str)>
@@ -437,7 +437,6 @@ impl OidcProvider {
         self.record(tenant, Some(Actor::user(user_id)), &event)
             .await?;
         let issuer = self.issuer(tenant);
-        use secrecy::ExposeSecret as _;
         let mut params = vec![("code", code.expose_secret())];
         if let Some(state) = request.state.as_deref() {
             params.push(("state", state));

@@ -60,11 +60,12 @@ pub struct OAuthAccessClaims {
 pub fn authentication_methods(method: AuthMethod) -> (Vec<String>, &'static str) {
     let (amr, acr): (&[&str], &str) = match method {
         AuthMethod::Password => (&["pwd"], ACR_SINGLE_FACTOR),
-        AuthMethod::PasswordTotp => (&["pwd", "otp", "mfa"], ACR_MULTI_FACTOR),
-        AuthMethod::PasswordBackupCode => (&["pwd", "otp", "mfa"], ACR_MULTI_FACTOR),
-        AuthMethod::PublicKey => (&["pop"], ACR_SINGLE_FACTOR),
-        // Any other way in (API tokens, refresh tokens and methods this
-        // mapping does not name) claims no more than one factor.
+        AuthMethod::PasswordTotp | AuthMethod::PasswordBackupCode => {
+            (&["pwd", "otp", "mfa"], ACR_MULTI_FACTOR)
+        }
+        // A signature by a key the user holds (public key); any other way
+        // in that this mapping does not name claims no more than one
+        // factor either.
         _ => (&["pop"], ACR_SINGLE_FACTOR),
     };
     (amr.iter().map(|s| (*s).to_owned()).collect(), acr)

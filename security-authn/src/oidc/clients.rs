@@ -82,6 +82,39 @@ impl fmt::Debug for ClientAuthentication {
     }
 }
 
+impl ClientAuthentication {
+    /// Reads `client_secret_basic` (RFC 6749 §2.3.1): the value of an
+    /// `Authorization` header, `Basic base64(urlencode(id):urlencode(secret))`.
+    /// `None` unless it has exactly that shape.
+    pub fn from_basic(header: &str) -> Option<Self> {
+        const MAX_HEADER_BYTES: usize = 1024;
+        if header.len() > MAX_HEADER_BYTES {
+            return None;
+        }
+        let (scheme, encoded) = header.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (id, secret) = decoded.split_once(':')?;
+        // Each part is form-urlencoded; a literal `&` or `=` in it is
+        // data, not a separator.
+        let unescape = |text: &str| -> Option<String> {
+            let escaped = format!("v={}", text.replace('&', "%26").replace('=', "%3D"));
+            url::form_urlencoded::parse(escaped.as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        Some(Self {
+            client_id: unescape(id)?,
+            client_secret: Some(SecretString::from(unescape(secret)?)),
+        })
+    }
+}
+
 fn secret_message(tenant: TenantId, client_id: OAuthClientId, secret: &SecretString) -> Vec<u8> {
     let mut message = Vec::with_capacity(64 + secret.expose_secret().len());
     message.extend_from_slice(b"security-authn:oauth-client-secret\0");

@@ -141,7 +141,7 @@ impl OidcProvider {
                     grant
                         .scopes
                         .iter()
-                        .map(|s| s.as_str())
+                        .map(security_core::oauth::Scope::as_str)
                         .collect::<Vec<_>>()
                         .join(" "),
                 ),

@@ -67,7 +67,7 @@ impl OidcProvider {
     /// EdDSA token-signing key (published in its JWKS), so an HS256
     /// configuration is refused: clients could not verify ID tokens signed
     /// with a secret they do not hold.
-    pub fn new(authn: AuthenticationService, config: OidcConfig) -> Result<Self, AuthnError> {
+    pub fn new(authn: AuthenticationService, mut config: OidcConfig) -> Result<Self, AuthnError> {
         if matches!(authn.config().jwt.signing, JwtSigning::Hs256(_)) {
             return Err(ConfigError::new(
                 "JWT_ALGORITHM",
@@ -75,8 +75,8 @@ impl OidcProvider {
             )
             .into());
         }
-        let base = config.issuer_base.trim_end_matches('/');
-        let valid = url::Url::parse(base).is_ok_and(|u| {
+        let base = config.issuer_base.trim_end_matches('/').to_owned();
+        let valid = url::Url::parse(&base).is_ok_and(|u| {
             matches!(u.scheme(), "https" | "http")
                 && u.query().is_none()
                 && u.fragment().is_none()
@@ -89,10 +89,7 @@ impl OidcProvider {
             )
             .into());
         }
-        let config = OidcConfig {
-            issuer_base: base.to_owned(),
-            ..config
-        };
+        config.issuer_base = base;
         Ok(Self { authn, config })
     }
 
