@@ -76,12 +76,12 @@ mod tests {
     #[test]
     fn pkce_s256() {
         // RFC 7636 appendix B.
-        let verifier = "dBjftJeZ4CVP-mJ92K1Tp4Y5nhPZ1c3w8lbPFOFrQ5A";
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(valid_challenge(challenge));
         assert!(pkce_matches(verifier, challenge));
         assert!(!pkce_matches(
-            "dBjftJeZ4CVP-mJ92K1Tp4Y5nhPZ1c3w8lbPFOFrQ5B",
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
             challenge
         ));
         assert!(!pkce_matches(challenge, challenge));

@@ -558,7 +558,8 @@ mod tests {
 
     #[test]
     fn client_ids_have_one_spelling() {
-        let id = OAuthClientId::from_uuid(Uuid::from_u128(9));
+        let id =
+            OAuthClientId::from_uuid(Uuid::from_u128(0xabcd_ef01_2345_6789_abcd_ef01_2345_6789));
         assert_eq!(id.to_string().parse::<OAuthClientId>().unwrap(), id);
         assert!(
             id.to_string()
