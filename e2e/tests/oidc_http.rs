@@ -232,8 +232,16 @@ async fn register(
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_provider_over_http() {
+/// The example service with its OpenID Connect routes on a port.
+struct Running {
+    services: SecurityServices,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    base: String,
+    tenant: security::core::TenantId,
+    password: String,
+}
+
+async fn start() -> Running {
     let settings = Settings::from_lookup(|_| None).expect("valid settings");
     let services = SecurityServices::start(settings)
         .await
@@ -261,22 +269,41 @@ async fn the_provider_over_http() {
         .expect("created now")
         .expose_secret()
         .to_owned();
+    Running {
+        tenant: acme.id,
+        services,
+        server,
+        base,
+        password,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_over_http() {
+    let Running {
+        services,
+        server,
+        base,
+        tenant,
+        password,
+    } = start().await;
+    let acme_id = tenant;
     let provider = OidcProvider::new(services.authn().clone(), OidcConfig::new(&base)).unwrap();
     let spa = register(
         &provider,
-        acme.id,
+        acme_id,
         ClientKind::Public,
         &[GrantType::AuthorizationCode, GrantType::RefreshToken],
     )
     .await;
     let api = register(
         &provider,
-        acme.id,
+        acme_id,
         ClientKind::Confidential,
         &[GrantType::ClientCredentials],
     )
     .await;
-    let root = format!("{base}/t/{}", acme.id);
+    let root = format!("{base}/t/{acme_id}");
     let flow = Flow {
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -478,6 +505,129 @@ async fn the_provider_over_http() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"], "unsupported_grant_type");
 
+    server.abort();
+    services.shutdown().await;
+}
+
+/// Python's `authlib` as the client: discovery, the authorization URL with
+/// PKCE and a nonce, the sign-in page driven over HTTP, the code exchange
+/// (state checked by authlib), the ID token verified with authlib's JOSE
+/// against the published JWKS, userinfo, refresh, introspection with
+/// `client_secret_basic`, revocation.
+const AUTHLIB_FLOW: &str = r#"
+import html, json, os, re, sys
+from urllib.parse import urlparse, parse_qs
+os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.jose import JsonWebKey, jwt
+
+issuer, client_id, redirect_uri, username, password, api_id, api_secret = sys.argv[1:8]
+meta = requests.get(issuer + "/.well-known/openid-configuration").json()
+assert meta["issuer"] == issuer, meta
+client = OAuth2Session(client_id, redirect_uri=redirect_uri, scope="openid profile",
+                       code_challenge_method="S256", token_endpoint_auth_method="none")
+verifier = generate_token(64)
+nonce = generate_token(24)
+url, state = client.create_authorization_url(meta["authorization_endpoint"],
+                                             code_verifier=verifier, nonce=nonce)
+page = requests.get(url, allow_redirects=False)
+assert page.status_code == 200, page.text
+cookie = page.headers["set-cookie"].split(";")[0]
+fields = {k: html.unescape(v) for k, v in
+          re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)}
+fields.update(username=username, password=password)
+answer = requests.post(meta["authorization_endpoint"], data=fields,
+                       headers={"Cookie": cookie}, allow_redirects=False)
+assert answer.status_code == 303, answer.text
+location = answer.headers["location"]
+query = parse_qs(urlparse(location).query)
+assert query["iss"] == [issuer], query
+token = client.fetch_token(meta["token_endpoint"], authorization_response=location,
+                           code_verifier=verifier)
+jwks = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"]).json())
+claims = jwt.decode(token["id_token"], jwks, claims_options={
+    "iss": {"essential": True, "value": issuer},
+    "aud": {"essential": True, "value": client_id},
+    "nonce": {"essential": True, "value": nonce},
+    "auth_time": {"essential": True},
+})
+claims.validate()
+info = client.get(meta["userinfo_endpoint"]).json()
+refreshed = client.refresh_token(meta["token_endpoint"])
+api = OAuth2Session(api_id, api_secret, token_endpoint_auth_method="client_secret_basic")
+live = api.introspect_token(meta["introspection_endpoint"], token=refreshed["refresh_token"]).json()
+revoked = client.revoke_token(meta["revocation_endpoint"], token=refreshed["refresh_token"])
+dead = api.introspect_token(meta["introspection_endpoint"], token=refreshed["refresh_token"]).json()
+print(json.dumps({"sub": claims["sub"], "amr": claims["amr"], "userinfo": info,
+                  "refreshed": "access_token" in refreshed and "id_token" in refreshed,
+                  "live": live, "revoked": revoked.status_code, "dead": dead}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authlib_completes_the_code_flow() {
+    let Running {
+        services,
+        server,
+        base,
+        tenant,
+        password,
+    } = start().await;
+    let provider = OidcProvider::new(services.authn().clone(), OidcConfig::new(&base)).unwrap();
+    let spa = register(
+        &provider,
+        tenant,
+        ClientKind::Public,
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+    )
+    .await;
+    let api = register(
+        &provider,
+        tenant,
+        ClientKind::Confidential,
+        &[GrantType::ClientCredentials],
+    )
+    .await;
+    let issuer = format!("{base}/t/{tenant}");
+    let (client_id, api_id) = (spa.client_id.to_string(), api.client_id.to_string());
+    let api_secret = api
+        .client_secret
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args([
+                "-c",
+                AUTHLIB_FLOW,
+                &issuer,
+                &client_id,
+                REDIRECT,
+                "maria",
+                &password,
+                &api_id,
+                &api_secret,
+            ])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "authlib failed (pip install authlib 'pyjwt[crypto]'): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+    assert_eq!(result["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(result["userinfo"]["sub"], result["sub"]);
+    assert_eq!(result["userinfo"]["preferred_username"], "maria");
+    assert_eq!(result["refreshed"], true);
+    assert_eq!(result["live"]["active"], true, "{result}");
+    assert_eq!(result["revoked"], 200);
+    assert_eq!(result["dead"]["active"], false, "{result}");
     server.abort();
     services.shutdown().await;
 }

@@ -1039,3 +1039,103 @@ async fn csrf_tokens_fit_one_browser_and_one_request() {
             .unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp_initiated_logout_ends_the_session_and_redirects_only_where_registered() {
+    let f = Fixture::new().await;
+    let settings = OAuthClientSettings {
+        name: "Shop".into(),
+        redirect_uris: vec![RedirectUri::parse(REDIRECT).unwrap()],
+        post_logout_redirect_uris: vec![RedirectUri::parse("https://app.example.com/bye").unwrap()],
+        grants: [GrantType::AuthorizationCode].into_iter().collect(),
+        scopes: [Scope::openid()].into_iter().collect(),
+    };
+    let spa = f
+        .provider
+        .register_client(
+            f.tenant(),
+            NewClient {
+                kind: ClientKind::Public,
+                settings,
+            },
+        )
+        .await
+        .unwrap();
+    let (verifier, challenge) = pkce();
+    let mut attempt = request(&spa, &challenge);
+    attempt.scope = Some("openid".into());
+    let validated = f
+        .provider
+        .validate_authorization(f.tenant(), &attempt)
+        .await
+        .unwrap();
+    let location = f
+        .provider
+        .approve(&validated, f.login().await)
+        .await
+        .unwrap();
+    let code = param(&location, "code").unwrap();
+    let tokens = exchange(&f.provider, &f, &spa, &code, &verifier)
+        .await
+        .unwrap();
+    let hint = tokens.id_token.clone().unwrap();
+
+    // A forged hint (payload changed, signature kept), an unregistered
+    // redirect, a missing hint: refused, nothing ended.
+    let (head, rest) = hint.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let forged_claims = serde_json::json!({"iss": f.provider.issuer(f.tenant()), "sub": "x",
+        "aud": spa.client_id.to_string(), "exp": 0, "iat": 0, "auth_time": 0, "acr": "",
+        "amr": [], "azp": "", "sid": tokens.session_id.unwrap().to_string()});
+    let forged = format!(
+        "{head}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(forged_claims.to_string())
+    );
+    for bad in [
+        security_authn::oidc::LogoutRequest {
+            id_token_hint: Some(forged),
+            ..Default::default()
+        },
+        security_authn::oidc::LogoutRequest {
+            id_token_hint: Some(hint.clone()),
+            post_logout_redirect_uri: Some("https://evil.example/bye".into()),
+            ..Default::default()
+        },
+        security_authn::oidc::LogoutRequest::default(),
+    ] {
+        let refused = f.provider.end_session(f.tenant(), &bad).await;
+        assert!(
+            matches!(refused, Err(AuthnError::OAuth(ref e)) if e.redirect_to.is_none()),
+            "{refused:?}"
+        );
+    }
+    assert!(
+        f.provider
+            .authn()
+            .validate_access_token(tokens.access_token.expose_secret())
+            .await
+            .is_ok()
+    );
+    let location = f
+        .provider
+        .end_session(
+            f.tenant(),
+            &security_authn::oidc::LogoutRequest {
+                id_token_hint: Some(hint),
+                post_logout_redirect_uri: Some("https://app.example.com/bye".into()),
+                state: Some("bye-1".into()),
+                client_id: Some(spa.client_id.to_string()),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(location.starts_with("https://app.example.com/bye?"));
+    assert_eq!(param(&location, "state").as_deref(), Some("bye-1"));
+    let refused = f
+        .provider
+        .authn()
+        .validate_access_token(tokens.access_token.expose_secret())
+        .await;
+    assert!(matches!(refused, Err(TokenError::Revoked)), "{refused:?}");
+}

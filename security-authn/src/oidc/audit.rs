@@ -125,6 +125,15 @@ pub enum OAuthAuditEvent {
         /// When.
         revoked_at: DateTime<Utc>,
     },
+    /// A client's session was ended by RP-initiated logout.
+    LoggedOut {
+        /// The client.
+        client_id: OAuthClientId,
+        /// The session ended.
+        session_id: SessionId,
+        /// When.
+        logged_out_at: DateTime<Utc>,
+    },
     /// A client introspected a token (RFC 7662).
     TokenIntrospected {
         /// The client.
@@ -149,6 +158,7 @@ impl_domain_event!(
         TokenRequestRefused,
         ClientAuthenticationFailed,
         TokenRevoked,
+        LoggedOut,
         TokenIntrospected
     ]
 );

@@ -12,7 +12,7 @@ impl OidcProvider {
     /// under its issuer). It lists exactly what the provider supports; the
     /// endpoints are the issuer followed by `/oauth/authorize`,
     /// `/oauth/token`, `/oauth/userinfo`, `/oauth/revoke`,
-    /// `/oauth/introspect` and `/.well-known/jwks.json`.
+    /// `/oauth/introspect`, `/oauth/logout` and `/.well-known/jwks.json`.
     pub fn discovery(&self, tenant: TenantId) -> Value {
         let issuer = self.issuer(tenant);
         let client_auth = ["client_secret_basic", "client_secret_post", "none"];
@@ -23,6 +23,7 @@ impl OidcProvider {
             "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
             "revocation_endpoint": format!("{issuer}/oauth/revoke"),
             "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+            "end_session_endpoint": format!("{issuer}/oauth/logout"),
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],

@@ -26,6 +26,7 @@ mod discovery;
 mod error;
 mod grant;
 mod introspect;
+mod logout;
 mod provider;
 mod token;
 
@@ -39,5 +40,6 @@ pub use clients::{ClientAuthentication, NewClient, RegisteredClient};
 pub use error::{OAuthError, OAuthErrorCode};
 pub use grant::{OAUTH_GRANT, OAuthGrant, OAuthGrantCommand, OAuthGrantEvent};
 pub use introspect::Introspection;
+pub use logout::LogoutRequest;
 pub use provider::{DEFAULT_CODE_TTL, OidcConfig, OidcProvider};
 pub use token::{TokenRequest, TokenResponse};

@@ -3,6 +3,7 @@
 
 mod authorize;
 mod discovery;
+mod logout;
 mod page;
 mod token;
 
@@ -30,6 +31,7 @@ const BODY_LIMIT: usize = 16 * 1024;
 /// | `GET`, `POST /oauth/userinfo` | bearer → `sub` (and `preferred_username` with `profile`) |
 /// | `POST /oauth/revoke` | RFC 7009 |
 /// | `POST /oauth/introspect` | RFC 7662, confidential clients |
+/// | `GET`, `POST /oauth/logout` | RP-initiated logout: `id_token_hint` ends its session; `post_logout_redirect_uri` exact |
 ///
 /// Or mount them alone: `Router::new().nest(TENANT_PREFIX,
 /// OidcRoutes::new(&state, provider).with_state(state))`.
@@ -66,6 +68,13 @@ impl OidcRoutes {
                 ),
             )
             .route("/oauth/revoke", tier(post(token::revoke), RateTier::Write))
+            .route(
+                "/oauth/logout",
+                tier(
+                    get(logout::logout_get).post(logout::logout_post),
+                    RateTier::Write,
+                ),
+            )
             .route(
                 "/oauth/introspect",
                 tier(post(token::introspect), RateTier::Read),
