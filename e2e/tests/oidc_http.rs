@@ -493,6 +493,48 @@ async fn the_provider_over_http() {
     assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
     assert!(reply.headers().contains_key("www-authenticate"));
 
+    // RP-initiated logout: an unregistered post-logout URI is an error
+    // page; the hint alone ends the session.
+    let code = flow.code(&challenge, &password).await;
+    let (status, tokens) = flow.exchange(&code, &verifier).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let hint = tokens["id_token"].as_str().unwrap().to_owned();
+    let reply = flow
+        .http
+        .get(format!("{root}/oauth/logout"))
+        .query(&[
+            ("id_token_hint", hint.as_str()),
+            ("post_logout_redirect_uri", "https://evil.example/bye"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+    assert!(reply.headers().get(LOCATION).is_none());
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let userinfo = |access: String| {
+        let http = flow.http.clone();
+        let url = format!("{root}/oauth/userinfo");
+        async move {
+            http.get(url)
+                .bearer_auth(access)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(userinfo(access.clone()).await, StatusCode::OK);
+    let reply = flow
+        .http
+        .get(format!("{root}/oauth/logout"))
+        .query(&[("id_token_hint", hint.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(userinfo(access).await, StatusCode::UNAUTHORIZED);
+
     // No password grant.
     let (status, error) = flow
         .token(&[

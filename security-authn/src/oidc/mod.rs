@@ -14,7 +14,8 @@
 //! them, exactly once), live a minute, and a code presented twice revokes
 //! the session it gave. ID tokens are signed with the tenant's token-signing
 //! key (the same JWKS); access tokens are the library's JWTs with `scope`
-//! and `client_id`. Every step is an audit event ([`OAuthAuditEvent`]).
+//! and `client_id`. RP-initiated logout ends the session an ID token names.
+//! Every step is an audit event ([`OAuthAuditEvent`]).
 
 mod audit;
 mod authorize;
