@@ -673,3 +673,68 @@ async fn authlib_completes_the_code_flow() {
     server.abort();
     services.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_openid_client_completes_the_code_flow() {
+    let Running {
+        services,
+        server,
+        base,
+        tenant,
+        password,
+    } = start().await;
+    let provider = OidcProvider::new(services.authn().clone(), OidcConfig::new(&base)).unwrap();
+    let spa = register(
+        &provider,
+        tenant,
+        ClientKind::Public,
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+    )
+    .await;
+    let api = register(
+        &provider,
+        tenant,
+        ClientKind::Confidential,
+        &[GrantType::ClientCredentials],
+    )
+    .await;
+    let issuer = format!("{base}/t/{tenant}");
+    let (client_id, api_id) = (spa.client_id.to_string(), api.client_id.to_string());
+    let api_secret = api
+        .client_secret
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/node/oidc_client.mjs");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args([
+                script,
+                &issuer,
+                &client_id,
+                REDIRECT,
+                "maria",
+                &password,
+                &api_id,
+                &api_secret,
+            ])
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "openid-client failed (npm ci in e2e/node): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+    assert_eq!(result["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(result["userinfo"]["sub"], result["sub"]);
+    assert_eq!(result["refreshed"], true);
+    assert_eq!(result["live"], true, "{result}");
+    assert_eq!(result["dead"], false, "{result}");
+    server.abort();
+    services.shutdown().await;
+}
