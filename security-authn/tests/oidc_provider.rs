@@ -1139,3 +1139,64 @@ async fn rp_initiated_logout_ends_the_session_and_redirects_only_where_registere
         .await;
     assert!(matches!(refused, Err(TokenError::Revoked)), "{refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_with_mfa_shows_in_amr_and_acr() {
+    let f = Fixture::new().await;
+    let spa = f.spa().await;
+    let authn = f.provider.authn().clone();
+    let user = authn
+        .admin()
+        .user_by_username(f.account, "alice")
+        .await
+        .unwrap()
+        .and_then(|u| u.id)
+        .unwrap();
+    let enrollment = authn.start_totp_enrollment(f.tenant(), user).await.unwrap();
+    let totp =
+        security_authn::TotpSecret::from_base32(enrollment.secret_base32.expose_secret()).unwrap();
+    let code = authn.config().totp.code_at(&totp, f.clock.now()).unwrap();
+    authn
+        .confirm_totp_enrollment(f.tenant(), user, &code)
+        .await
+        .unwrap();
+    f.advance(30);
+    let LoginOutcome::MfaRequired(challenge) = authn
+        .authenticate(
+            f.tenant(),
+            "alice",
+            &SecretString::from(PASSWORD),
+            &browser(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("expected an MFA challenge");
+    };
+    let code = authn.config().totp.code_at(&totp, f.clock.now()).unwrap();
+    let LoginOutcome::Authenticated(tokens) = authn
+        .verify_mfa(&challenge.challenge, &code, &browser())
+        .await
+        .unwrap()
+    else {
+        panic!("expected tokens");
+    };
+    let (verifier, pkce_challenge) = pkce();
+    let validated = f
+        .provider
+        .validate_authorization(f.tenant(), &request(&spa, &pkce_challenge))
+        .await
+        .unwrap();
+    let location = f
+        .provider
+        .approve(&validated, tokens.session_id)
+        .await
+        .unwrap();
+    let code = param(&location, "code").unwrap();
+    let issued = exchange(&f.provider, &f, &spa, &code, &verifier)
+        .await
+        .unwrap();
+    let id = verify_id_token(&f, issued.id_token.as_deref().unwrap(), &spa).await;
+    assert_eq!(id.amr, vec!["pwd", "otp", "mfa"]);
+    assert_eq!(id.acr, security_authn::oidc::ACR_MULTI_FACTOR);
+}
