@@ -126,6 +126,7 @@ mod login;
 mod manage;
 mod new_user;
 pub mod observe;
+pub mod passkeys;
 mod password_change;
 mod policy;
 mod projection;

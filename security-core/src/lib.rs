@@ -62,6 +62,7 @@ mod keys;
 pub mod limits;
 pub mod observe;
 mod operator;
+mod passkey;
 mod permissions;
 mod policy;
 mod ports;
@@ -115,6 +116,11 @@ pub use operator::{NewSigningKey, Operator, OperatorCommand, OperatorEvent, Sign
 pub use permissions::{
     AccountLimits, DataRate, Export, ExportKind, Import, Permissions, ResourceLimits,
     ResponsePermission, SubjectPattern, SubjectPermissions,
+};
+pub use passkey::{
+    MAX_PASSKEY_CREDENTIAL_BYTES, MAX_PASSKEY_CREDENTIAL_DEPTH, MAX_PASSKEY_ID_BYTES,
+    MAX_PASSKEY_NAME_CHARS, MAX_PASSKEY_TRANSPORT_BYTES, MAX_PASSKEY_TRANSPORTS,
+    MAX_PASSKEYS_PER_USER, PasskeyId, PasskeyRefusal, RegisteredPasskey, check_passkey_name,
 };
 pub use policy::{Policy, PolicyCommand, PolicyEvent};
 pub use ports::{
