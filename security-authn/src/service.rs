@@ -294,9 +294,7 @@ fn opened_by(method: AuthMethod) -> Option<security_core::CredentialType> {
         AuthMethod::Password
         | AuthMethod::PasswordTotp
         | AuthMethod::PasswordBackupCode
-        | AuthMethod::PasswordPasskey => {
-            Some(CredentialType::Password)
-        }
+        | AuthMethod::PasswordPasskey => Some(CredentialType::Password),
         AuthMethod::ApiToken => Some(CredentialType::Token),
         AuthMethod::PublicKey => Some(CredentialType::PublicKey),
         AuthMethod::Passkey => Some(CredentialType::Passkey),

@@ -139,11 +139,7 @@ impl RegisteredPasskey {
             return Err(DomainError::invalid("passkey_transports", "too many"));
         }
         for transport in &self.transports {
-            limits::check_bytes(
-                "passkey_transport",
-                transport,
-                MAX_PASSKEY_TRANSPORT_BYTES,
-            )?;
+            limits::check_bytes("passkey_transport", transport, MAX_PASSKEY_TRANSPORT_BYTES)?;
         }
         Ok(())
     }

@@ -149,9 +149,7 @@ impl PasskeyConfig {
 
     /// Reads `WEBAUTHN_RP_ID` and `WEBAUTHN_RP_ORIGIN` (comma-separated
     /// origins) through `get`: both or neither must be set.
-    pub(crate) fn from_lookup(
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut config = Self::default();
         match (get("WEBAUTHN_RP_ID"), get("WEBAUTHN_RP_ORIGIN")) {
             (Some(id), Some(origins)) => {
@@ -246,8 +244,8 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.relying_party.unwrap().origins().len(), 2);
-        let e = PasskeyConfig::from_lookup(lookup(&[("WEBAUTHN_RP_ID", "example.com")]))
-            .unwrap_err();
+        let e =
+            PasskeyConfig::from_lookup(lookup(&[("WEBAUTHN_RP_ID", "example.com")])).unwrap_err();
         assert_eq!(e.variable, "WEBAUTHN_RP_ORIGIN");
         let e = PasskeyConfig::from_lookup(lookup(&[("WEBAUTHN_RP_ORIGIN", "https://a.b")]))
             .unwrap_err();

@@ -233,9 +233,18 @@ impl AuthenticationService {
                     return Err(AuthnError::InvalidCredentials);
                 };
                 let ctx = ctx.with_actor(Actor::user(user_id));
-                if !self.record_passkey_use(&ctx, user_id, &id, check, client).await? {
-                    self.record_failure(&ctx, user_id, FailureReason::PasskeyRefused, false, client)
-                        .await?;
+                if !self
+                    .record_passkey_use(&ctx, user_id, &id, check, client)
+                    .await?
+                {
+                    self.record_failure(
+                        &ctx,
+                        user_id,
+                        FailureReason::PasskeyRefused,
+                        false,
+                        client,
+                    )
+                    .await?;
                     return Err(AuthnError::InvalidCredentials);
                 }
                 let outcome = self
@@ -338,7 +347,13 @@ impl AuthenticationService {
             }
             user.check_can_authenticate(now)?;
             let Some(account) = self
-                .active_account(&ctx, Some(user_id), None, AuthMethod::PasswordPasskey, client)
+                .active_account(
+                    &ctx,
+                    Some(user_id),
+                    None,
+                    AuthMethod::PasswordPasskey,
+                    client,
+                )
                 .await?
             else {
                 return Err(AuthnError::InvalidChallenge);
@@ -346,7 +361,11 @@ impl AuthenticationService {
             let then_change_password = pending.payload["then_change_password"]
                 .as_bool()
                 .unwrap_or(false);
-            let verified = match (response, self.webauthn(tenant), pending.payload.get("passkey")) {
+            let verified = match (
+                response,
+                self.webauthn(tenant),
+                pending.payload.get("passkey"),
+            ) {
                 (Some(response), Ok(webauthn), Some(_)) => {
                     // A user handle, when the authenticator gives one, must
                     // be this user's.

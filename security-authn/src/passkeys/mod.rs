@@ -42,8 +42,8 @@ mod login;
 mod registration;
 mod verify;
 
-pub use config::{Attestation, PasskeyConfig, RelyingParty};
 pub(crate) use config::Verifiers;
+pub use config::{Attestation, PasskeyConfig, RelyingParty};
 pub(crate) use login::assertion_ceremony;
 pub use security_core::{PasskeyId, PasskeyRefusal, RegisteredPasskey};
 pub use verify::{AssertionCheck, AssertionFailure, verify_assertion};

@@ -75,8 +75,7 @@ impl AuthenticationService {
                 let webauthn = self.webauthn(tenant)?;
                 let now = self.now();
                 let user = self.existing_user(tenant, user_id).await?;
-                user.check_can_authenticate(now)
-                    .map_err(AuthnError::from)?;
+                user.check_can_authenticate(now).map_err(AuthnError::from)?;
                 let exclude: Vec<CredentialID> = user
                     .passkeys
                     .iter()
@@ -199,11 +198,7 @@ impl AuthenticationService {
                         .collect(),
                     backup_eligible: credential.backup_eligible,
                     backup_state: credential.backup_state,
-                    resident: response
-                        .extensions
-                        .cred_props
-                        .as_ref()
-                        .and_then(|p| p.rk),
+                    resident: response.extensions.cred_props.as_ref().and_then(|p| p.rk),
                     registered_at: now,
                     last_used_at: None,
                 };
@@ -283,7 +278,7 @@ fn finish(
             serde_json::from_value(state.clone()).map_err(|_| AuthnError::InvalidChallenge)?;
         return webauthn
             .finish_passkey_registration(response, &state)
-            .map_err(|_| AuthnError::InvalidPasskey);
+            .map_err(refused);
     }
     let state: AttestedPasskeyRegistration = payload
         .get("attested")
@@ -292,5 +287,10 @@ fn finish(
     webauthn
         .finish_attested_passkey_registration(response, &state)
         .map(Passkey::from)
-        .map_err(|_| AuthnError::InvalidPasskey)
+        .map_err(refused)
+}
+
+fn refused(error: webauthn_rs::prelude::WebauthnError) -> AuthnError {
+    tracing::debug!(%error, "passkey registration refused");
+    AuthnError::InvalidPasskey
 }

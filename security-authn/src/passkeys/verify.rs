@@ -74,9 +74,12 @@ pub fn verify_assertion(
                 presented: presented_counter(response),
             },
         )),
-        Err(WebauthnError::CredentialBackupEligibilityInconsistent) => {
-            Err(AssertionFailure::Refused(PasskeyRefusal::BackupFlagsChanged))
+        Err(WebauthnError::CredentialBackupEligibilityInconsistent) => Err(
+            AssertionFailure::Refused(PasskeyRefusal::BackupFlagsChanged),
+        ),
+        Err(error) => {
+            tracing::debug!(%error, "passkey assertion refused");
+            Err(AssertionFailure::Invalid)
         }
-        Err(_) => Err(AssertionFailure::Invalid),
     }
 }

@@ -13,6 +13,7 @@ mod identity;
 mod jwt_vectors;
 mod login;
 mod mfa;
+mod passkeys;
 mod secrets;
 mod session;
 mod sessions;
