@@ -1584,14 +1584,10 @@ impl Aggregate for User {
             } => {
                 self.sessions_revoked_at = Some(*revoked_at);
             }
-            // One passkey's sessions: the passkey is gone from the state,
-            // which is what its sessions are checked against.
-            UserEvent::SessionsRevoked {
-                passkey: Some(_), ..
-            } => {}
             UserEvent::SessionsRevoked {
                 revoked_at,
                 credential: Some(kind),
+                passkey: None,
                 ..
             } => {
                 self.credential_sessions_revoked_at
@@ -1631,7 +1627,13 @@ impl Aggregate for User {
                     passkey.last_used_at = Some(*used_at);
                 }
             }
-            UserEvent::PasskeyRefused { .. } => {}
+            // One passkey's sessions: the passkey is gone from the state,
+            // which is what its sessions are checked against. A refusal
+            // changes nothing (it is the record).
+            UserEvent::SessionsRevoked {
+                passkey: Some(_), ..
+            }
+            | UserEvent::PasskeyRefused { .. } => {}
         }
     }
 }

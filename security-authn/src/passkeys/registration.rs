@@ -290,6 +290,10 @@ fn finish(
         .map_err(refused)
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the shape `map_err` passes the error in"
+)]
 fn refused(error: webauthn_rs::prelude::WebauthnError) -> AuthnError {
     tracing::debug!(%error, "passkey registration refused");
     AuthnError::InvalidPasskey

@@ -603,6 +603,43 @@ async fn a_removed_passkey_ends_its_sessions_and_logs_in_no_more() {
 }
 
 #[tokio::test]
+async fn removing_one_passkey_keeps_the_sessions_of_another() {
+    let f = Fixture::with_config(config()).await;
+    let (user, first) = registered(&f, &f.authn, "omar").await;
+    let second = SoftKey::default();
+    let ceremony = f
+        .authn
+        .start_passkey_registration(f.tenant(), user, true)
+        .await
+        .unwrap();
+    let response = second.create(ORIGIN, &ceremony.options).await;
+    f.authn
+        .finish_passkey_registration(f.tenant(), user, &ceremony.challenge, &response, "Phone")
+        .await
+        .unwrap();
+    let by_first = passwordless(&f.authn, &f, &first).await.unwrap();
+    let by_second = passwordless(&f.authn, &f, &second).await.unwrap();
+    let listed = f.authn.passkeys(f.tenant(), user).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    f.advance(1);
+    f.authn
+        .remove_passkey(f.tenant(), user, &listed[0].id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.authn
+            .refresh(&by_first.refresh_token, &client("198.51.100.7"))
+            .await,
+        Err(AuthnError::SessionRevoked)
+    ));
+    f.authn
+        .refresh(&by_second.refresh_token, &client("198.51.100.7"))
+        .await
+        .unwrap();
+    passwordless(&f.authn, &f, &second).await.unwrap();
+}
+
+#[tokio::test]
 async fn without_a_relying_party_passkeys_are_off() {
     let f = Fixture::new().await;
     let user = f.user("mia").await;
