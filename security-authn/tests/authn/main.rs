@@ -18,6 +18,8 @@ mod secrets;
 mod session;
 mod sessions;
 mod sessions_view;
+#[path = "../../../tests/support/soft_passkey.rs"]
+mod soft_passkey;
 mod throttling;
 mod tokens;
 mod totp_vectors;

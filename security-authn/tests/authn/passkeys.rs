@@ -5,29 +5,15 @@
 //! challenge, another user's or tenant's challenge, sign-count
 //! regression, removed credential.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use passkey::authenticator::{
-    Authenticator, CredentialStore, DiscoverabilitySupport, StoreInfo, UiHint, UserCheck,
-    UserValidationMethod,
-};
-use passkey::client::{Client, DefaultClientData};
-use passkey::crypto::rust_crypto::RustCryptoBackend;
-use passkey::types::Passkey;
-use passkey::types::ctap2::make_credential::{
-    Options, PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity,
-};
-use passkey::types::ctap2::{Aaguid, Ctap2Error, StatusCode};
-use passkey::types::webauthn::{
-    CredentialCreationOptions, CredentialRequestOptions, PublicKeyCredentialDescriptor,
-};
 use secrecy::SecretString;
 use security_authn::passkeys::{PasskeyCeremony, PasskeyId, RelyingParty};
 use security_authn::{AuthenticationService, AuthnConfig, AuthnError, LoginOutcome, TokenPair};
 use security_core::{AccountClaims, Request, UserId};
-use webauthn_rs::prelude::Url;
 
 use crate::common::{Fixture, client, secret};
+use crate::soft_passkey::SoftKey;
 
 const RP_ID: &str = "example.com";
 const ORIGIN: &str = "https://login.example.com";
@@ -36,134 +22,6 @@ fn config() -> AuthnConfig {
     let mut config = AuthnConfig::default();
     config.passkeys.relying_party = Some(RelyingParty::new(RP_ID, &[ORIGIN]).unwrap());
     config
-}
-
-/// An authenticator's credential storage, shared so a test can copy the
-/// credential out and put an old copy back (a cloned authenticator).
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Option<Passkey>>>);
-
-#[async_trait::async_trait]
-impl CredentialStore for Shared {
-    type PasskeyItem = Passkey;
-
-    async fn find_credentials(
-        &self,
-        ids: Option<&[PublicKeyCredentialDescriptor]>,
-        _rp_id: &str,
-        _user_handle: Option<&[u8]>,
-    ) -> Result<Vec<Passkey>, StatusCode> {
-        let stored = self.0.lock().unwrap().clone();
-        let found = match ids {
-            Some(ids) if !ids.is_empty() => {
-                stored.filter(|pk| ids.iter().any(|d| d.id == pk.credential_id))
-            }
-            _ => stored,
-        };
-        found
-            .map(|pk| vec![pk])
-            .ok_or(Ctap2Error::NoCredentials.into())
-    }
-
-    async fn save_credential(
-        &mut self,
-        cred: Passkey,
-        _user: PublicKeyCredentialUserEntity,
-        _rp: PublicKeyCredentialRpEntity,
-        _options: Options,
-    ) -> Result<(), StatusCode> {
-        *self.0.lock().unwrap() = Some(cred);
-        Ok(())
-    }
-
-    async fn update_credential(&mut self, cred: &Passkey) -> Result<(), StatusCode> {
-        *self.0.lock().unwrap() = Some(cred.clone());
-        Ok(())
-    }
-
-    async fn get_info(&self) -> StoreInfo {
-        StoreInfo {
-            discoverability: DiscoverabilitySupport::ForcedDiscoverable,
-        }
-    }
-}
-
-/// The user is present and verified (a PIN or biometric was given).
-struct Verified;
-
-#[async_trait::async_trait]
-impl UserValidationMethod for Verified {
-    type PasskeyItem = Passkey;
-
-    async fn check_user<'a>(
-        &self,
-        _hint: UiHint<'a, Passkey>,
-        _presence: bool,
-        _verification: bool,
-    ) -> Result<UserCheck, Ctap2Error> {
-        Ok(UserCheck {
-            presence: true,
-            verification: true,
-        })
-    }
-
-    fn is_verification_enabled(&self) -> Option<bool> {
-        Some(true)
-    }
-
-    fn is_presence_enabled(&self) -> bool {
-        true
-    }
-}
-
-/// A software authenticator with a signature counter, behind a browser.
-#[derive(Clone, Default)]
-struct SoftKey {
-    store: Shared,
-}
-
-impl SoftKey {
-    fn authenticator(&self) -> Authenticator<Shared, Verified, RustCryptoBackend> {
-        let mut authenticator = Authenticator::new(
-            Aaguid::new_empty(),
-            self.store.clone(),
-            Verified,
-            RustCryptoBackend,
-        );
-        authenticator.set_make_credentials_with_signature_counter(true);
-        authenticator
-    }
-
-    /// `navigator.credentials.create` on `origin`; the JSON of the new
-    /// credential.
-    async fn create(&self, origin: &str, options: &serde_json::Value) -> String {
-        let options: CredentialCreationOptions = serde_json::from_value(options.clone()).unwrap();
-        let origin = Url::parse(origin).unwrap();
-        let created = Client::new(self.authenticator())
-            .register(&origin, options, DefaultClientData)
-            .await
-            .unwrap();
-        serde_json::to_string(&created).unwrap()
-    }
-
-    /// `navigator.credentials.get` on `origin`; the JSON of the assertion.
-    async fn get(&self, origin: &str, options: &serde_json::Value) -> String {
-        let options: CredentialRequestOptions = serde_json::from_value(options.clone()).unwrap();
-        let origin = Url::parse(origin).unwrap();
-        let asserted = Client::new(self.authenticator())
-            .authenticate(&origin, options, DefaultClientData)
-            .await
-            .unwrap();
-        serde_json::to_string(&asserted).unwrap()
-    }
-
-    fn copy(&self) -> Option<Passkey> {
-        self.store.0.lock().unwrap().clone()
-    }
-
-    fn restore(&self, copy: Option<Passkey>) {
-        *self.store.0.lock().unwrap() = copy;
-    }
 }
 
 fn with_rp_id(options: &serde_json::Value, rp_id: &str) -> serde_json::Value {
