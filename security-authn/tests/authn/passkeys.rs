@@ -497,6 +497,60 @@ async fn removing_one_passkey_keeps_the_sessions_of_another() {
     passwordless(&f.authn, &f, &second).await.unwrap();
 }
 
+/// A Yubico attestation certificate (base64url DER, from webauthn-rs's
+/// own tests): a CA list that a software authenticator cannot chain to.
+const YUBICO_ATTESTATION_CERT: &str = concat!(
+    "MIICvTCCAaWgAwIBAgIEK_F8eDANBgkqhkiG9w0BAQsFADAuMSwwKgYDVQQDEyNZdWJpY28gVTJGIFJv",
+    "b3QgQ0EgU2VyaWFsIDQ1NzIwMDYzMTAgFw0xNDA4MDEwMDAwMDBaGA8yMDUwMDkwNDAwMDAwMFowbjEL",
+    "MAkGA1UEBhMCU0UxEjAQBgNVBAoMCVl1YmljbyBBQjEiMCAGA1UECwwZQXV0aGVudGljYXRvciBBdHRl",
+    "c3RhdGlvbjEnMCUGA1UEAwweWXViaWNvIFUyRiBFRSBTZXJpYWwgNzM3MjQ2MzI4MFkwEwYHKoZIzj0C",
+    "AQYIKoZIzj0DAQcDQgAEdMLHhCPIcS6bSPJZWGb8cECuTN8H13fVha8Ek5nt-pI8vrSflxb59Vp4bDQl",
+    "H8jzXj3oW1ZwUDjHC6EnGWB5i6NsMGowIgYJKwYBBAGCxAoCBBUxLjMuNi4xLjQuMS40MTQ4Mi4xLjcw",
+    "EwYLKwYBBAGC5RwCAQEEBAMCAiQwIQYLKwYBBAGC5RwBAQQEEgQQxe9V_62aS5-1gK3rr-Am0DAMBgNV",
+    "HRMBAf8EAjAAMA0GCSqGSIb3DQEBCwUAA4IBAQCLbpN2nXhNbunZANJxAn_Cd-S4JuZsObnUiLnLLS0F",
+    "PWa01TY8F7oJ8bE-aFa4kTe6NQQfi8-yiZrQ8N-JL4f7gNdQPSrH-r3iFd4SvroDe1jaJO4J9LeiFjmR",
+    "dcVa-5cqNF4G1fPCofvw9W4lKnObuPakr0x_icdVq1MXhYdUtQk6Zr5mBnc4FhN9qi7DXqLHD5G7ZFUm",
+    "GwfIcD2-0m1f1mwQS8yRD5-_aDCf3vutwddoi3crtivzyromwbKklR4qHunJ75LGZLZA8pJ_mXnUQ6TT",
+    "sgRqPvPXgQPbSyGMf2z_DIPbQqCD_Bmc4dj9o6LozheBdDtcZCAjSPTAd_ui",
+);
+
+#[tokio::test]
+async fn required_attestation_refuses_an_authenticator_without_one() {
+    let der = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        YUBICO_ATTESTATION_CERT,
+    )
+    .unwrap();
+    let mut cas = webauthn_rs::prelude::AttestationCaListBuilder::new();
+    cas.insert_device_der(
+        &der,
+        uuid::Uuid::nil(),
+        "Yubico".into(),
+        std::collections::BTreeMap::new(),
+    )
+    .unwrap();
+    let mut config = config();
+    config.passkeys.attestation =
+        security_authn::passkeys::Attestation::Required(Arc::new(cas.build()));
+    let f = Fixture::with_config(config).await;
+    let user = f.user("pia").await;
+    let ceremony = f
+        .authn
+        .start_passkey_registration(f.tenant(), user, true)
+        .await
+        .unwrap();
+    assert_eq!(ceremony.options["publicKey"]["attestation"], "direct");
+    let key = SoftKey::default();
+    let response = key.create(ORIGIN, &ceremony.options).await;
+    assert!(matches!(
+        f.authn
+            .finish_passkey_registration(f.tenant(), user, &ceremony.challenge, &response, "K")
+            .await,
+        Err(AuthnError::InvalidPasskey)
+    ));
+    assert!(f.authn.passkeys(f.tenant(), user).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn without_a_relying_party_passkeys_are_off() {
     let f = Fixture::new().await;
