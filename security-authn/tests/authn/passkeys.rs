@@ -495,6 +495,26 @@ async fn removing_one_passkey_keeps_the_sessions_of_another() {
         .await
         .unwrap();
     passwordless(&f.authn, &f, &second).await.unwrap();
+    // The sessions view ("your devices") drops only the removed
+    // passkey's session.
+    let view = security_authn::SessionsView::new();
+    let store: Arc<dyn security_core::EventStore> = f.store.clone();
+    let mut runner = security_core::ProjectionRunner::new(
+        store,
+        Arc::new(security_core::InMemoryCheckpoints::new()),
+        view.projection(),
+        security_core::Scope::All,
+    )
+    .await
+    .unwrap();
+    runner.catch_up().await.unwrap();
+    let live: Vec<_> = view
+        .sessions(f.tenant(), user, f.now())
+        .iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert!(!live.contains(&by_first.session_id), "{live:?}");
+    assert!(live.contains(&by_second.session_id), "{live:?}");
 }
 
 /// A Yubico attestation certificate (base64url DER, from webauthn-rs's
