@@ -676,7 +676,11 @@ impl AuthenticationService {
             must_change = true;
         }
         let ctx = ctx.with_actor(Actor::user(user_id));
-        if user.needs_second_factor() || must_change {
+        // Passkeys ask for a second factor only where they can answer it
+        // (the tenant has a relying party).
+        let second_factor = user.mfa.enabled
+            || (user.needs_second_factor() && self.webauthn(ctx.tenant_id).is_ok());
+        if second_factor || must_change {
             // The next step is a challenge, which no command checks: look
             // at the user as it is now.
             let current = self.user(ctx.tenant_id, user_id).await?;
@@ -692,7 +696,7 @@ impl AuthenticationService {
                     .await?;
             }
             self.rehash_if_needed(&ctx, user, password).await;
-            if user.needs_second_factor() {
+            if second_factor {
                 return self
                     .issue_mfa_challenge(&ctx, user, must_change, client)
                     .await

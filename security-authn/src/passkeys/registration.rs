@@ -224,16 +224,33 @@ impl AuthenticationService {
     }
 
     /// The user's passkeys, in registration order.
+    #[tracing::instrument(
+        name = "authn.passkeys",
+        skip_all,
+        fields(operation = "passkeys", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty)
+    )]
     pub async fn passkeys(
         &self,
         tenant: TenantId,
         user_id: UserId,
     ) -> Result<Vec<PasskeyInfo>, AuthnError> {
-        let user = self.existing_user(tenant, user_id).await?;
-        Ok(user.passkeys.iter().map(PasskeyInfo::from).collect())
+        crate::observe::traced(
+            "passkeys",
+            async {
+                let user = self.existing_user(tenant, user_id).await?;
+                Ok(user.passkeys.iter().map(PasskeyInfo::from).collect())
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Renames one of the user's passkeys.
+    #[tracing::instrument(
+        name = "authn.rename_passkey",
+        skip_all,
+        fields(operation = "rename_passkey", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty)
+    )]
     pub async fn rename_passkey(
         &self,
         tenant: TenantId,
@@ -241,29 +258,48 @@ impl AuthenticationService {
         id: &PasskeyId,
         name: &str,
     ) -> Result<(), AuthnError> {
-        let ctx = self.context(tenant, Some(Actor::user(user_id)));
-        self.existing_user(tenant, user_id).await?;
-        let command = UserCommand::RenamePasskey {
-            id: id.clone(),
-            name: name.to_owned(),
-        };
-        self.user_command(&ctx, user_id, command).await.map(|_| ())
+        crate::observe::traced(
+            "rename_passkey",
+            async {
+                let ctx = self.context(tenant, Some(Actor::user(user_id)));
+                self.existing_user(tenant, user_id).await?;
+                let command = UserCommand::RenamePasskey {
+                    id: id.clone(),
+                    name: name.to_owned(),
+                };
+                self.user_command(&ctx, user_id, command).await.map(|_| ())
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 
     /// Removes one of the user's passkeys. The sessions it opened (alone
     /// or as a second factor) end: their refresh tokens are refused, and
     /// the user's access tokens issued until now too (in this process at
     /// once, in the others within the revocation projection's lag).
+    #[tracing::instrument(
+        name = "authn.remove_passkey",
+        skip_all,
+        fields(operation = "remove_passkey", tenant = %tenant, user_id = %user_id, outcome = tracing::field::Empty)
+    )]
     pub async fn remove_passkey(
         &self,
         tenant: TenantId,
         user_id: UserId,
         id: &PasskeyId,
     ) -> Result<(), AuthnError> {
-        let ctx = self.context(tenant, Some(Actor::user(user_id)));
-        self.existing_user(tenant, user_id).await?;
-        let command = UserCommand::RemovePasskey { id: id.clone() };
-        self.user_command(&ctx, user_id, command).await.map(|_| ())
+        crate::observe::traced(
+            "remove_passkey",
+            async {
+                let ctx = self.context(tenant, Some(Actor::user(user_id)));
+                self.existing_user(tenant, user_id).await?;
+                let command = UserCommand::RemovePasskey { id: id.clone() };
+                self.user_command(&ctx, user_id, command).await.map(|_| ())
+            },
+            crate::observe::outcome,
+        )
+        .await
     }
 }
 
