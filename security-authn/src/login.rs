@@ -676,10 +676,10 @@ impl AuthenticationService {
             must_change = true;
         }
         let ctx = ctx.with_actor(Actor::user(user_id));
-        // Passkeys ask for a second factor only where they can answer it
-        // (the tenant has a relying party).
-        let second_factor = user.mfa.enabled
-            || (user.needs_second_factor() && self.webauthn(ctx.tenant_id).is_ok());
+        // A registered passkey asks for a second factor even where the
+        // tenant has no relying party (a misconfigured replica): fail
+        // closed rather than fall back to the password alone.
+        let second_factor = user.needs_second_factor();
         if second_factor || must_change {
             // The next step is a challenge, which no command checks: look
             // at the user as it is now.

@@ -572,6 +572,29 @@ async fn required_attestation_refuses_an_authenticator_without_one() {
 }
 
 #[tokio::test]
+async fn a_replica_without_a_relying_party_does_not_drop_the_second_factor() {
+    let f = Fixture::with_config(config()).await;
+    registered(&f, &f.authn, "quinn").await;
+    // A replica without a relying party for the tenant cannot offer the
+    // passkey, yet the password alone does not log in there: it fails
+    // closed (a TOTP code, if enrolled, still completes the login).
+    let without = f.second_instance(AuthnConfig::default());
+    let outcome = without
+        .authenticate(
+            f.tenant(),
+            "quinn",
+            &secret(crate::common::PASSWORD),
+            &client("198.51.100.3"),
+        )
+        .await
+        .unwrap();
+    let LoginOutcome::MfaRequired(challenge) = outcome else {
+        panic!("the second factor must not be dropped: {outcome:?}");
+    };
+    assert!(challenge.passkey_options.is_none());
+}
+
+#[tokio::test]
 async fn without_a_relying_party_passkeys_are_off() {
     let f = Fixture::new().await;
     let user = f.user("mia").await;
