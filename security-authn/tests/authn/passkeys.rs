@@ -394,6 +394,44 @@ async fn another_users_or_tenants_challenge_is_refused() {
 }
 
 #[tokio::test]
+async fn another_users_passkey_does_not_answer_a_second_factor() {
+    let f = Fixture::with_config(config()).await;
+    let (_, victim_key) = registered(&f, &f.authn, "rita").await;
+    let (_, attacker_key) = registered(&f, &f.authn, "sam").await;
+    // The attacker knows rita's password and answers her second factor
+    // with his own passkey, through her options and then through a
+    // ceremony of his own.
+    let LoginOutcome::MfaRequired(challenge) =
+        f.login("rita", crate::common::PASSWORD).await.unwrap()
+    else {
+        panic!("second factor expected");
+    };
+    let options = challenge.passkey_options.clone().unwrap();
+    let mut open = options.clone();
+    open["publicKey"]
+        .as_object_mut()
+        .unwrap()
+        .remove("allowCredentials");
+    let forged = attacker_key.get(ORIGIN, &open).await;
+    assert!(matches!(
+        f.authn
+            .verify_mfa_passkey(&challenge.challenge, &forged, &client("198.51.100.1"))
+            .await,
+        Err(AuthnError::InvalidMfaCode)
+    ));
+    // Her own passkey still completes the same challenge (a few tries).
+    let answer = victim_key.get(ORIGIN, &options).await;
+    assert!(
+        f.authn
+            .verify_mfa_passkey(&challenge.challenge, &answer, &client("198.51.100.1"))
+            .await
+            .unwrap()
+            .into_tokens()
+            .is_some()
+    );
+}
+
+#[tokio::test]
 async fn a_signature_counter_that_goes_back_is_refused_and_recorded() {
     let f = Fixture::with_config(config()).await;
     let (user, key) = registered(&f, &f.authn, "kim").await;
