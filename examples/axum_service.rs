@@ -25,6 +25,10 @@
 //! | `POST /t/{tenant}/loans/{id}/approve` | `loan:approve` | `api_write` |
 //! | `POST /t/{tenant}/admin/users/{user_id}/lock` | `user:update` | `api_admin` |
 //! | `POST /t/{tenant}/admin/users/{user_id}/unlock` | `user:update` | `api_admin` |
+//! | `/t/{tenant id}/oauth/…`, `/t/{tenant id}/.well-known/openid-configuration` | see `security::axum::OidcRoutes` | |
+//!
+//! The OpenID Connect provider's issuer is `OIDC_ISSUER_BASE` (default
+//! `http://{BIND}`) followed by `/t/{tenant id}`.
 //!
 //! Passkeys (the router's `/auth/passkeys/…` routes) need a relying party:
 //! e.g. `WEBAUTHN_RP_ID=localhost WEBAUTHN_RP_ORIGIN=http://localhost:3000`.
@@ -46,9 +50,10 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use security::authn::NewPasswordUser;
+use security::authn::oidc::{OidcConfig, OidcProvider};
 use security::axum::{
-    AuthRouter, Problem, RateLimitLayer, RequirePermission, RequiredPermission, SecurityState,
-    TenantSource, TrustedProxies,
+    AuthRouter, OidcRoutes, Problem, RateLimitLayer, RequirePermission, RequiredPermission,
+    SecurityState, TenantSource, TrustedProxies,
 };
 use security::core::{
     AccountClaims, AccountId, Actor, IdempotencyKey, Request, RoleName, TenantId, UserId,
@@ -252,6 +257,38 @@ impl axum::extract::FromRef<AppState> for SecurityState {
     }
 }
 
+/// The security state of the routes: tenants by name or id.
+fn security_state(
+    services: &SecurityServices,
+    tenants: &[DemoTenant],
+    proxies: TrustedProxies,
+) -> SecurityState {
+    let mut names = TenantSource::path();
+    for tenant in tenants {
+        names = names.name(tenant.name, tenant.id);
+    }
+    SecurityState::builder_for(services)
+        .trusted_proxies(proxies)
+        .tenants(names)
+        .build()
+}
+
+/// The OpenID Connect provider's routes of every tenant, for the issuer
+/// base `issuer_base` (the service's public URL).
+pub(crate) fn oidc(
+    services: &SecurityServices,
+    tenants: &[DemoTenant],
+    proxies: TrustedProxies,
+    issuer_base: &str,
+) -> Result<Router, Failure> {
+    let security = security_state(services, tenants, proxies);
+    let provider = OidcProvider::new(services.authn().clone(), OidcConfig::new(issuer_base))?;
+    Ok(Router::new().nest(
+        security::axum::TENANT_PREFIX,
+        OidcRoutes::new(&security, provider).with_state(security),
+    ))
+}
+
 /// The whole application: the authentication routes of every tenant and
 /// the loans routes, over `services`.
 pub(crate) fn app(
@@ -259,14 +296,7 @@ pub(crate) fn app(
     tenants: &[DemoTenant],
     proxies: TrustedProxies,
 ) -> Router {
-    let mut names = TenantSource::path();
-    for tenant in tenants {
-        names = names.name(tenant.name, tenant.id);
-    }
-    let security = SecurityState::builder_for(services)
-        .trusted_proxies(proxies)
-        .tenants(names)
-        .build();
+    let security = security_state(services, tenants, proxies);
     let state = AppState {
         security: security.clone(),
         admin: services.security().admin().clone(),
@@ -317,7 +347,14 @@ async fn main() -> Result<(), Failure> {
             );
         }
     }
-    let router = app(&services, &tenants, proxies);
+    let issuer_base =
+        std::env::var("OIDC_ISSUER_BASE").unwrap_or_else(|_| format!("http://{address}"));
+    let router = app(&services, &tenants, proxies.clone()).merge(oidc(
+        &services,
+        &tenants,
+        proxies,
+        &issuer_base,
+    )?);
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -4,7 +4,9 @@
 #   PostgreSQL 127.0.0.1:5432 (trust auth), NATS with JetStream 127.0.0.1:4222,
 #   Redis 127.0.0.1:6379, the Kafka-protocol broker tansu 127.0.0.1:9092, and
 #   the interop tools
-#   (oathtool, nats-server binary, Python's confluent-kafka and PyJWT).
+#   (oathtool, nats-server binary, Python's confluent-kafka and PyJWT), and
+#   the browser of the passkey test (Debian's Chromium, driven by
+#   playwright-core from e2e/browser/package-lock.json).
 # Safe to run again: it only acts on what is missing. Logs go to
 # target/services/.
 set -euo pipefail
@@ -109,4 +111,13 @@ if ! port_open 9092; then
     --storage-engine memory://tansu/ >"$log_dir/tansu.log" 2>&1 </dev/null) &
   wait_port 9092 tansu
 fi
-say "PostgreSQL, NATS, Redis and tansu are up"
+
+# --- A real browser (the passkey test) -----------------------------------
+command -v chromium >/dev/null || apt_install chromium
+command -v npm >/dev/null || apt_install npm
+if [ ! -d e2e/browser/node_modules/playwright-core ]; then
+  say "npm ci (playwright-core, no browser download)"
+  (cd e2e/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) >"$log_dir/npm.log" 2>&1
+fi
+
+say "PostgreSQL, NATS, Redis, tansu and Chromium are ready"

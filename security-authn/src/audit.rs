@@ -20,7 +20,7 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use security_core::{
-    Aggregate, AppendRequest, AuthMethod, ClientInfo, CommandContext, ExpectedVersion,
+    Aggregate, AppendRequest, AuthMethod, ClientInfo, CommandContext, DomainEvent, ExpectedVersion,
     FailureReason, KeyOwner, Repository, SealedSecret, StoredEvent, StreamId, StreamQuery,
     TenantId, Until, UserId, impl_domain_event,
 };
@@ -190,6 +190,17 @@ impl AuditLog {
             AuthAudit::TYPE,
             audit_stream_id(ctx.tenant_id),
         );
+        self.append(ctx, stream_id, event).await
+    }
+
+    /// Appends one event to a log stream without a version check, and
+    /// publishes it.
+    pub(crate) async fn append<E: DomainEvent>(
+        &self,
+        ctx: &CommandContext,
+        stream_id: StreamId,
+        event: &E,
+    ) -> Result<(), AuthnError> {
         let events =
             security_core::new_events(std::slice::from_ref(event), ctx, &**self.repo.ids())?;
         let request = AppendRequest {

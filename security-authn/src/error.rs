@@ -83,6 +83,12 @@ pub enum AuthnError {
     /// unchanged.
     #[error(transparent)]
     Rejected(DomainError),
+    /// An OAuth 2.0 / OpenID Connect request was refused: answer with the
+    /// error's protocol code (see [`OAuthError`](crate::oidc::OAuthError)),
+    /// by redirect only when it carries a redirect. The caller's fault: do
+    /// not retry unchanged.
+    #[error(transparent)]
+    OAuth(#[from] crate::oidc::OAuthError),
     /// An identity event named an organization that has no account yet.
     /// Retry once its `OrganizationCreated` was handled.
     #[error("organization {0} has no account yet")]

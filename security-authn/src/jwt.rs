@@ -756,17 +756,19 @@ impl TokenValidator for JwtValidator {
     }
 }
 
-/// The JWS signing input `base64url(header) "." base64url(claims)` of an
-/// access token, built by hand: the issuer signs it through
+/// The JWS signing input `base64url(header) "." base64url(claims)` of a
+/// token (an access token, an ID token) with `typ` in its header, built by
+/// hand: the issuer signs it through
 /// [`KeyStore::sign`](security_core::KeyStore::sign) because the private key
 /// never leaves the key store, and `jsonwebtoken::encode` would need the
 /// private key in an `EncodingKey`.
 pub(crate) fn signing_input(
     alg: &str,
     kid: &str,
-    claims: &AccessClaims,
+    typ: &str,
+    claims: &impl serde::Serialize,
 ) -> Result<String, serde_json::Error> {
-    let header = serde_json::json!({ "alg": alg, "typ": ACCESS_TOKEN_TYP, "kid": kid });
+    let header = serde_json::json!({ "alg": alg, "typ": typ, "kid": kid });
     let header = serde_json::to_vec(&header)?;
     let claims = serde_json::to_vec(claims)?;
     let mut input = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 4);
@@ -776,7 +778,6 @@ pub(crate) fn signing_input(
     Ok(input)
 }
 
-/// Appends the signature segment.
 pub(crate) fn finish(mut signing_input: String, signature: &[u8]) -> String {
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(signature, &mut signing_input);

@@ -128,6 +128,7 @@ mod login;
 mod manage;
 mod new_user;
 pub mod observe;
+pub mod oidc;
 pub mod passkeys;
 mod password_change;
 mod policy;

@@ -66,6 +66,7 @@ pub(crate) fn error_outcome(error: &AuthnError) -> &'static str {
         AuthnError::SessionRevoked => "session_revoked",
         AuthnError::Token(_) => "invalid_token",
         AuthnError::Rejected(_) => "rejected",
+        AuthnError::OAuth(_) => "oauth_refused",
         AuthnError::UnknownOrganization(_) => "unknown_organization",
         AuthnError::Config(_) => "config",
         AuthnError::PasskeysNotConfigured => "passkeys_not_configured",

@@ -73,6 +73,15 @@ impl fmt::Debug for TokenPair {
     }
 }
 
+/// A session just started: its first refresh token.
+pub(crate) struct StartedSession {
+    pub(crate) refresh_token: SecretString,
+    pub(crate) refresh_expires_at: DateTime<Utc>,
+    pub(crate) user_id: UserId,
+    /// The session's start (after any revoke-all of the same instant).
+    pub(crate) now: DateTime<Utc>,
+}
+
 /// The service an application calls to authenticate users and manage
 /// their credentials, MFA, tokens and sessions. Cheap to clone.
 ///
@@ -652,9 +661,52 @@ impl AuthenticationService {
         passkey: Option<security_core::PasskeyId>,
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
+        let session_id = SessionId::from_uuid(self.new_id());
+        let started = self
+            .start_session_with(ctx, user, method, passkey, client, session_id)
+            .await?;
+        let (access_token, expires_at) = self
+            .access_token(ctx.tenant_id, user, account, session_id, started.now)
+            .await?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: started.refresh_token,
+            token_type: "Bearer",
+            expires_at,
+            refresh_expires_at: started.refresh_expires_at,
+            session_id,
+            user_id: started.user_id,
+            tenant_id: ctx.tenant_id,
+        })
+    }
+
+    /// Starts the session `session_id` for a user who just authenticated
+    /// and returns its first refresh token.
+    pub(crate) async fn start_session(
+        &self,
+        ctx: &CommandContext,
+        user: &User,
+        method: AuthMethod,
+        client: &ClientInfo,
+        session_id: SessionId,
+    ) -> Result<StartedSession, AuthnError> {
+        self.start_session_with(ctx, user, method, None, client, session_id)
+            .await
+    }
+
+    /// [`start_session`](Self::start_session) for a session a passkey
+    /// opened.
+    pub(crate) async fn start_session_with(
+        &self,
+        ctx: &CommandContext,
+        user: &User,
+        method: AuthMethod,
+        passkey: Option<security_core::PasskeyId>,
+        client: &ClientInfo,
+        session_id: SessionId,
+    ) -> Result<StartedSession, AuthnError> {
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
         let tenant = ctx.tenant_id;
-        let session_id = SessionId::from_uuid(self.new_id());
         let seed = crate::refresh::Seed::generate()?;
         let sealed_seed = self
             .seal_for(tenant, user_id.as_uuid(), seed.as_bytes())
@@ -685,18 +737,11 @@ impl AuthenticationService {
             .repo
             .execute::<Session>(session_id, &command, &session_ctx)
             .await?;
-        let (access_token, expires_at) = self
-            .access_token(tenant, user, account, session_id, session_ctx.now)
-            .await?;
-        Ok(TokenPair {
-            access_token,
+        Ok(StartedSession {
             refresh_token,
-            token_type: "Bearer",
-            expires_at,
             refresh_expires_at,
-            session_id,
             user_id,
-            tenant_id: tenant,
+            now: session_ctx.now,
         })
     }
 
@@ -745,6 +790,23 @@ impl AuthenticationService {
         session_id: SessionId,
         now: DateTime<Utc>,
     ) -> Result<(SecretString, DateTime<Utc>), AuthnError> {
+        let claims = self
+            .access_claims(tenant, user, account, Some(session_id), now)
+            .await?;
+        let token = self.sign_jwt(tenant, ACCESS_TOKEN_TYP, &claims).await?;
+        let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        Ok((SecretString::from(token), expires_at))
+    }
+
+    /// The claims of an access token for a user (and session), not signed.
+    pub(crate) async fn access_claims(
+        &self,
+        tenant: TenantId,
+        user: &User,
+        account: &Account,
+        session_id: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, AuthnError> {
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
         let config = &self.inner.config.jwt;
         // `iat` has one-second resolution and a revoke-all refuses every
@@ -763,33 +825,33 @@ impl AuthenticationService {
             iat = cutoff + 1;
         }
         let ttl = i64::try_from(config.access_token_ttl.as_secs()).unwrap_or(1800);
-        let exp = iat + ttl;
-        let claims = AccessClaims {
+        Ok(AccessClaims {
             iss: config.issuer.clone(),
             sub: user_id.to_string(),
             aud: Audience::One(config.audience.clone()),
-            exp,
+            exp: iat + ttl,
             nbf: None,
             iat,
             jti: self.new_id().to_string(),
             tenant_id: tenant,
             user_id,
-            session_id: Some(session_id),
+            session_id,
             roles: user.roles.iter().cloned().collect(),
             permissions: self.permissions(tenant, user, account, now).await?,
-        };
-        let token = self.sign_claims(tenant, &claims).await?;
-        let expires_at = DateTime::from_timestamp(exp, 0).unwrap_or(now);
-        Ok((SecretString::from(token), expires_at))
+        })
     }
 
-    async fn sign_claims(
+    /// Signs a JWT of any claims with the tenant's token-signing key (or
+    /// the HS256 secret), with `typ` in its header.
+    pub(crate) async fn sign_jwt(
         &self,
         tenant: TenantId,
-        claims: &AccessClaims,
+        typ: &str,
+        claims: &(impl serde::Serialize + Sync),
     ) -> Result<String, AuthnError> {
         if let Some((kid, key)) = &self.inner.hs256 {
-            let input = jwt::signing_input("HS256", kid, claims).map_err(AuthnError::crypto)?;
+            let input =
+                jwt::signing_input("HS256", kid, typ, claims).map_err(AuthnError::crypto)?;
             let signature =
                 jsonwebtoken::crypto::sign(input.as_bytes(), key, jsonwebtoken::Algorithm::HS256)
                     .map_err(AuthnError::crypto)?;
@@ -799,7 +861,7 @@ impl AuthenticationService {
             .inner
             .keys
             .sign_with(tenant, KeyPurpose::TokenSigning, |info| {
-                jwt::signing_input("EdDSA", &info.key_id.to_string(), claims)
+                jwt::signing_input("EdDSA", &info.key_id.to_string(), typ, claims)
                     .map_err(AuthnError::crypto)
             })
             .await?;

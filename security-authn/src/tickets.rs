@@ -116,6 +116,34 @@ impl AuthenticationService {
         Ok((token, expires_at))
     }
 
+    /// Stores a challenge made elsewhere (with its own token and expiry).
+    pub(crate) async fn issue_pending(
+        &self,
+        challenge: PendingChallenge,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthnError> {
+        self.inner
+            .challenges
+            .issue(challenge, self.inner.config.challenge_quota, now)
+            .await
+            .map_err(challenge_error)
+    }
+
+    /// Takes the live challenge of a tenant with this digest and purpose.
+    pub(crate) async fn take_pending(
+        &self,
+        tenant: TenantId,
+        digest: &ChallengeDigest,
+        purpose: &ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingChallenge>, AuthnError> {
+        self.inner
+            .challenges
+            .take(tenant, digest, purpose, now)
+            .await
+            .map_err(challenge_error)
+    }
+
     /// A token shaped like a stored one, for a username that matches no
     /// user: nothing is stored, but the store is asked the same kind of
     /// question (so both cost one round trip).

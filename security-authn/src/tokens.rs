@@ -11,14 +11,27 @@ use crate::session::{Session, SessionCommand, SessionError};
 
 /// A refresh token checked against its session: the token issued for that
 /// generation by this session's seed.
-struct Presented {
-    token: RefreshToken,
-    session: Session,
+pub(crate) struct Presented {
+    pub(crate) token: RefreshToken,
+    pub(crate) session: Session,
     seed: Seed,
 }
 
+/// A refresh token rotated: the next one, and what an access token for
+/// the session needs.
+pub(crate) struct Rotated {
+    pub(crate) tenant: TenantId,
+    pub(crate) session_id: SessionId,
+    pub(crate) user_id: UserId,
+    pub(crate) user: security_core::User,
+    pub(crate) account: security_core::Account,
+    pub(crate) refresh_token: SecretString,
+    pub(crate) refresh_expires_at: chrono::DateTime<chrono::Utc>,
+    pub(crate) now: chrono::DateTime<chrono::Utc>,
+}
+
 impl AuthenticationService {
-    async fn load_session(
+    pub(crate) async fn load_session(
         &self,
         tenant: TenantId,
         session_id: SessionId,
@@ -35,7 +48,10 @@ impl AuthenticationService {
     /// session's seed issued it (for a generation not after the current
     /// one). Anything else is [`AuthnError::InvalidRefreshToken`], without
     /// a trace in the session.
-    async fn presented(&self, refresh_token: &SecretString) -> Result<Presented, AuthnError> {
+    pub(crate) async fn presented(
+        &self,
+        refresh_token: &SecretString,
+    ) -> Result<Presented, AuthnError> {
         let token = RefreshToken::parse(refresh_token).ok_or(AuthnError::InvalidRefreshToken)?;
         let session = self.load_session(token.tenant, token.session_id).await?;
         let sealed = session
@@ -121,117 +137,142 @@ impl AuthenticationService {
         crate::observe::traced(
             "refresh",
             async {
-                let now = self.now();
-                let ip = client.ip.map(|ip| format!("refresh:ip:{ip}"));
-                if let Some((_, retry_after)) = self
-                    .throttle(&[ip], self.inner.config.api_rate, now)
-                    .await?
-                {
-                    return Err(AuthnError::Throttled { retry_after });
-                }
-                let Presented {
-                    token,
-                    session,
-                    seed,
-                } = self.presented(refresh_token).await?;
-                let tenant = token.tenant;
-                let session_id = token.session_id;
-                let ctx = self.context(tenant, None);
-                let (Some(user_id), Some(started_at)) = (session.user_id, session.started_at)
-                else {
-                    return Err(AuthnError::InvalidRefreshToken);
-                };
-                if !session.is_active() {
-                    return Err(AuthnError::SessionRevoked);
-                }
-                let ctx = ctx.with_actor(security_core::Actor::user(user_id));
-                let user = self.user(tenant, user_id).await?;
-                let account = self.account(tenant).await?;
-                // Only the current token can lead to new tokens; an old one goes
-                // straight to the aggregate, which records the reuse.
-                if token.generation == session.generation {
-                    let Some(user) = &user else {
-                        self.end_session(&ctx, session_id, "user not found").await?;
-                        return Err(AuthnError::SessionRevoked);
-                    };
-                    if user.is_session_revoked_for(started_at, session.opened_by)
-                        || session
-                            .passkey
-                            .as_ref()
-                            .is_some_and(|id| user.is_passkey_session_revoked(started_at, id))
-                    {
-                        self.end_session(&ctx, session_id, "user sessions revoked")
-                            .await?;
-                        return Err(AuthnError::SessionRevoked);
-                    }
-                    // A lock caused by failed logins (which anyone can cause) does
-                    // not stop a session that was already open; an admin's lock
-                    // revokes the sessions anyway.
-                    let failure_lock = matches!(
-                        &user.status,
-                        security_core::UserStatus::Locked { reason, .. }
-                            if reason == security_core::FAILURE_LOCK_REASON
-                    );
-                    if let Err(e) = user.check_can_authenticate(now)
-                        && !failure_lock
-                    {
-                        if user.status == security_core::UserStatus::Expired {
-                            self.end_session(&ctx, session_id, "user expired").await?;
-                        }
-                        return Err(e.into());
-                    }
-                    account.check_active(now)?;
-                }
-                let command = SessionCommand::Refresh {
-                    presented_generation: token.generation,
-                    expires_at: now + self.refresh_ttl(),
-                    client: client.clone(),
-                };
-                let outcome = match self
-                    .inner
-                    .repo
-                    .execute::<Session>(session_id, &command, &ctx)
-                    .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(security_core::CommandError::Rejected(SessionError::Revoked)) => {
-                        return Err(AuthnError::SessionRevoked);
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                if outcome
-                    .events
-                    .iter()
-                    .any(|e| &*e.event_type == "RefreshTokenReuseDetected")
-                {
-                    self.inner
-                        .validator
-                        .revocations()
-                        .revoke_session(tenant, session_id, now);
-                    tracing::warn!(%session_id, "refresh token reuse: session revoked");
-                    return Err(AuthnError::RefreshTokenReused);
-                }
-                let rotated = outcome.state;
-                let refresh_expires_at = rotated.expires_at.unwrap_or(now);
-                let refresh_token = seed.token(tenant, session_id, rotated.generation);
-                let user = user.ok_or(AuthnError::SessionRevoked)?;
+                let rotated = self.rotate_refresh_token(refresh_token, client).await?;
                 let (access_token, expires_at) = self
-                    .access_token(tenant, &user, &account, session_id, now)
+                    .access_token(
+                        rotated.tenant,
+                        &rotated.user,
+                        &rotated.account,
+                        rotated.session_id,
+                        rotated.now,
+                    )
                     .await?;
                 Ok(TokenPair {
                     access_token,
-                    refresh_token,
+                    refresh_token: rotated.refresh_token,
                     token_type: "Bearer",
                     expires_at,
-                    refresh_expires_at,
-                    session_id,
-                    user_id,
-                    tenant_id: tenant,
+                    refresh_expires_at: rotated.refresh_expires_at,
+                    session_id: rotated.session_id,
+                    user_id: rotated.user_id,
+                    tenant_id: rotated.tenant,
                 })
             },
             crate::observe::outcome,
         )
         .await
+    }
+
+    /// The checks and the rotation of [`refresh`](Self::refresh), without
+    /// the access token: the next refresh token of the session.
+    pub(crate) async fn rotate_refresh_token(
+        &self,
+        refresh_token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<Rotated, AuthnError> {
+        let now = self.now();
+        let ip = client.ip.map(|ip| format!("refresh:ip:{ip}"));
+        if let Some((_, retry_after)) = self
+            .throttle(&[ip], self.inner.config.api_rate, now)
+            .await?
+        {
+            return Err(AuthnError::Throttled { retry_after });
+        }
+        let Presented {
+            token,
+            session,
+            seed,
+        } = self.presented(refresh_token).await?;
+        let tenant = token.tenant;
+        let session_id = token.session_id;
+        let ctx = self.context(tenant, None);
+        let (Some(user_id), Some(started_at)) = (session.user_id, session.started_at) else {
+            return Err(AuthnError::InvalidRefreshToken);
+        };
+        if !session.is_active() {
+            return Err(AuthnError::SessionRevoked);
+        }
+        let ctx = ctx.with_actor(security_core::Actor::user(user_id));
+        let user = self.user(tenant, user_id).await?;
+        let account = self.account(tenant).await?;
+        // Only the current token can lead to new tokens; an old one goes
+        // straight to the aggregate, which records the reuse.
+        if token.generation == session.generation {
+            let Some(user) = &user else {
+                self.end_session(&ctx, session_id, "user not found").await?;
+                return Err(AuthnError::SessionRevoked);
+            };
+            if user.is_session_revoked_for(started_at, session.opened_by)
+                || session
+                    .passkey
+                    .as_ref()
+                    .is_some_and(|id| user.is_passkey_session_revoked(started_at, id))
+            {
+                self.end_session(&ctx, session_id, "user sessions revoked")
+                    .await?;
+                return Err(AuthnError::SessionRevoked);
+            }
+            // A lock caused by failed logins (which anyone can cause) does
+            // not stop a session that was already open; an admin's lock
+            // revokes the sessions anyway.
+            let failure_lock = matches!(
+                &user.status,
+                security_core::UserStatus::Locked { reason, .. }
+                    if reason == security_core::FAILURE_LOCK_REASON
+            );
+            if let Err(e) = user.check_can_authenticate(now)
+                && !failure_lock
+            {
+                if user.status == security_core::UserStatus::Expired {
+                    self.end_session(&ctx, session_id, "user expired").await?;
+                }
+                return Err(e.into());
+            }
+            account.check_active(now)?;
+        }
+        let command = SessionCommand::Refresh {
+            presented_generation: token.generation,
+            expires_at: now + self.refresh_ttl(),
+            client: client.clone(),
+        };
+        let outcome = match self
+            .inner
+            .repo
+            .execute::<Session>(session_id, &command, &ctx)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(security_core::CommandError::Rejected(SessionError::Revoked)) => {
+                return Err(AuthnError::SessionRevoked);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if outcome
+            .events
+            .iter()
+            .any(|e| &*e.event_type == "RefreshTokenReuseDetected")
+        {
+            self.inner
+                .validator
+                .revocations()
+                .revoke_session(tenant, session_id, now);
+            tracing::warn!(%session_id, "refresh token reuse: session revoked");
+            return Err(AuthnError::RefreshTokenReused);
+        }
+        let rotated = outcome.state;
+        let refresh_expires_at = rotated.expires_at.unwrap_or(now);
+        let refresh_token = seed.token(tenant, session_id, rotated.generation);
+        let user = user.ok_or(AuthnError::SessionRevoked)?;
+        Ok(Rotated {
+            tenant,
+            session_id,
+            user_id,
+            user,
+            account,
+            refresh_token,
+            refresh_expires_at,
+            now,
+        })
     }
 
     /// Logs out: revokes the session of this refresh token (its access

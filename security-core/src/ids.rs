@@ -18,6 +18,12 @@ pub struct ParseIdError {
     kind: &'static str,
 }
 
+impl ParseIdError {
+    pub(crate) fn new(kind: &'static str) -> Self {
+        Self { kind }
+    }
+}
+
 macro_rules! typed_id {
     ($(#[$meta:meta])* $name:ident, $kind:literal) => {
         $(#[$meta])*

@@ -60,6 +60,7 @@ mod event;
 mod ids;
 mod keys;
 pub mod limits;
+pub mod oauth;
 pub mod observe;
 mod operator;
 mod passkey;

@@ -13,7 +13,8 @@
 //! - **Rate limits**: [`RateLimitLayer`] applies a [`RateTier`](crate::RateTier)
 //!   per client IP and per user.
 //! - **Routes**: [`AuthRouter`] — login, MFA, password changes, refresh,
-//!   logout, sessions, TOTP enrolment, backup codes, the JWKS.
+//!   logout, sessions, TOTP enrolment, backup codes, the JWKS; and
+//!   [`OidcRoutes`], the OAuth 2.0 / OpenID Connect provider.
 //!
 //! The extractors need the [`SecurityState`] in the application's state
 //! (`SecurityState: FromRef<AppState>`), and the server must give the peer
@@ -26,6 +27,7 @@
 mod auth;
 mod body;
 mod client_ip;
+mod oidc;
 mod problem;
 mod rate_limit;
 mod routes;
@@ -35,6 +37,7 @@ mod tenant;
 pub use auth::{Authenticated, RequirePermission, RequiredPermission};
 pub use body::JsonBody;
 pub use client_ip::{Client, ClientIp, InvalidTrustedProxies, TrustedProxies};
+pub use oidc::OidcRoutes;
 pub use problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX, Problem};
 pub use rate_limit::{RateLimitLayer, RateLimited};
 pub use routes::{AuthRouter, TENANT_PREFIX};

@@ -327,6 +327,11 @@ impl From<AuthnError> for Problem {
                 .with_extension("violations", rules)
             }
             AuthnError::Rejected(d) => Self::from(d.clone()),
+            AuthnError::OAuth(o) => {
+                let status = StatusCode::from_u16(o.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                Self::new(status, o.code.as_str(), "OAuth request refused")
+                    .with_detail(o.description)
+            }
             AuthnError::UnknownOrganization(_) | AuthnError::Conflict => {
                 Self::new(StatusCode::CONFLICT, "conflict", "Conflict")
                     .with_detail("the request conflicted with another: retry")
