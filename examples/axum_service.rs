@@ -30,8 +30,12 @@
 //! The OpenID Connect provider's issuer is `OIDC_ISSUER_BASE` (default
 //! `http://{BIND}`) followed by `/t/{tenant id}`.
 //!
-//! The end-to-end test (`e2e/tests/axum_service.rs`) runs this same
-//! application over real HTTP.
+//! Passkeys (the router's `/auth/passkeys/…` routes) need a relying party:
+//! e.g. `WEBAUTHN_RP_ID=localhost WEBAUTHN_RP_ORIGIN=http://localhost:3000`.
+//!
+//! The end-to-end tests (`e2e/tests/axum_service.rs`,
+//! `e2e/tests/passkeys_http.rs`, and `e2e/tests/browser_passkeys.rs` with
+//! Chromium) run this same application over real HTTP.
 
 #![allow(clippy::print_stdout, reason = "an example reports what it does")]
 

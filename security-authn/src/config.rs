@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretSlice};
 use security_core::{ChallengeQuota, LockoutPolicy};
 
+use crate::passkeys::PasskeyConfig;
 use crate::policy::PasswordPolicy;
 use crate::totp::TotpConfig;
 use security_core::RateLimit;
@@ -161,6 +162,10 @@ pub struct AuthnConfig {
     /// How long a login waits for the verifications in flight on the same
     /// user before it is answered as throttled: 30 s.
     pub attempt_wait: Duration,
+    /// Passkeys (WebAuthn): the relying party (`WEBAUTHN_RP_ID`,
+    /// `WEBAUTHN_RP_ORIGIN`), per-tenant overrides, attestation. None by
+    /// default: passkeys are off until a relying party is set.
+    pub passkeys: PasskeyConfig,
 }
 
 impl Default for AuthnConfig {
@@ -187,6 +192,7 @@ impl Default for AuthnConfig {
             challenge_quota: ChallengeQuota::default(),
             attempt_lease_ttl: Duration::from_secs(30),
             attempt_wait: Duration::from_secs(30),
+            passkeys: PasskeyConfig::default(),
         }
     }
 }
@@ -213,6 +219,8 @@ pub const ENV_VARS: &[&str] = &[
     "PASSWORD_HISTORY",
     "PASSWORD_MAX_AGE_DAYS",
     "RATE_LIMIT_IPV6_PREFIX",
+    "WEBAUTHN_RP_ID",
+    "WEBAUTHN_RP_ORIGIN",
 ];
 
 impl AuthnConfig {
@@ -326,6 +334,7 @@ impl AuthnConfig {
             let bits = number("RATE_LIMIT_IPV6_PREFIX", &v, 16, 128, "bits")?;
             config.ipv6_prefix_len = u8::try_from(bits).unwrap_or(64);
         }
+        config.passkeys = PasskeyConfig::from_lookup(get)?;
         Ok(config)
     }
 }

@@ -93,6 +93,18 @@ pub enum AuthnError {
     /// Retry once its `OrganizationCreated` was handled.
     #[error("organization {0} has no account yet")]
     UnknownOrganization(Uuid),
+    /// Passkeys are not configured for this tenant (no relying party:
+    /// `WEBAUTHN_RP_ID` and `WEBAUTHN_RP_ORIGIN`, or a tenant override).
+    /// Offer another login method; configure a relying party to enable
+    /// them.
+    #[error("passkeys are not configured")]
+    PasskeysNotConfigured,
+    /// A passkey registration response is malformed, too large, or did
+    /// not verify (wrong origin or RP id, no user verification, refused
+    /// attestation, a credential already registered). Start the
+    /// registration again; do not retry the same response.
+    #[error("invalid passkey registration")]
+    InvalidPasskey,
     /// The configuration is invalid; the message names the variable.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -1,5 +1,6 @@
-//! Authentication for the security crate family: passwords, MFA (TOTP and
-//! backup codes), access and refresh tokens, sessions, throttling and
+//! Authentication for the security crate family: passwords, MFA (TOTP,
+//! backup codes, passkeys), passwordless passkey login (WebAuthn, module
+//! [`passkeys`]), access and refresh tokens, sessions, throttling and
 //! lockout; and NATS decentralized auth (operator, account and user JWTs,
 //! `.creds` files).
 //!
@@ -15,9 +16,10 @@
 //! - **Login**: [`authenticate`](AuthenticationService::authenticate) with a
 //!   username and password gives a [`LoginOutcome`]: tokens, an MFA
 //!   challenge ([`verify_mfa`](AuthenticationService::verify_mfa) with a TOTP
-//!   or backup code), or a password-change ticket for a temporary or
-//!   expired password. API keys and public keys (nkey nonce signing) log in
-//!   too.
+//!   or backup code, or [`verify_mfa_passkey`](AuthenticationService::verify_mfa_passkey)
+//!   with a passkey), or a password-change ticket for a temporary or
+//!   expired password. Passkeys (alone, with a discoverable credential),
+//!   API keys and public keys (nkey nonce signing) log in too.
 //! - **Tokens**: access tokens are JWTs (`typ` `at+jwt`), EdDSA with the
 //!   tenant's signing key from the [`KeyStore`](security_core::KeyStore)
 //!   (the private key never leaves it), or HS256 with `JWT_SECRET_KEY`.
@@ -127,6 +129,7 @@ mod manage;
 mod new_user;
 pub mod observe;
 pub mod oidc;
+pub mod passkeys;
 mod password_change;
 mod policy;
 mod projection;

@@ -27,7 +27,7 @@ use crate::tickets::Lookup;
 use crate::totp::TotpSecret;
 
 /// Prefix of MFA challenges.
-const MFA_CHALLENGE_PREFIX: &str = "sec_mfa_";
+pub(crate) const MFA_CHALLENGE_PREFIX: &str = "sec_mfa_";
 /// Prefix of password-change tickets.
 const PASSWORD_TICKET_PREFIX: &str = "sec_pwc_";
 /// Prefix of public-key challenges.
@@ -63,6 +63,10 @@ pub struct MfaChallenge {
     pub challenge: SecretString,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
+    /// When the user has passkeys (and the tenant a relying party): the
+    /// WebAuthn request options (`{"publicKey": …}`) listing them, for
+    /// [`AuthenticationService::verify_mfa_passkey`] instead of a code.
+    pub passkey_options: Option<serde_json::Value>,
 }
 
 impl fmt::Debug for MfaChallenge {
@@ -70,6 +74,7 @@ impl fmt::Debug for MfaChallenge {
         f.debug_struct("MfaChallenge")
             .field("challenge", &"[REDACTED]")
             .field("expires_at", &self.expires_at)
+            .field("passkey", &self.passkey_options.is_some())
             .finish()
     }
 }
@@ -158,7 +163,7 @@ pub(crate) fn remaining(now: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Opt
     })
 }
 
-fn lock_error(user: &User, now: DateTime<Utc>) -> AuthnError {
+pub(crate) fn lock_error(user: &User, now: DateTime<Utc>) -> AuthnError {
     let until = match &user.status {
         UserStatus::Locked { until, .. } => *until,
         _ => None,
@@ -220,16 +225,16 @@ enum Step {
 }
 
 /// An attempt that failed without (or before) a user stream.
-struct Attempt<'a> {
-    user_id: Option<UserId>,
-    username: Option<&'a str>,
-    method: AuthMethod,
-    reason: FailureReason,
-    throttled: Option<(ThrottleScope, Duration)>,
+pub(crate) struct Attempt<'a> {
+    pub(crate) user_id: Option<UserId>,
+    pub(crate) username: Option<&'a str>,
+    pub(crate) method: AuthMethod,
+    pub(crate) reason: FailureReason,
+    pub(crate) throttled: Option<(ThrottleScope, Duration)>,
 }
 
 impl AuthenticationService {
-    async fn audit_attempt(
+    pub(crate) async fn audit_attempt(
         &self,
         ctx: &CommandContext,
         attempt: Attempt<'_>,
@@ -260,7 +265,7 @@ impl AuthenticationService {
 
     /// After a credential verified: a locked or expired user is refused
     /// (and the attempt recorded) as at a password login.
-    async fn refuse_unusable(
+    pub(crate) async fn refuse_unusable(
         &self,
         ctx: &CommandContext,
         user: &User,
@@ -302,7 +307,7 @@ impl AuthenticationService {
             .map(|_| ())
     }
 
-    async fn active_account(
+    pub(crate) async fn active_account(
         &self,
         ctx: &CommandContext,
         user_id: Option<UserId>,
@@ -671,7 +676,11 @@ impl AuthenticationService {
             must_change = true;
         }
         let ctx = ctx.with_actor(Actor::user(user_id));
-        if user.mfa.enabled || must_change {
+        // A registered passkey asks for a second factor even where the
+        // tenant has no relying party (a misconfigured replica): fail
+        // closed rather than fall back to the password alone.
+        let second_factor = user.needs_second_factor();
+        if second_factor || must_change {
             // The next step is a challenge, which no command checks: look
             // at the user as it is now.
             let current = self.user(ctx.tenant_id, user_id).await?;
@@ -687,9 +696,9 @@ impl AuthenticationService {
                     .await?;
             }
             self.rehash_if_needed(&ctx, user, password).await;
-            if user.mfa.enabled {
+            if second_factor {
                 return self
-                    .issue_mfa_challenge(&ctx, user_id, must_change, client)
+                    .issue_mfa_challenge(&ctx, user, must_change, client)
                     .await
                     .map(Step::Done);
             }
@@ -770,17 +779,27 @@ impl AuthenticationService {
     async fn issue_mfa_challenge(
         &self,
         ctx: &CommandContext,
-        user_id: UserId,
+        user: &User,
         then_change_password: bool,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthnError> {
+        let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
+        let mut payload = serde_json::json!({ "then_change_password": then_change_password });
+        let mut passkey_options = None;
+        if !user.passkeys.is_empty()
+            && let Ok(webauthn) = self.webauthn(ctx.tenant_id)
+        {
+            let (options, state) = crate::passkeys::assertion_ceremony(webauthn, Some(user))?;
+            payload["passkey"] = state;
+            passkey_options = Some(options);
+        }
         let (challenge, expires_at) = self
             .issue_challenge(
                 MFA_CHALLENGE_PREFIX,
                 ctx.tenant_id,
                 user_id,
                 ChallengePurpose::mfa(),
-                serde_json::json!({ "then_change_password": then_change_password }),
+                payload,
                 ctx.now,
             )
             .await?;
@@ -794,10 +813,11 @@ impl AuthenticationService {
         Ok(LoginOutcome::MfaRequired(MfaChallenge {
             challenge,
             expires_at,
+            passkey_options,
         }))
     }
 
-    async fn issue_password_ticket(
+    pub(crate) async fn issue_password_ticket(
         &self,
         ctx: &CommandContext,
         user_id: UserId,

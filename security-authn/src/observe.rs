@@ -69,6 +69,8 @@ pub(crate) fn error_outcome(error: &AuthnError) -> &'static str {
         AuthnError::OAuth(_) => "oauth_refused",
         AuthnError::UnknownOrganization(_) => "unknown_organization",
         AuthnError::Config(_) => "config",
+        AuthnError::PasskeysNotConfigured => "passkeys_not_configured",
+        AuthnError::InvalidPasskey => "invalid_passkey",
         AuthnError::Conflict => "conflict",
         AuthnError::Store(_)
         | AuthnError::KeyStore(_)

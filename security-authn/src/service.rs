@@ -109,6 +109,7 @@ pub(crate) struct Inner {
     pub(crate) hs256: Option<(String, jsonwebtoken::EncodingKey)>,
     pub(crate) challenges: Arc<dyn ChallengeStore>,
     pub(crate) attempts: Arc<dyn AttemptLedger>,
+    pub(crate) passkeys: crate::passkeys::Verifiers,
     pub(crate) health: Arc<Health>,
     /// Dropped with the service: stops the background work.
     #[allow(dead_code, reason = "held for its Drop")]
@@ -197,6 +198,7 @@ impl AuthenticationServiceBuilder {
     /// (see [`revocation_health`](AuthenticationService::revocation_health)),
     /// which stops when the last clone of the service is dropped.
     pub fn build(self) -> Result<AuthenticationService, AuthnError> {
+        let passkeys = crate::passkeys::Verifiers::new(&self.config.passkeys)?;
         let jwt = &self.config.jwt;
         let retention = jwt.access_token_ttl + jwt.leeway + std::time::Duration::from_secs(60);
         let validator = JwtValidator::builder(Arc::clone(&self.clock))
@@ -287,6 +289,7 @@ impl AuthenticationServiceBuilder {
                     .unwrap_or_else(|| Arc::new(MemoryAttemptLedger::new())),
                 audit,
                 repo,
+                passkeys,
             }),
         })
     }
@@ -297,11 +300,13 @@ impl AuthenticationServiceBuilder {
 fn opened_by(method: AuthMethod) -> Option<security_core::CredentialType> {
     use security_core::CredentialType;
     match method {
-        AuthMethod::Password | AuthMethod::PasswordTotp | AuthMethod::PasswordBackupCode => {
-            Some(CredentialType::Password)
-        }
+        AuthMethod::Password
+        | AuthMethod::PasswordTotp
+        | AuthMethod::PasswordBackupCode
+        | AuthMethod::PasswordPasskey => Some(CredentialType::Password),
         AuthMethod::ApiToken => Some(CredentialType::Token),
         AuthMethod::PublicKey => Some(CredentialType::PublicKey),
+        AuthMethod::Passkey => Some(CredentialType::Passkey),
         _ => None,
     }
 }
@@ -641,9 +646,24 @@ impl AuthenticationService {
         method: AuthMethod,
         client: &ClientInfo,
     ) -> Result<TokenPair, AuthnError> {
+        self.open_session_with(ctx, user, account, method, None, client)
+            .await
+    }
+
+    /// Starts a session opened (alone or as the second factor) by a
+    /// passkey, which its refreshes then depend on.
+    pub(crate) async fn open_session_with(
+        &self,
+        ctx: &CommandContext,
+        user: &User,
+        account: &Account,
+        method: AuthMethod,
+        passkey: Option<security_core::PasskeyId>,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, AuthnError> {
         let session_id = SessionId::from_uuid(self.new_id());
         let started = self
-            .start_session(ctx, user, method, client, session_id)
+            .start_session_with(ctx, user, method, passkey, client, session_id)
             .await?;
         let (access_token, expires_at) = self
             .access_token(ctx.tenant_id, user, account, session_id, started.now)
@@ -670,6 +690,21 @@ impl AuthenticationService {
         client: &ClientInfo,
         session_id: SessionId,
     ) -> Result<StartedSession, AuthnError> {
+        self.start_session_with(ctx, user, method, None, client, session_id)
+            .await
+    }
+
+    /// [`start_session`](Self::start_session) for a session a passkey
+    /// opened.
+    pub(crate) async fn start_session_with(
+        &self,
+        ctx: &CommandContext,
+        user: &User,
+        method: AuthMethod,
+        passkey: Option<security_core::PasskeyId>,
+        client: &ClientInfo,
+        session_id: SessionId,
+    ) -> Result<StartedSession, AuthnError> {
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
         let tenant = ctx.tenant_id;
         let seed = crate::refresh::Seed::generate()?;
@@ -692,6 +727,7 @@ impl AuthenticationService {
             user_id,
             method,
             opened_by: opened_by(method),
+            passkey,
             client: client.clone(),
             seed: sealed_seed,
             expires_at: refresh_expires_at,

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use security_core::{
-    Aggregate, AuthMethod, ClientInfo, CommandContext, CredentialType, SealedSecret, SessionId,
-    SnapshotCodec, UserId, impl_domain_event,
+    Aggregate, AuthMethod, ClientInfo, CommandContext, CredentialType, PasskeyId, SealedSecret,
+    SessionId, SnapshotCodec, UserId, impl_domain_event,
 };
 
 /// Why a session command was refused.
@@ -64,6 +64,9 @@ pub enum SessionCommand {
         /// The kind of credential that opened it (replacing or revoking
         /// that credential ends the session).
         opened_by: Option<CredentialType>,
+        /// The passkey that opened it, if one did (removing that passkey
+        /// ends the session).
+        passkey: Option<PasskeyId>,
         /// Where from.
         client: ClientInfo,
         /// The seed every generation's refresh token derives from, sealed.
@@ -106,6 +109,9 @@ pub enum SessionEvent {
         /// The kind of credential that opened it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         opened_by: Option<CredentialType>,
+        /// The passkey that opened it, if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passkey: Option<PasskeyId>,
         /// Where from.
         client: ClientInfo,
         /// The refresh tokens' seed, sealed with the user's data key.
@@ -199,6 +205,9 @@ pub struct Session {
     pub method: Option<AuthMethod>,
     /// The kind of credential that opened it.
     pub opened_by: Option<CredentialType>,
+    /// The passkey that opened it, if one did.
+    #[serde(default)]
+    pub passkey: Option<PasskeyId>,
     /// When it started.
     pub started_at: Option<DateTime<Utc>>,
     /// When it was last refreshed.
@@ -234,7 +243,8 @@ impl Aggregate for Session {
     type Error = SessionError;
     // A session's stream grows with every refresh: a process that has not
     // seen it yet starts from a snapshot, not from its first event.
-    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(1));
+    // Version 2: the passkey that opened the session is part of the state.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(2));
 
     fn handle(
         &self,
@@ -247,6 +257,7 @@ impl Aggregate for Session {
             user_id,
             method,
             opened_by,
+            passkey,
             client,
             seed,
             expires_at,
@@ -261,6 +272,7 @@ impl Aggregate for Session {
                 user_id: *user_id,
                 method: *method,
                 opened_by: *opened_by,
+                passkey: passkey.clone(),
                 client: client.clone(),
                 seed: seed.clone(),
                 expires_at: (*expires_at).min(*absolute_expires_at),
@@ -334,6 +346,7 @@ impl Aggregate for Session {
                 user_id,
                 method,
                 opened_by,
+                passkey,
                 seed,
                 expires_at,
                 absolute_expires_at,
@@ -344,6 +357,7 @@ impl Aggregate for Session {
                 self.user_id = Some(*user_id);
                 self.method = Some(*method);
                 self.opened_by = *opened_by;
+                self.passkey.clone_from(passkey);
                 self.started_at = Some(*started_at);
                 self.seed = Some(seed.clone());
                 self.expires_at = Some(*expires_at);

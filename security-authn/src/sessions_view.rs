@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use security_core::{
-    Aggregate, AuthMethod, ClientInfo, Projection, ProjectionError, SessionId, StoredEvent,
-    TenantId, User, UserEvent, UserId,
+    Aggregate, AuthMethod, ClientInfo, PasskeyId, Projection, ProjectionError, SessionId,
+    StoredEvent, TenantId, User, UserEvent, UserId,
 };
 
 use crate::session::{Session, SessionEvent};
@@ -32,6 +32,9 @@ pub struct SessionSummary {
     pub last_refreshed_at: Option<DateTime<Utc>>,
     /// When its current refresh token expires.
     pub expires_at: DateTime<Utc>,
+    /// The passkey that opened it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<PasskeyId>,
 }
 
 type UserSessions = BTreeMap<SessionId, SessionSummary>;
@@ -186,6 +189,7 @@ impl Projection for SessionsProjection {
                     client,
                     expires_at,
                     started_at,
+                    passkey,
                     ..
                 } => {
                     users.entry((tenant, user_id)).or_default().insert(
@@ -197,6 +201,7 @@ impl Projection for SessionsProjection {
                             started_at,
                             last_refreshed_at: None,
                             expires_at,
+                            passkey,
                         },
                     );
                 }
@@ -232,12 +237,17 @@ impl Projection for SessionsProjection {
             if let UserEvent::SessionsRevoked {
                 user_id,
                 revoked_at,
+                passkey,
                 ..
             } = event.decode::<UserEvent>()?
             {
+                // One passkey's revocation ends only the sessions it opened.
                 let mut users = self.view.write();
                 remove_where(&mut users, (tenant, user_id), |s| {
                     s.started_at <= revoked_at
+                        && passkey
+                            .as_ref()
+                            .is_none_or(|id| s.passkey.as_ref() == Some(id))
                 });
             }
         } else {

@@ -202,7 +202,12 @@ impl AuthenticationService {
                 self.end_session(&ctx, session_id, "user not found").await?;
                 return Err(AuthnError::SessionRevoked);
             };
-            if user.is_session_revoked_for(started_at, session.opened_by) {
+            if user.is_session_revoked_for(started_at, session.opened_by)
+                || session
+                    .passkey
+                    .as_ref()
+                    .is_some_and(|id| user.is_passkey_session_revoked(started_at, id))
+            {
                 self.end_session(&ctx, session_id, "user sessions revoked")
                     .await?;
                 return Err(AuthnError::SessionRevoked);

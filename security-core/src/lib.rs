@@ -63,6 +63,7 @@ pub mod limits;
 pub mod oauth;
 pub mod observe;
 mod operator;
+mod passkey;
 mod permissions;
 mod policy;
 mod ports;
@@ -113,6 +114,11 @@ pub use keys::{
     PublicKey,
 };
 pub use operator::{NewSigningKey, Operator, OperatorCommand, OperatorEvent, SigningKey};
+pub use passkey::{
+    MAX_PASSKEY_CREDENTIAL_BYTES, MAX_PASSKEY_CREDENTIAL_DEPTH, MAX_PASSKEY_ID_BYTES,
+    MAX_PASSKEY_NAME_CHARS, MAX_PASSKEY_TRANSPORT_BYTES, MAX_PASSKEY_TRANSPORTS,
+    MAX_PASSKEYS_PER_USER, PasskeyId, PasskeyRefusal, RegisteredPasskey, check_passkey_name,
+};
 pub use permissions::{
     AccountLimits, DataRate, Export, ExportKind, Import, Permissions, ResourceLimits,
     ResponsePermission, SubjectPattern, SubjectPermissions,

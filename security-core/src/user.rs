@@ -19,6 +19,9 @@ use crate::ids::{AccountId, PolicyId, UserId};
 use crate::impl_domain_event;
 use crate::keys::PublicKey;
 use crate::limits::{self, LimitExceeded};
+use crate::passkey::{
+    MAX_PASSKEYS_PER_USER, PasskeyId, PasskeyRefusal, RegisteredPasskey, check_passkey_name,
+};
 use crate::role::RoleName;
 use crate::sealed::SealedSecret;
 use crate::snapshot::SnapshotCodec;
@@ -77,6 +80,10 @@ pub enum CredentialType {
     NatsIdentity,
     /// An API token.
     Token,
+    /// A passkey (the user's passkeys are kept apart, in
+    /// [`User::passkeys`]; a session revocation of this kind names the
+    /// passkey).
+    Passkey,
 }
 
 impl Credential {
@@ -172,6 +179,11 @@ pub enum AuthMethod {
     PublicKey,
     /// A refresh token.
     RefreshToken,
+    /// A passkey alone (passwordless: user verification on the
+    /// authenticator is the second factor).
+    Passkey,
+    /// Password, then a passkey.
+    PasswordPasskey,
 }
 
 /// Why an authentication attempt failed (recorded; never shown to the
@@ -196,6 +208,11 @@ pub enum FailureReason {
     AccountInactive,
     /// Too many attempts: throttled.
     Throttled,
+    /// A passkey assertion did not verify, or named no passkey of the user.
+    BadPasskey,
+    /// A passkey assertion verified but was refused: its signature counter
+    /// went back (a cloned authenticator) or its flags changed.
+    PasskeyRefused,
 }
 
 /// How a second factor was proved.
@@ -429,6 +446,46 @@ pub enum UserCommand {
         /// The new sealed hash.
         new_hash: SealedSecret,
     },
+    /// Registers a passkey (at most [`MAX_PASSKEYS_PER_USER`]; its id must
+    /// be new to the user).
+    RegisterPasskey {
+        /// The verified credential.
+        passkey: RegisteredPasskey,
+    },
+    /// Renames a passkey.
+    RenamePasskey {
+        /// Which.
+        id: PasskeyId,
+        /// The new name.
+        name: String,
+    },
+    /// Removes a passkey and revokes the sessions it opened.
+    RemovePasskey {
+        /// Which.
+        id: PasskeyId,
+    },
+    /// Records a verified passkey assertion: its counter must have grown
+    /// (unless the authenticator keeps none).
+    RecordPasskeyUse {
+        /// Which passkey.
+        id: PasskeyId,
+        /// The counter presented.
+        sign_count: u32,
+        /// The backup state presented.
+        backup_state: bool,
+        /// Where from.
+        client: ClientInfo,
+    },
+    /// Records a passkey assertion that verified but was refused (a
+    /// cloned-credential signal).
+    RecordPasskeyRefusal {
+        /// Which passkey.
+        id: PasskeyId,
+        /// Why.
+        reason: PasskeyRefusal,
+        /// Where from.
+        client: ClientInfo,
+    },
 }
 
 /// Events of a user.
@@ -651,6 +708,10 @@ pub enum UserEvent {
         /// much, never too little.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credential: Option<CredentialType>,
+        /// With `credential` [`CredentialType::Passkey`]: the one passkey
+        /// whose sessions were revoked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        passkey: Option<PasskeyId>,
     },
     /// The password hash was remade with stronger parameters (same password).
     PasswordRehashed {
@@ -660,6 +721,62 @@ pub enum UserEvent {
         hash: SealedSecret,
         /// When.
         rehashed_at: DateTime<Utc>,
+    },
+    /// A passkey was registered (its `registered_at` is when).
+    PasskeyRegistered {
+        /// The user.
+        user_id: UserId,
+        /// The passkey.
+        passkey: RegisteredPasskey,
+    },
+    /// A passkey was renamed.
+    PasskeyRenamed {
+        /// The user.
+        user_id: UserId,
+        /// Which.
+        passkey_id: PasskeyId,
+        /// The new name.
+        name: String,
+        /// When.
+        renamed_at: DateTime<Utc>,
+    },
+    /// A passkey was removed (a `SessionsRevoked` naming it follows).
+    PasskeyRemoved {
+        /// The user.
+        user_id: UserId,
+        /// Which.
+        passkey_id: PasskeyId,
+        /// When.
+        removed_at: DateTime<Utc>,
+    },
+    /// A passkey assertion verified and was accepted.
+    PasskeyUsed {
+        /// The user.
+        user_id: UserId,
+        /// Which.
+        passkey_id: PasskeyId,
+        /// Its new signature counter.
+        sign_count: u32,
+        /// Its backup state as presented.
+        backup_state: bool,
+        /// Where from.
+        client: ClientInfo,
+        /// When.
+        used_at: DateTime<Utc>,
+    },
+    /// A passkey assertion verified but was refused: the counter went
+    /// back or the flags changed (a cloned-credential signal).
+    PasskeyRefused {
+        /// The user.
+        user_id: UserId,
+        /// Which.
+        passkey_id: PasskeyId,
+        /// Why.
+        reason: PasskeyRefusal,
+        /// Where from.
+        client: ClientInfo,
+        /// When.
+        refused_at: DateTime<Utc>,
     },
 }
 
@@ -688,6 +805,11 @@ impl_domain_event!(
         PasswordExpired,
         SessionsRevoked,
         PasswordRehashed,
+        PasskeyRegistered,
+        PasskeyRenamed,
+        PasskeyRemoved,
+        PasskeyUsed,
+        PasskeyRefused,
     ]
 );
 
@@ -741,6 +863,9 @@ pub struct User {
     /// When a policy was last taken from the user: credentials that carry
     /// permissions (NATS user JWTs) issued before then grant too much.
     pub policies_removed_at: Option<DateTime<Utc>>,
+    /// Its passkeys, in registration order.
+    #[serde(default)]
+    pub passkeys: Vec<RegisteredPasskey>,
 }
 
 impl User {
@@ -795,6 +920,32 @@ impl User {
                 .is_some_and(|r| started_at <= *r)
     }
 
+    /// The passkey with this id.
+    pub fn passkey(&self, id: &PasskeyId) -> Option<&RegisteredPasskey> {
+        self.passkeys.iter().find(|p| p.id == *id)
+    }
+
+    /// Whether a password login needs a second factor: TOTP is enabled or
+    /// a passkey is registered.
+    pub fn needs_second_factor(&self) -> bool {
+        self.mfa.enabled || !self.passkeys.is_empty()
+    }
+
+    /// Whether a session opened at `started_at` with passkey `id` was
+    /// revoked since: all sessions were, or the passkey is no longer the
+    /// user's (removed), or was registered again after the session began.
+    pub fn is_passkey_session_revoked(&self, started_at: DateTime<Utc>, id: &PasskeyId) -> bool {
+        self.is_session_revoked(started_at)
+            || self
+                .passkey(id)
+                .is_none_or(|passkey| passkey.registered_at > started_at)
+    }
+
+    fn known_passkey(&self, id: &PasskeyId) -> Result<&RegisteredPasskey, DomainError> {
+        self.passkey(id)
+            .ok_or(DomainError::NotFound { kind: "passkey" })
+    }
+
     /// The last instant at which any of the user's sessions were revoked
     /// (all of them, or those of one credential): access tokens issued at
     /// or before it may be refused, so later ones must be dated after it.
@@ -812,6 +963,7 @@ impl User {
             reason: reason.to_owned(),
             revoked_at: ctx.now,
             credential: None,
+            passkey: None,
         }
     }
 
@@ -911,6 +1063,7 @@ impl User {
                             reason: "credential replaced".to_owned(),
                             revoked_at: now,
                             credential: Some(kind),
+                            passkey: None,
                         });
                     }
                     _ => {}
@@ -1147,6 +1300,90 @@ impl User {
                     rehashed_at: now,
                 }]
             }
+            UserCommand::RegisterPasskey { passkey } => {
+                passkey.check()?;
+                if self.status == UserStatus::Expired {
+                    return Err(DomainError::UserExpired);
+                }
+                if self.passkey(&passkey.id).is_some() {
+                    return Err(DomainError::AlreadyExists { kind: "passkey" });
+                }
+                if self.passkeys.len() >= MAX_PASSKEYS_PER_USER {
+                    return Err(LimitExceeded::new(
+                        "passkeys",
+                        limits::Limit::Entries(MAX_PASSKEYS_PER_USER),
+                    )
+                    .into());
+                }
+                let mut passkey = passkey.clone();
+                passkey.registered_at = now;
+                passkey.last_used_at = None;
+                vec![UserEvent::PasskeyRegistered { user_id, passkey }]
+            }
+            UserCommand::RenamePasskey { id, name } => {
+                check_passkey_name(name)?;
+                if self.known_passkey(id)?.name == *name {
+                    return Ok(Vec::new());
+                }
+                vec![UserEvent::PasskeyRenamed {
+                    user_id,
+                    passkey_id: id.clone(),
+                    name: name.clone(),
+                    renamed_at: now,
+                }]
+            }
+            UserCommand::RemovePasskey { id } => {
+                self.known_passkey(id)?;
+                vec![
+                    UserEvent::PasskeyRemoved {
+                        user_id,
+                        passkey_id: id.clone(),
+                        removed_at: now,
+                    },
+                    UserEvent::SessionsRevoked {
+                        user_id,
+                        reason: "passkey removed".to_owned(),
+                        revoked_at: now,
+                        credential: Some(CredentialType::Passkey),
+                        passkey: Some(id.clone()),
+                    },
+                ]
+            }
+            UserCommand::RecordPasskeyUse {
+                id,
+                sign_count,
+                backup_state,
+                client,
+            } => {
+                client.check()?;
+                self.check_can_authenticate(now)?;
+                let passkey = self.known_passkey(id)?;
+                if (*sign_count > 0 || passkey.sign_count > 0) && *sign_count <= passkey.sign_count
+                {
+                    return Err(DomainError::InvalidState(
+                        "the passkey's signature counter did not grow",
+                    ));
+                }
+                vec![UserEvent::PasskeyUsed {
+                    user_id,
+                    passkey_id: id.clone(),
+                    sign_count: *sign_count,
+                    backup_state: *backup_state,
+                    client: client.clone(),
+                    used_at: now,
+                }]
+            }
+            UserCommand::RecordPasskeyRefusal { id, reason, client } => {
+                client.check()?;
+                self.known_passkey(id)?;
+                vec![UserEvent::PasskeyRefused {
+                    user_id,
+                    passkey_id: id.clone(),
+                    reason: *reason,
+                    client: client.clone(),
+                    refused_at: now,
+                }]
+            }
         };
         Ok(events)
     }
@@ -1157,9 +1394,10 @@ impl Aggregate for User {
     type Command = UserCommand;
     type Event = UserEvent;
     type Error = DomainError;
-    // A user's stream grows with every login. Version 2: credential-scoped
-    // session revocations and policy removals are part of the state.
-    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(2));
+    // A user's stream grows with every login. Version 3: credential-scoped
+    // session revocations, policy removals and passkeys are part of the
+    // state.
+    const SNAPSHOT: Option<SnapshotCodec<Self>> = Some(SnapshotCodec::json(3));
 
     fn handle(
         &self,
@@ -1349,6 +1587,7 @@ impl Aggregate for User {
             UserEvent::SessionsRevoked {
                 revoked_at,
                 credential: Some(kind),
+                passkey: None,
                 ..
             } => {
                 self.credential_sessions_revoked_at
@@ -1361,6 +1600,40 @@ impl Aggregate for User {
                     }
                 }
             }
+            UserEvent::PasskeyRegistered { passkey, .. } => {
+                self.passkeys.retain(|p| p.id != passkey.id);
+                self.passkeys.push(passkey.clone());
+            }
+            UserEvent::PasskeyRenamed {
+                passkey_id, name, ..
+            } => {
+                if let Some(passkey) = self.passkeys.iter_mut().find(|p| p.id == *passkey_id) {
+                    passkey.name.clone_from(name);
+                }
+            }
+            UserEvent::PasskeyRemoved { passkey_id, .. } => {
+                self.passkeys.retain(|p| p.id != *passkey_id);
+            }
+            UserEvent::PasskeyUsed {
+                passkey_id,
+                sign_count,
+                backup_state,
+                used_at,
+                ..
+            } => {
+                if let Some(passkey) = self.passkeys.iter_mut().find(|p| p.id == *passkey_id) {
+                    passkey.sign_count = passkey.sign_count.max(*sign_count);
+                    passkey.backup_state = *backup_state;
+                    passkey.last_used_at = Some(*used_at);
+                }
+            }
+            // One passkey's sessions: the passkey is gone from the state,
+            // which is what its sessions are checked against. A refusal
+            // changes nothing (it is the record).
+            UserEvent::SessionsRevoked {
+                passkey: Some(_), ..
+            }
+            | UserEvent::PasskeyRefused { .. } => {}
         }
     }
 }

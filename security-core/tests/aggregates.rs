@@ -919,6 +919,7 @@ fn revoked(reason: &str, secs: i64) -> UserEvent {
         reason: reason.into(),
         revoked_at: t0() + Duration::seconds(secs),
         credential: None,
+        passkey: None,
     }
 }
 
@@ -1094,6 +1095,7 @@ fn replacing_an_api_key_or_login_key_revokes_the_sessions_it_opened() {
                     reason: "credential replaced".into(),
                     revoked_at: t0() + Duration::seconds(60),
                     credential: Some(kind),
+                    passkey: None,
                 },
             ]);
         let opened = t0() + Duration::seconds(30);
@@ -1776,4 +1778,140 @@ fn failures_never_lock_an_expired_user_back_into_a_lifting_lock() {
         state.check_can_authenticate(t0() + Duration::days(1)),
         Err(DomainError::UserExpired)
     );
+}
+
+// ----- passkeys -----------------------------------------------------------
+
+fn passkey(n: u8, name: &str) -> RegisteredPasskey {
+    RegisteredPasskey {
+        id: PasskeyId::from_bytes(&[n; 16]).unwrap(),
+        name: name.into(),
+        credential: serde_json::json!({ "cred": { "cred_id": n } }),
+        sign_count: 1,
+        transports: vec!["internal".into()],
+        backup_eligible: true,
+        backup_state: true,
+        resident: Some(true),
+        registered_at: t0(),
+        last_used_at: None,
+    }
+}
+
+fn passkey_registered(n: u8) -> UserEvent {
+    UserEvent::PasskeyRegistered {
+        user_id: USER,
+        passkey: passkey(n, "Laptop"),
+    }
+}
+
+#[test]
+fn register_rename_remove_passkeys() {
+    let state = AggregateTest::<User>::new(ctx())
+        .given([user_created()])
+        .when(UserCommand::RegisterPasskey {
+            passkey: passkey(1, "Laptop"),
+        })
+        .then_expect_events(vec![passkey_registered(1)]);
+    assert!(state.needs_second_factor());
+    AggregateTest::<User>::new(ctx())
+        .given([user_created(), passkey_registered(1)])
+        .when(UserCommand::RegisterPasskey {
+            passkey: passkey(1, "Again"),
+        })
+        .then_expect_error(&DomainError::AlreadyExists { kind: "passkey" });
+    let full: Vec<UserEvent> = std::iter::once(user_created())
+        .chain((0..32).map(passkey_registered))
+        .collect();
+    assert!(matches!(
+        AggregateTest::<User>::new(ctx())
+            .given(full)
+            .when(UserCommand::RegisterPasskey {
+                passkey: passkey(200, "One more"),
+            })
+            .result(),
+        Err(DomainError::LimitExceeded(_))
+    ));
+    let mut big = passkey(2, "Big");
+    big.credential = serde_json::json!({ "x": "y".repeat(MAX_PASSKEY_CREDENTIAL_BYTES) });
+    assert!(matches!(
+        AggregateTest::<User>::new(ctx())
+            .given([user_created()])
+            .when(UserCommand::RegisterPasskey { passkey: big })
+            .result(),
+        Err(DomainError::LimitExceeded(_))
+    ));
+    let id = passkey(1, "").id;
+    let state = AggregateTest::<User>::new(ctx_at(5))
+        .given([user_created(), passkey_registered(1)])
+        .when(UserCommand::RenamePasskey {
+            id: id.clone(),
+            name: "Phone".into(),
+        })
+        .then_expect_events(vec![UserEvent::PasskeyRenamed {
+            user_id: USER,
+            passkey_id: id.clone(),
+            name: "Phone".into(),
+            renamed_at: t0() + Duration::seconds(5),
+        }]);
+    assert_eq!(state.passkeys[0].name, "Phone");
+    let at = t0() + Duration::seconds(9);
+    let state = AggregateTest::<User>::new(ctx_at(9))
+        .given([user_created(), passkey_registered(1), passkey_registered(2)])
+        .when(UserCommand::RemovePasskey { id: id.clone() })
+        .then_expect_events(vec![
+            UserEvent::PasskeyRemoved {
+                user_id: USER,
+                passkey_id: id.clone(),
+                removed_at: at,
+            },
+            UserEvent::SessionsRevoked {
+                user_id: USER,
+                reason: "passkey removed".into(),
+                revoked_at: at,
+                credential: Some(CredentialType::Passkey),
+                passkey: Some(id.clone()),
+            },
+        ]);
+    // Only that passkey's sessions end.
+    let other = passkey(2, "").id;
+    assert!(state.is_passkey_session_revoked(t0() + Duration::seconds(1), &id));
+    assert!(!state.is_passkey_session_revoked(t0() + Duration::seconds(1), &other));
+    assert!(
+        !state.is_session_revoked_for(t0() + Duration::seconds(1), Some(CredentialType::Passkey))
+    );
+    AggregateTest::<User>::new(ctx())
+        .given([user_created()])
+        .when(UserCommand::RemovePasskey { id })
+        .then_expect_error(&DomainError::NotFound { kind: "passkey" });
+}
+
+#[test]
+fn a_passkey_counter_must_grow() {
+    let id = passkey(1, "").id;
+    let used = |count| UserCommand::RecordPasskeyUse {
+        id: id.clone(),
+        sign_count: count,
+        backup_state: true,
+        client: ClientInfo::default(),
+    };
+    let state = AggregateTest::<User>::new(ctx())
+        .given([user_created(), passkey_registered(1)])
+        .when(used(2))
+        .then_expect_events(vec![UserEvent::PasskeyUsed {
+            user_id: USER,
+            passkey_id: id.clone(),
+            sign_count: 2,
+            backup_state: true,
+            client: ClientInfo::default(),
+            used_at: t0(),
+        }]);
+    assert_eq!(state.passkeys[0].sign_count, 2);
+    for stale in [0, 1] {
+        AggregateTest::<User>::new(ctx())
+            .given([user_created(), passkey_registered(1)])
+            .when(used(stale))
+            .then_expect_error(&DomainError::InvalidState(
+                "the passkey's signature counter did not grow",
+            ));
+    }
 }

@@ -73,11 +73,17 @@ pub(crate) fn tokens_body(tokens: &TokenPair) -> serde_json::Value {
 pub(crate) fn outcome_response(outcome: &LoginOutcome) -> Response {
     let body = match outcome {
         LoginOutcome::Authenticated(tokens) => tokens_body(tokens),
-        LoginOutcome::MfaRequired(challenge) => json!({
-            "status": "mfa_required",
-            "mfa_challenge": challenge.challenge.expose_secret(),
-            "expires_at": challenge.expires_at,
-        }),
+        LoginOutcome::MfaRequired(challenge) => {
+            let mut body = json!({
+                "status": "mfa_required",
+                "mfa_challenge": challenge.challenge.expose_secret(),
+                "expires_at": challenge.expires_at,
+            });
+            if let Some(options) = &challenge.passkey_options {
+                body["passkey_options"] = options.clone();
+            }
+            body
+        }
         LoginOutcome::PasswordChangeRequired(ticket) => json!({
             "status": "password_change_required",
             "password_change_ticket": ticket.ticket.expose_secret(),

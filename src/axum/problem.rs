@@ -338,6 +338,18 @@ impl From<AuthnError> for Problem {
                     .with_retry_after(Duration::from_secs(1))
             }
             AuthnError::Config(_) => Self::internal(&e),
+            AuthnError::PasskeysNotConfigured => Self::new(
+                StatusCode::NOT_FOUND,
+                "passkeys-not-configured",
+                "Passkeys are not available",
+            )
+            .with_detail(e.to_string()),
+            AuthnError::InvalidPasskey => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-passkey",
+                "Invalid passkey",
+            )
+            .with_detail(e.to_string()),
             _ if e.is_infrastructure() => Self::unavailable(&e),
             _ => Self::internal(&e),
         }

@@ -13,5 +13,8 @@
 
 mod common;
 mod outage;
+mod passkeys;
 mod password_change;
 mod races;
+#[path = "../support/soft_passkey.rs"]
+mod soft_passkey;

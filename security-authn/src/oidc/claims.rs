@@ -63,10 +63,32 @@ pub fn authentication_methods(method: AuthMethod) -> (Vec<String>, &'static str)
         AuthMethod::PasswordTotp | AuthMethod::PasswordBackupCode => {
             (&["pwd", "otp", "mfa"], ACR_MULTI_FACTOR)
         }
+        // A passkey always verifies its user (PIN or biometric) on the
+        // authenticator: two factors by itself.
+        AuthMethod::Passkey => (&["pop", "user", "mfa"], ACR_MULTI_FACTOR),
+        AuthMethod::PasswordPasskey => (&["pwd", "pop", "mfa"], ACR_MULTI_FACTOR),
         // A signature by a key the user holds (public key); any other way
         // in that this mapping does not name claims no more than one
         // factor either.
         _ => (&["pop"], ACR_SINGLE_FACTOR),
     };
     (amr.iter().map(|s| (*s).to_owned()).collect(), acr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passkey_logins_are_multi_factor() {
+        for method in [AuthMethod::Passkey, AuthMethod::PasswordPasskey] {
+            let (amr, acr) = authentication_methods(method);
+            assert_eq!(acr, ACR_MULTI_FACTOR);
+            assert!(amr.iter().any(|m| m == "mfa"), "{amr:?}");
+        }
+        assert_eq!(
+            authentication_methods(AuthMethod::Password).1,
+            ACR_SINGLE_FACTOR
+        );
+    }
 }

@@ -13,10 +13,13 @@ mod identity;
 mod jwt_vectors;
 mod login;
 mod mfa;
+mod passkeys;
 mod secrets;
 mod session;
 mod sessions;
 mod sessions_view;
+#[path = "../../../tests/support/soft_passkey.rs"]
+mod soft_passkey;
 mod throttling;
 mod tokens;
 mod totp_vectors;

@@ -86,7 +86,7 @@ pub(crate) async fn complete_password_change(
 /// A challenge completed under another tenant's URL: the session it
 /// opened is revoked and the step refused, so a tenant's routes only ever
 /// hand out that tenant's tokens.
-async fn same_tenant(
+pub(crate) async fn same_tenant(
     state: &SecurityState,
     tenant: TenantId,
     outcome: &LoginOutcome,

@@ -3,13 +3,14 @@
 mod account;
 mod jwks;
 mod login;
+mod passkeys;
 mod tokens;
 
 use std::fmt;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 
 use super::rate_limit::RateLimitLayer;
 use super::state::SecurityState;
@@ -20,6 +21,10 @@ pub const TENANT_PREFIX: &str = "/t/{tenant}";
 
 /// The largest request body the routes read (JSON of a few fields).
 const BODY_LIMIT: usize = 16 * 1024;
+
+/// The largest body of a passkey route (a WebAuthn response, which may
+/// carry an attestation certificate chain).
+const PASSKEY_BODY_LIMIT: usize = security_authn::passkeys::MAX_RESPONSE_BYTES + 4096;
 
 /// The authentication routes of every tenant, ready to mount.
 ///
@@ -39,10 +44,23 @@ const BODY_LIMIT: usize = 16 * 1024;
 /// | `POST /auth/mfa/totp` | bearer → `{secret, otpauth_uri, qr_svg}` | `api_write` |
 /// | `POST /auth/mfa/totp/confirm` | bearer; `{code}` → `{backup_codes}` | `mfa` (and the service's) |
 /// | `POST /auth/mfa/backup-codes` | bearer → `{backup_codes}` | `api_write` |
+/// | `POST /auth/mfa/passkey` | `{mfa_challenge, credential}` (the assertion for the login's `passkey_options`) → tokens | `mfa`, by the service |
+/// | `POST /auth/passkeys/login/start` | → `{passkey_challenge, options}` (passwordless, no username) | `auth`, and by the service |
+/// | `POST /auth/passkeys/login/finish` | `{passkey_challenge, credential}` → tokens | `auth` |
+/// | `POST /auth/passkeys/register/start` | bearer; `{discoverable?}` (default `true`) → `{passkey_challenge, options}` | `api_write` |
+/// | `POST /auth/passkeys/register/finish` | bearer; `{passkey_challenge, credential, name}` → 201 the passkey | `api_write` |
+/// | `GET /auth/passkeys` | bearer → `{passkeys}` (id, name, flags, dates) | `api_read` |
+/// | `PATCH /auth/passkeys/{passkey_id}` | bearer; `{name}` → 204 | `api_write` |
+/// | `DELETE /auth/passkeys/{passkey_id}` | bearer → 204 (the sessions it opened end) | `api_write` |
 /// | `GET /.well-known/jwks.json` | the tenant's JWK Set | `api_read` |
 ///
+/// A login of a user with a passkey answers `mfa_required` with
+/// `passkey_options` beside the `mfa_challenge`. Passkey routes answer
+/// `404 passkeys-not-configured` in a tenant without a relying party
+/// (`WEBAUTHN_RP_ID`, `WEBAUTHN_RP_ORIGIN`) and read bodies up to 68 KiB.
+///
 /// Errors are [`Problem`](super::Problem) responses. Token bodies carry
-/// `Cache-Control: no-store`. Further routes (passkeys, an OAuth provider)
+/// `Cache-Control: no-store`. Further routes (an OAuth provider)
 /// join under the same root with [`merge`](Self::merge), using the same
 /// state and extractors.
 pub struct AuthRouter {
@@ -63,6 +81,10 @@ impl AuthRouter {
     pub fn new(state: SecurityState) -> Self {
         let tier = |route: MethodRouter<SecurityState>, tier| {
             route.layer(RateLimitLayer::new(state.clone(), tier))
+        };
+        // A WebAuthn response: a larger body than the other routes'.
+        let large = |route: MethodRouter<SecurityState>| {
+            route.layer(DefaultBodyLimit::max(PASSKEY_BODY_LIMIT))
         };
         let routes = Router::new()
             .route("/auth/login", post(login::login))
@@ -99,6 +121,29 @@ impl AuthRouter {
             .route(
                 "/auth/mfa/backup-codes",
                 tier(post(account::regenerate_backup_codes), RateTier::Write),
+            )
+            .route("/auth/mfa/passkey", large(post(passkeys::mfa)))
+            .route(
+                "/auth/passkeys/login/start",
+                tier(post(passkeys::start_login), RateTier::Login),
+            )
+            .route(
+                "/auth/passkeys/login/finish",
+                large(tier(post(passkeys::finish_login), RateTier::Login)),
+            )
+            .route(
+                "/auth/passkeys/register/start",
+                tier(post(passkeys::start_registration), RateTier::Write),
+            )
+            .route(
+                "/auth/passkeys/register/finish",
+                large(tier(post(passkeys::finish_registration), RateTier::Write)),
+            )
+            .route("/auth/passkeys", tier(get(passkeys::list), RateTier::Read))
+            .route(
+                "/auth/passkeys/{passkey_id}",
+                tier(patch(passkeys::rename), RateTier::Write)
+                    .merge(tier(delete(passkeys::remove), RateTier::Write)),
             )
             .route(
                 "/.well-known/jwks.json",
