@@ -12,6 +12,7 @@
 )]
 
 mod common;
+mod oidc;
 mod outage;
 mod password_change;
 mod races;

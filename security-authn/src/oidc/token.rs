@@ -270,6 +270,22 @@ impl OidcProvider {
             .authn
             .start_session(&ctx, &user, binding.method, client_info, session_id)
             .await?;
+        // A second presentation of the code may have marked the grant
+        // before this session existed to be revoked: then this redemption
+        // revokes it itself. (A mark after this read finds the session.)
+        let grant = self
+            .authn
+            .inner
+            .repo
+            .load::<OAuthGrant>(tenant, session_id)
+            .await?
+            .state;
+        if grant.code_reused {
+            self.authn
+                .revoke_session(tenant, session_id, "authorization code reused")
+                .await?;
+            return Err(invalid_grant("the code was used"));
+        }
         let sign_in = SignIn {
             user_id,
             session_id,
@@ -337,7 +353,8 @@ impl OidcProvider {
             .revoke_session(tenant, session_id, "authorization code reused")
             .await
         {
-            Ok(()) | Err(AuthnError::SessionRevoked) => {}
+            // Not started yet: its redemption sees the mark and revokes it.
+            Ok(()) | Err(AuthnError::SessionRevoked | AuthnError::InvalidRefreshToken) => {}
             Err(e) => return Err(e),
         }
         let event = OAuthAuditEvent::AuthorizationCodeReused {
