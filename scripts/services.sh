@@ -4,7 +4,10 @@
 #   PostgreSQL 127.0.0.1:5432 (trust auth), NATS with JetStream 127.0.0.1:4222,
 #   Redis 127.0.0.1:6379, the Kafka-protocol broker tansu 127.0.0.1:9092, and
 #   the interop tools
-#   (oathtool, nats-server binary, Python's confluent-kafka and PyJWT).
+#   (oathtool, nats-server binary, Python's confluent-kafka and PyJWT), and
+#   the browser of the passkey test (Debian's Chromium, driven by
+#   playwright-core from e2e/browser/package-lock.json), and the Node.js
+#   OpenID Connect client (openid-client, e2e/node/package-lock.json).
 # Safe to run again: it only acts on what is missing. Logs go to
 # target/services/.
 set -euo pipefail
@@ -52,6 +55,11 @@ fi
 if ! python3 -c 'import jwt, cryptography' >/dev/null 2>&1; then
   say "pip install pyjwt[crypto]"
   python3 -m pip install -q 'pyjwt[crypto]' >>"$log_dir/pip.log" 2>&1
+fi
+# authlib with requests: an independent OpenID Connect client (e2e test).
+if ! python3 -c 'import authlib, requests' >/dev/null 2>&1; then
+  say "pip install authlib requests"
+  python3 -m pip install -q authlib requests >>"$log_dir/pip.log" 2>&1
 fi
 
 # --- PostgreSQL ----------------------------------------------------------
@@ -109,4 +117,17 @@ if ! port_open 9092; then
     --storage-engine memory://tansu/ >"$log_dir/tansu.log" 2>&1 </dev/null) &
   wait_port 9092 tansu
 fi
-say "PostgreSQL, NATS, Redis and tansu are up"
+
+# --- A real browser (the passkey test), Node.js clients -------------------
+command -v chromium >/dev/null || apt_install chromium
+command -v npm >/dev/null || apt_install npm
+if [ ! -d e2e/browser/node_modules/playwright-core ]; then
+  say "npm ci in e2e/browser (playwright-core, no browser download)"
+  (cd e2e/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) >"$log_dir/npm.log" 2>&1
+fi
+if [ ! -d e2e/node/node_modules/openid-client ]; then
+  say "npm ci in e2e/node (openid-client)"
+  (cd e2e/node && npm ci --no-audit --no-fund) >>"$log_dir/npm.log" 2>&1
+fi
+
+say "PostgreSQL, NATS, Redis, tansu and Chromium are ready"

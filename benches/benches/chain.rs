@@ -8,7 +8,7 @@
 //!   first read, so the append path does no chain work) and the append
 //!   followed by a chain read (which hashes the new events): what the chain
 //!   costs in all, and when it is paid.
-//! - Appending, PostgreSQL (feature `postgres`): the store (which chains
+//! - Appending, PostgreSQL (feature `postgres-store`): the store (which chains
 //!   every append in its statement) against the same append without the
 //!   chain, i.e. the statement and transaction the store ran before the
 //!   chain existed, on a schema of the migrations before it, same server,
@@ -19,7 +19,7 @@
 //! round) and the median of the per-round ratios is reported, so load from
 //! other processes on the shared machine hits both sides alike.
 //!
-//! `cargo bench -p security-benches --bench chain [--features postgres]`
+//! `cargo bench -p security-benches --bench chain [--features postgres-store]`
 
 #![allow(
     clippy::unwrap_used,
@@ -229,7 +229,7 @@ fn memory(c: &mut Criterion) {
     }
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "postgres-store")]
 mod postgres {
     //! The PostgreSQL store against the append it made before the chain.
 
@@ -438,7 +438,7 @@ mod postgres {
     }
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "postgres-store")]
 fn postgres_appends(c: &mut Criterion) {
     let rt = current_thread();
     let bench = rt.block_on(postgres::Bench::new());
@@ -465,8 +465,8 @@ fn postgres_appends(c: &mut Criterion) {
     rt.block_on(bench.cleanup());
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "postgres-store")]
 criterion_group!(benches, verification, memory, postgres_appends);
-#[cfg(not(feature = "postgres"))]
+#[cfg(not(feature = "postgres-store"))]
 criterion_group!(benches, verification, memory);
 criterion_main!(benches);

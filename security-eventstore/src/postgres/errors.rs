@@ -30,9 +30,17 @@ fn transient_state(code: &str) -> bool {
 }
 
 /// Whether the error means the server could not be reached or went away.
+///
+/// A protocol error counts: the driver reports a peer that accepts the
+/// connection and closes it at once (a proxy or balancer in front of a
+/// server that is failing over) as an unexpected reply to its first
+/// message, and discards any connection whose byte stream it could not
+/// follow. Either way the statement did not run, or its outcome is as
+/// unknown as after a lost connection.
 pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::WorkerCrashed => true,
@@ -88,6 +96,7 @@ mod tests {
             assert!(!transient_state(code), "{code}");
         }
         assert!(db(sqlx::Error::PoolTimedOut).is_retryable());
+        assert!(db(sqlx::Error::Protocol("unexpected response".into())).is_retryable());
         assert!(!db(sqlx::Error::RowNotFound).is_retryable());
     }
 }

@@ -396,3 +396,36 @@ async fn an_exhausted_pool_is_a_retryable_acquire_timeout() {
     store.close().await;
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_accepts_and_closes_at_once_is_retryable() {
+    // What a proxy or balancer in front of a failing-over server does: the
+    // connection is accepted, then closed before the server's first reply.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let closer = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    let options =
+        PgConnectOptions::from_str(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+            .unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(options);
+    let store = PostgresEventStore::from_pool(pool);
+    let started = Instant::now();
+    let error = store
+        .read_global(
+            security_core::Scope::Tenant(TenantId::SYSTEM),
+            security_core::GlobalQuery::after(0, 1),
+        )
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_retryable(&error, None, "connection closed by the peer");
+    closer.abort();
+    store.close().await;
+}
