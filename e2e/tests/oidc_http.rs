@@ -35,7 +35,7 @@ use security::axum::TrustedProxies;
 use security::core::oauth::{ClientKind, GrantType, OAuthClientSettings, RedirectUri, Scope};
 use security::setup::Settings;
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const REDIRECT: &str = "http://127.0.0.1:43210/callback";
 
 /// PyJWT verifies an ID token with the JWKS it fetches itself.
 fn pyjwt_id_token(jwks_url: &str, token: &str, audience: &str, issuer: &str) -> Value {
@@ -735,6 +735,93 @@ async fn node_openid_client_completes_the_code_flow() {
     assert_eq!(result["refreshed"], true);
     assert_eq!(result["live"], true, "{result}");
     assert_eq!(result["dead"], false, "{result}");
+    server.abort();
+    services.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_in_on_the_page() {
+    let Running {
+        services,
+        server,
+        base,
+        tenant,
+        password,
+    } = start().await;
+    // The client's redirect URI, served here: the browser lands on it.
+    let callback = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect = format!("http://{}/callback", callback.local_addr().unwrap());
+    let client_app = axum::Router::new().route(
+        "/callback",
+        axum::routing::get(|| async { "back at the client" }),
+    );
+    let client_server = tokio::spawn(async move { axum::serve(callback, client_app).await });
+    let provider = OidcProvider::new(services.authn().clone(), OidcConfig::new(&base)).unwrap();
+    let settings = OAuthClientSettings {
+        name: "Shop".into(),
+        redirect_uris: vec![RedirectUri::parse(&redirect).unwrap()],
+        post_logout_redirect_uris: Vec::new(),
+        grants: [GrantType::AuthorizationCode].into_iter().collect(),
+        scopes: [Scope::openid()].into_iter().collect(),
+    };
+    let spa = provider
+        .register_client(
+            tenant,
+            NewClient {
+                kind: ClientKind::Public,
+                settings,
+            },
+        )
+        .await
+        .unwrap();
+    let root = format!("{base}/t/{tenant}");
+    let flow = Flow {
+        http: reqwest::Client::new(),
+        root: root.clone(),
+        client_id: spa.client_id.to_string(),
+    };
+    let (verifier, challenge) = pkce();
+    let mut query = flow.authorize_query(&challenge, &redirect);
+    for (name, value) in &mut query {
+        if *name == "scope" {
+            *value = "openid".to_owned();
+        }
+    }
+    let authorize = reqwest::Url::parse_with_params(&format!("{root}/oauth/authorize"), query)
+        .unwrap()
+        .to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/browser/oidc_sign_in.mjs");
+    let prefix = redirect.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args([script, &authorize, "maria", &password, &prefix])
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "Chromium did not sign in (npm ci in e2e/browser; Debian's chromium): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+    let landed = result["landed"].as_str().expect("the browser came back");
+    assert_eq!(query_param(landed, "state").as_deref(), Some("s-1"));
+    assert_eq!(query_param(landed, "iss").as_deref(), Some(root.as_str()));
+    let code = query_param(landed, "code").unwrap();
+    let (status, tokens) = flow
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect),
+            ("code_verifier", &verifier),
+            ("client_id", &flow.client_id),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert!(tokens["id_token"].is_string());
+    client_server.abort();
     server.abort();
     services.shutdown().await;
 }

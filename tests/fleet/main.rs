@@ -12,6 +12,7 @@
 )]
 
 mod common;
+mod oidc;
 mod outage;
 mod passkeys;
 mod password_change;

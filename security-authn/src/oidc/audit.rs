@@ -61,6 +61,8 @@ pub enum OAuthAuditEvent {
         user_id: UserId,
         /// The session the tokens belong to.
         session_id: SessionId,
+        /// The access token's id.
+        jti: String,
         /// When.
         redeemed_at: DateTime<Utc>,
     },
@@ -84,8 +86,8 @@ pub enum OAuthAuditEvent {
         /// When.
         detected_at: DateTime<Utc>,
     },
-    /// Tokens were issued at the token endpoint (refresh, client
-    /// credentials).
+    /// Tokens were issued at the token endpoint by a refresh or client
+    /// credentials (a code's tokens are in its redemption event).
     TokensIssued {
         /// The client.
         client_id: OAuthClientId,

@@ -270,6 +270,22 @@ impl OidcProvider {
             .authn
             .start_session(&ctx, &user, binding.method, client_info, session_id)
             .await?;
+        // A second presentation of the code may have marked the grant
+        // before this session existed to be revoked: then this redemption
+        // revokes it itself. (A mark after this read finds the session.)
+        let grant = self
+            .authn
+            .inner
+            .repo
+            .load::<OAuthGrant>(tenant, session_id)
+            .await?
+            .state;
+        if grant.code_reused {
+            self.authn
+                .revoke_session(tenant, session_id, "authorization code reused")
+                .await?;
+            return Err(invalid_grant("the code was used"));
+        }
         let sign_in = SignIn {
             user_id,
             session_id,
@@ -278,13 +294,12 @@ impl OidcProvider {
             acr,
             nonce: binding.nonce.as_deref(),
         };
-        let mut response = self
+        let (mut response, jti) = self
             .user_tokens(
                 tenant,
                 &user,
                 &account,
                 client_id,
-                GrantType::AuthorizationCode,
                 &scopes,
                 &sign_in,
                 started.now,
@@ -300,6 +315,7 @@ impl OidcProvider {
             client_id,
             user_id,
             session_id,
+            jti,
             redeemed_at: now,
         };
         self.record(tenant, Some(Actor::user(user_id)), &event)
@@ -337,7 +353,8 @@ impl OidcProvider {
             .revoke_session(tenant, session_id, "authorization code reused")
             .await
         {
-            Ok(()) | Err(AuthnError::SessionRevoked) => {}
+            // Not started yet: its redemption sees the mark and revokes it.
+            Ok(()) | Err(AuthnError::SessionRevoked | AuthnError::InvalidRefreshToken) => {}
             Err(e) => return Err(e),
         }
         let event = OAuthAuditEvent::AuthorizationCodeReused {
@@ -410,23 +427,32 @@ impl OidcProvider {
             acr: &grant.acr,
             nonce: None,
         };
-        let mut response = self
+        let (mut response, jti) = self
             .user_tokens(
                 tenant,
                 &rotated.user,
                 &rotated.account,
                 client_id,
-                GrantType::RefreshToken,
                 &scopes,
                 &sign_in,
                 rotated.now,
             )
             .await?;
         response.refresh_token = Some(rotated.refresh_token);
+        let event = OAuthAuditEvent::TokensIssued {
+            client_id,
+            grant: GrantType::RefreshToken,
+            session_id: Some(rotated.session_id),
+            jti,
+            issued_at: rotated.now,
+        };
+        self.record(tenant, Some(Actor::user(rotated.user_id)), &event)
+            .await?;
         Ok(response)
     }
 
-    /// The access token (and ID token, with `openid`) of a user grant.
+    /// The access token (and ID token, with `openid`) of a user grant, and
+    /// the access token's `jti` (for the caller's audit event).
     #[allow(clippy::too_many_arguments, reason = "the parts of one token response")]
     async fn user_tokens(
         &self,
@@ -434,11 +460,10 @@ impl OidcProvider {
         user: &User,
         account: &Account,
         client_id: OAuthClientId,
-        grant: GrantType,
         scopes: &BTreeSet<Scope>,
         sign_in: &SignIn<'_>,
         now: DateTime<Utc>,
-    ) -> Result<TokenResponse, AuthnError> {
+    ) -> Result<(TokenResponse, String), AuthnError> {
         let base = self
             .authn
             .access_claims(tenant, user, account, Some(sign_in.session_id), now)
@@ -466,24 +491,18 @@ impl OidcProvider {
         } else {
             None
         };
-        let event = OAuthAuditEvent::TokensIssued {
-            client_id,
-            grant,
-            session_id: Some(sign_in.session_id),
+        Ok((
+            TokenResponse {
+                access_token,
+                token_type: "Bearer",
+                expires_in,
+                refresh_token: None,
+                id_token,
+                scope,
+                session_id: Some(sign_in.session_id),
+            },
             jti,
-            issued_at: now,
-        };
-        self.record(tenant, Some(Actor::user(sign_in.user_id)), &event)
-            .await?;
-        Ok(TokenResponse {
-            access_token,
-            token_type: "Bearer",
-            expires_in,
-            refresh_token: None,
-            id_token,
-            scope,
-            session_id: Some(sign_in.session_id),
-        })
+        ))
     }
 
     async fn sign_access(
