@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretSlice};
 use security_core::{ChallengeQuota, LockoutPolicy};
 
+#[cfg(feature = "passkeys")]
 use crate::passkeys::PasskeyConfig;
 use crate::policy::PasswordPolicy;
 use crate::totp::TotpConfig;
@@ -165,6 +166,7 @@ pub struct AuthnConfig {
     /// Passkeys (WebAuthn): the relying party (`WEBAUTHN_RP_ID`,
     /// `WEBAUTHN_RP_ORIGIN`), per-tenant overrides, attestation. None by
     /// default: passkeys are off until a relying party is set.
+    #[cfg(feature = "passkeys")]
     pub passkeys: PasskeyConfig,
 }
 
@@ -192,6 +194,7 @@ impl Default for AuthnConfig {
             challenge_quota: ChallengeQuota::default(),
             attempt_lease_ttl: Duration::from_secs(30),
             attempt_wait: Duration::from_secs(30),
+            #[cfg(feature = "passkeys")]
             passkeys: PasskeyConfig::default(),
         }
     }
@@ -334,7 +337,10 @@ impl AuthnConfig {
             let bits = number("RATE_LIMIT_IPV6_PREFIX", &v, 16, 128, "bits")?;
             config.ipv6_prefix_len = u8::try_from(bits).unwrap_or(64);
         }
-        config.passkeys = PasskeyConfig::from_lookup(get)?;
+        #[cfg(feature = "passkeys")]
+        {
+            config.passkeys = PasskeyConfig::from_lookup(get)?;
+        }
         Ok(config)
     }
 }

@@ -1,6 +1,6 @@
 //! Authentication for the security crate family: passwords, MFA (TOTP,
 //! backup codes, passkeys), passwordless passkey login (WebAuthn, module
-//! [`passkeys`]), access and refresh tokens, sessions, throttling and
+//! `passkeys`, feature `passkeys`), access and refresh tokens, sessions, throttling and
 //! lockout; and NATS decentralized auth (operator, account and user JWTs,
 //! `.creds` files).
 //!
@@ -16,7 +16,7 @@
 //! - **Login**: [`authenticate`](AuthenticationService::authenticate) with a
 //!   username and password gives a [`LoginOutcome`]: tokens, an MFA
 //!   challenge ([`verify_mfa`](AuthenticationService::verify_mfa) with a TOTP
-//!   or backup code, or [`verify_mfa_passkey`](AuthenticationService::verify_mfa_passkey)
+//!   or backup code, or `verify_mfa_passkey`
 //!   with a passkey), or a password-change ticket for a temporary or
 //!   expired password. Passkeys (alone, with a discoverable credential),
 //!   API keys and public keys (nkey nonce signing) log in too.
@@ -129,6 +129,7 @@ mod manage;
 mod new_user;
 pub mod observe;
 pub mod oidc;
+#[cfg(feature = "passkeys")]
 pub mod passkeys;
 mod password_change;
 mod policy;

@@ -65,7 +65,8 @@ pub struct MfaChallenge {
     pub expires_at: DateTime<Utc>,
     /// When the user has passkeys (and the tenant a relying party): the
     /// WebAuthn request options (`{"publicKey": …}`) listing them, for
-    /// [`AuthenticationService::verify_mfa_passkey`] instead of a code.
+    /// `AuthenticationService::verify_mfa_passkey` (feature `passkeys`)
+    /// instead of a code.
     pub passkey_options: Option<serde_json::Value>,
 }
 
@@ -776,6 +777,44 @@ impl AuthenticationService {
             .await
     }
 
+    /// The WebAuthn request options of an MFA challenge for a user with
+    /// passkeys (where the tenant has a relying party); the ceremony's state
+    /// goes into the challenge's `payload`.
+    #[cfg(feature = "passkeys")]
+    fn offer_passkey(
+        &self,
+        tenant: TenantId,
+        user: &User,
+        payload: &mut serde_json::Value,
+    ) -> Result<Option<serde_json::Value>, AuthnError> {
+        if user.passkeys.is_empty() {
+            return Ok(None);
+        }
+        let Ok(webauthn) = self.webauthn(tenant) else {
+            return Ok(None);
+        };
+        let (options, state) = crate::passkeys::assertion_ceremony(webauthn, Some(user))?;
+        payload["passkey"] = state;
+        Ok(Some(options))
+    }
+
+    /// Without passkey support no challenge offers one: a user with
+    /// passkeys is still asked for a second factor (TOTP or a backup code).
+    #[cfg(not(feature = "passkeys"))]
+    #[allow(
+        clippy::unused_self,
+        clippy::unnecessary_wraps,
+        reason = "the same signature as with passkeys"
+    )]
+    fn offer_passkey(
+        &self,
+        _tenant: TenantId,
+        _user: &User,
+        _payload: &mut serde_json::Value,
+    ) -> Result<Option<serde_json::Value>, AuthnError> {
+        Ok(None)
+    }
+
     async fn issue_mfa_challenge(
         &self,
         ctx: &CommandContext,
@@ -785,14 +824,7 @@ impl AuthenticationService {
     ) -> Result<LoginOutcome, AuthnError> {
         let user_id = user.id.ok_or(AuthnError::InvalidCredentials)?;
         let mut payload = serde_json::json!({ "then_change_password": then_change_password });
-        let mut passkey_options = None;
-        if !user.passkeys.is_empty()
-            && let Ok(webauthn) = self.webauthn(ctx.tenant_id)
-        {
-            let (options, state) = crate::passkeys::assertion_ceremony(webauthn, Some(user))?;
-            payload["passkey"] = state;
-            passkey_options = Some(options);
-        }
+        let passkey_options = self.offer_passkey(ctx.tenant_id, user, &mut payload)?;
         let (challenge, expires_at) = self
             .issue_challenge(
                 MFA_CHALLENGE_PREFIX,

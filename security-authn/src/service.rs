@@ -109,6 +109,7 @@ pub(crate) struct Inner {
     pub(crate) hs256: Option<(String, jsonwebtoken::EncodingKey)>,
     pub(crate) challenges: Arc<dyn ChallengeStore>,
     pub(crate) attempts: Arc<dyn AttemptLedger>,
+    #[cfg(feature = "passkeys")]
     pub(crate) passkeys: crate::passkeys::Verifiers,
     pub(crate) health: Arc<Health>,
     /// Dropped with the service: stops the background work.
@@ -198,6 +199,7 @@ impl AuthenticationServiceBuilder {
     /// (see [`revocation_health`](AuthenticationService::revocation_health)),
     /// which stops when the last clone of the service is dropped.
     pub fn build(self) -> Result<AuthenticationService, AuthnError> {
+        #[cfg(feature = "passkeys")]
         let passkeys = crate::passkeys::Verifiers::new(&self.config.passkeys)?;
         let jwt = &self.config.jwt;
         let retention = jwt.access_token_ttl + jwt.leeway + std::time::Duration::from_secs(60);
@@ -289,6 +291,7 @@ impl AuthenticationServiceBuilder {
                     .unwrap_or_else(|| Arc::new(MemoryAttemptLedger::new())),
                 audit,
                 repo,
+                #[cfg(feature = "passkeys")]
                 passkeys,
             }),
         })

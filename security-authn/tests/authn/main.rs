@@ -13,6 +13,7 @@ mod identity;
 mod jwt_vectors;
 mod login;
 mod mfa;
+#[cfg(feature = "passkeys")]
 mod passkeys;
 mod secrets;
 mod session;
