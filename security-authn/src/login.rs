@@ -777,6 +777,64 @@ impl AuthenticationService {
             .await
     }
 
+    /// What every MFA step does before it looks at the factor: the
+    /// challenge's user is throttled per IP and per user (a throttled
+    /// attempt puts the challenge back, unspent, and is audited), then must
+    /// exist, not be locked, be allowed to authenticate, and belong to an
+    /// active account. Any refusal here is the caller's answer.
+    pub(crate) async fn begin_mfa_step(
+        &self,
+        pending: &security_core::PendingChallenge,
+        method: AuthMethod,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(CommandContext, User, Account), AuthnError> {
+        let user_id = pending.user_id;
+        let tenant = pending.tenant_id;
+        let ctx = self.context(tenant, Some(Actor::user(user_id)));
+        let keys = [
+            self.ip_key("mfa", client),
+            Some(format!("mfa:user:{tenant}:{user_id}")),
+        ];
+        if let Some((which, retry_after)) = self
+            .throttle(&keys, self.inner.config.mfa_rate, now)
+            .await?
+        {
+            self.put_back_challenge(pending.clone(), now).await?;
+            let attempt = Attempt {
+                user_id: Some(user_id),
+                username: None,
+                method,
+                reason: FailureReason::Throttled,
+                throttled: Some((
+                    if which == 0 {
+                        ThrottleScope::Ip
+                    } else {
+                        ThrottleScope::User
+                    },
+                    retry_after,
+                )),
+            };
+            self.audit_attempt(&ctx, attempt, client).await?;
+            return Err(AuthnError::Throttled { retry_after });
+        }
+        let user = self
+            .user(tenant, user_id)
+            .await?
+            .ok_or(AuthnError::InvalidChallenge)?;
+        if user.is_locked_at(now) {
+            return Err(lock_error(&user, now));
+        }
+        user.check_can_authenticate(now)?;
+        let Some(account) = self
+            .active_account(&ctx, Some(user_id), None, method, client)
+            .await?
+        else {
+            return Err(AuthnError::InvalidChallenge);
+        };
+        Ok((ctx, user, account))
+    }
+
     /// The WebAuthn request options of an MFA challenge for a user with
     /// passkeys (where the tenant has a relying party); the ceremony's state
     /// goes into the challenge's `payload`.
@@ -943,48 +1001,9 @@ impl AuthenticationService {
                 .as_bool()
                 .unwrap_or(false);
             let user_id = pending.user_id;
-            let tenant = pending.tenant_id;
-            let ctx = self.context(tenant, Some(Actor::user(user_id)));
-            let keys = [
-                self.ip_key("mfa", client),
-                Some(format!("mfa:user:{tenant}:{user_id}")),
-            ];
-            if let Some((which, retry_after)) = self
-                .throttle(&keys, self.inner.config.mfa_rate, now)
-                .await?
-            {
-                self.put_back_challenge(pending, now).await?;
-                let attempt = Attempt {
-                    user_id: Some(user_id),
-                    username: None,
-                    method: AuthMethod::PasswordTotp,
-                    reason: FailureReason::Throttled,
-                    throttled: Some((
-                        if which == 0 {
-                            ThrottleScope::Ip
-                        } else {
-                            ThrottleScope::User
-                        },
-                        retry_after,
-                    )),
-                };
-                self.audit_attempt(&ctx, attempt, client).await?;
-                return Err(AuthnError::Throttled { retry_after });
-            }
-            let user = self
-                .user(tenant, user_id)
-                .await?
-                .ok_or(AuthnError::InvalidChallenge)?;
-            if user.is_locked_at(now) {
-                return Err(lock_error(&user, now));
-            }
-            user.check_can_authenticate(now)?;
-            let Some(account) = self
-                .active_account(&ctx, Some(user_id), None, AuthMethod::PasswordTotp, client)
-                .await?
-            else {
-                return Err(AuthnError::InvalidChallenge);
-            };
+            let (ctx, user, account) = self
+                .begin_mfa_step(&pending, AuthMethod::PasswordTotp, client, now)
+                .await?;
             let proof = self.second_factor(&user, code, now).await?;
             let verified = match proof {
                 Some(proof) => {

@@ -12,7 +12,7 @@ use super::verify::{AssertionCheck, AssertionFailure, verify_assertion};
 use super::{MAX_RESPONSE_BYTES, PasskeyCeremony};
 use crate::audit::ThrottleScope;
 use crate::error::AuthnError;
-use crate::login::{Attempt, LoginOutcome, lock_error};
+use crate::login::{Attempt, LoginOutcome};
 use crate::service::{AuthenticationService, TokenPair};
 use crate::tickets::Lookup;
 
@@ -311,53 +311,9 @@ impl AuthenticationService {
             let user_id = pending.user_id;
             let tenant = pending.tenant_id;
             crate::observe::record_tenant(tenant);
-            let ctx = self.context(tenant, Some(Actor::user(user_id)));
-            let keys = [
-                self.ip_key("mfa", client),
-                Some(format!("mfa:user:{tenant}:{user_id}")),
-            ];
-            if let Some((which, retry_after)) = self
-                .throttle(&keys, self.inner.config.mfa_rate, now)
-                .await?
-            {
-                self.put_back_challenge(pending, now).await?;
-                let attempt = Attempt {
-                    user_id: Some(user_id),
-                    username: None,
-                    method: AuthMethod::PasswordPasskey,
-                    reason: FailureReason::Throttled,
-                    throttled: Some((
-                        if which == 0 {
-                            ThrottleScope::Ip
-                        } else {
-                            ThrottleScope::User
-                        },
-                        retry_after,
-                    )),
-                };
-                self.audit_attempt(&ctx, attempt, client).await?;
-                return Err(AuthnError::Throttled { retry_after });
-            }
-            let user = self
-                .user(tenant, user_id)
-                .await?
-                .ok_or(AuthnError::InvalidChallenge)?;
-            if user.is_locked_at(now) {
-                return Err(lock_error(&user, now));
-            }
-            user.check_can_authenticate(now)?;
-            let Some(account) = self
-                .active_account(
-                    &ctx,
-                    Some(user_id),
-                    None,
-                    AuthMethod::PasswordPasskey,
-                    client,
-                )
-                .await?
-            else {
-                return Err(AuthnError::InvalidChallenge);
-            };
+            let (ctx, user, account) = self
+                .begin_mfa_step(&pending, AuthMethod::PasswordPasskey, client, now)
+                .await?;
             let then_change_password = pending.payload["then_change_password"]
                 .as_bool()
                 .unwrap_or(false);
